@@ -1,0 +1,47 @@
+"""sparsemem: a kernel-faithful simulator of Linux SPARSEMEM and sub-section memory hotplug.
+
+The compiled core (:class:`SectionTable`) models ``mm/sparse.c``; :class:`Machine` adds the
+hotplug layer (``mm/memory_hotplug.c``, ``drivers/base/memory.c``), device memory
+(``mm/memremap.c``) and the libnvdimm pfn/dax devices (``drivers/nvdimm``).  Every stateful
+object takes ``kernel="5.2"`` or ``kernel="5.3"`` (see :mod:`sparsemem.kernel`).
+
+Names are imported lazily, so ``import sparsemem`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .errors import KernelBug, KernelError
+from .kernel import DEFAULT_KERNEL, KernelModel, kernel_model
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "SectionTable": "sparsemem._sparsecore",
+    "VmemAltmap": "sparsemem._sparsecore",
+    "Machine": "sparsemem.machine",
+    "DevPagemap": "sparsemem.memremap",
+}
+
+__all__ = [
+    "KernelError",
+    "KernelBug",
+    "KernelModel",
+    "kernel_model",
+    "DEFAULT_KERNEL",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sparsemem' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

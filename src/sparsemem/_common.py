@@ -1,0 +1,192 @@
+"""Argument checks, messages and accounting shared by the compiled core and its Python twin.
+
+Both ``sparsemem._sparsecore.SectionTable`` and ``sparsemem.reference.SectionTable`` call
+these, so a rule (what a bad argument is, how an error reads) lives in one place.
+"""
+
+from __future__ import annotations
+
+import errno
+import operator
+
+import numpy as np
+
+from . import constants as C
+from .errors import KernelError
+
+U64 = (1 << 64) - 1
+
+
+def index(value, what: str) -> int:
+    """``operator.index`` with a message that names the argument."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
+
+
+def unsigned(value, what: str) -> int:
+    """A non-negative integer that fits an ``unsigned long``."""
+    v = index(value, what)
+    if v < 0:
+        raise ValueError(f"{what} must not be negative (got {v})")
+    if v > U64:
+        raise ValueError(f"{what} 0x{v:x} does not fit in an unsigned long")
+    return v
+
+
+def check_bits(max_physmem_bits) -> int:
+    bits = index(max_physmem_bits, "max_physmem_bits")
+    if bits not in (C.MAX_PHYSMEM_BITS_4LVL, C.MAX_PHYSMEM_BITS_5LVL):
+        raise ValueError(f"max_physmem_bits must be 46 (4-level paging) or 52 (5-level), not {bits}")
+    return bits
+
+
+def check_nid(nid) -> int:
+    nid = index(nid, "nid")
+    if not 0 <= nid < C.MAX_NUMNODES:
+        raise ValueError(f"nid {nid} out of range 0..{C.MAX_NUMNODES - 1}")
+    return nid
+
+
+def check_zone(zone, allow_none: bool = False):
+    if zone is None and allow_none:
+        return None
+    zone = index(zone, "zone")
+    if not 0 <= zone <= C.ZONE_DEVICE:
+        raise ValueError(f"zone index {zone} out of range 0..{C.ZONE_DEVICE}")
+    return zone
+
+
+def check_range(start_pfn, nr_pages, pfn_limit: int, bits: int, subsection: bool, *,
+                one_section: bool, what: str) -> tuple[int, int]:
+    """Validate a hotplug pfn range: the caller contract of the core's mutating calls.
+
+    ``nr_pages`` must be >= 1, the range must lie inside the physical address space, inside
+    one section when ``one_section``, and (sub-section era) be 512-pfn aligned, which
+    ``check_pfn_span`` guarantees for every kernel caller.
+    """
+    start = unsigned(start_pfn, "start_pfn")
+    nr = unsigned(nr_pages, "nr_pages")
+    if nr == 0:
+        raise ValueError(f"{what}: nr_pages is 0 (an empty range; __add_pages handles that case)")
+    end = start + nr
+    if end > pfn_limit:
+        raise ValueError(
+            f"{what}: pfn range [0x{start:x}-0x{end:x}) exceeds the {bits}-bit physical "
+            f"address space (max pfn 0x{pfn_limit:x})"
+        )
+    if one_section and (start >> C.PFN_SECTION_SHIFT) != ((end - 1) >> C.PFN_SECTION_SHIFT):
+        raise ValueError(
+            f"{what}: pfn range [0x{start:x}-0x{end:x}) crosses a section boundary "
+            f"(one call handles one section's piece, as __add_pages splits them)"
+        )
+    if subsection and (start | nr) & (C.PAGES_PER_SUBSECTION - 1):
+        raise ValueError(
+            f"{what}: pfn 0x{start:x} nr_pages 0x{nr:x} is not sub-section (512-pfn) aligned; "
+            f"check_pfn_span in __add_pages/__remove_pages guarantees that"
+        )
+    return start, nr
+
+
+def check_span(start_pfn, end_pfn, pfn_limit: int, what: str) -> tuple[int, int]:
+    """A [start, end) pfn span for the per-section walks (online/offline_mem_sections)."""
+    start = unsigned(start_pfn, "start_pfn")
+    end = unsigned(end_pfn, "end_pfn")
+    if start > end:
+        raise ValueError(f"{what}: start_pfn 0x{start:x} > end_pfn 0x{end:x}")
+    if end > pfn_limit:
+        raise ValueError(f"{what}: end_pfn 0x{end:x} exceeds max pfn 0x{pfn_limit:x}")
+    return start, end
+
+
+def hexfmt(v: int) -> str:
+    """C's ``%#lx``: ``0x`` + lowercase hex, except that 0 prints as ``0``."""
+    return "0" if v == 0 else f"0x{v:x}"
+
+
+def encode_null(nr: int) -> int:
+    """``sparse_encode_mem_map(NULL, nr)`` = ``-(nr << 21)`` as an unsigned long (§2.4)."""
+    return (-(nr << 21)) & U64
+
+
+def wrap_message(start: int, end: int, step: int) -> str:
+    return (f"find_biggest_section_pfn(start 0x{start:x}, end 0x{end:x}): nothing matched and the "
+            f"unsigned probe pfn would wrap below 0; the v5.3 kernel spins ~2^55 iterations "
+            f"(step {step}) here")
+
+
+def deactivated_message(pfn: int, nr_pages: int) -> str:
+    return f"section already deactivated ({hexfmt(pfn)} + {nr_pages})"
+
+
+def add_error(rc: int, subsection: bool, pfn: int, nr_pages: int, overlap: int, altmap) -> KernelError:
+    """The KernelError for a failed ``sparse_add_section`` piece."""
+    nr = pfn >> C.PFN_SECTION_SHIFT
+    if rc == -errno.EEXIST:
+        if subsection:
+            return KernelError(errno.EEXIST, f"sparse_add_section: pfn 0x{pfn:x} nr_pages 0x{nr_pages:x}: "
+                                             f"sub-sections 0x{overlap:016x} of section {nr} are already active")
+        return KernelError(errno.EEXIST, f"__add_section: section {nr} (pfn 0x{nr << C.PFN_SECTION_SHIFT:x}) "
+                                         f"already has a memmap")
+    if rc == -errno.ENOMEM:
+        a = altmap
+        detail = (f"altmap exhausted (base_pfn 0x{a.base_pfn:x} reserve {a.reserve} free {a.free} "
+                  f"align {a.align} alloc {a.alloc})" if a is not None else "out of memory")
+        return KernelError(errno.ENOMEM, f"sparse_add_section: memmap of pfn 0x{pfn:x} nr_pages 0x{nr_pages:x} "
+                                         f"(section {nr}): {detail}")
+    return KernelError(-rc, f"sparse_add_section: pfn 0x{pfn:x} nr_pages 0x{nr_pages:x}: error {rc}")
+
+
+def stats(boot: int, ram: int, alt: int, pages: int, tables: int, fd: int) -> dict:
+    """``vmemmap_stats()``: counts by backing and the bytes they come to (MN §7.4)."""
+    pmd = C.PMD_SIZE
+    return {
+        "memmap_bytes": (boot + ram + alt) * pmd + pages * C.PAGE_SIZE,
+        "memmap_ram_bytes": (boot + ram) * pmd + (pages + tables) * C.PAGE_SIZE,
+        "memmap_altmap_bytes": alt * pmd,
+        "boot_pmds": boot,
+        "pmds_ram": ram,
+        "pmds_altmap": alt,
+        "base_pages_ram": pages,
+        "pte_tables": tables,
+        "fd_subsections": fd,
+    }
+
+
+def batch_args(pfns, out):
+    """Coerce a ``pfn_valid_many`` input to a contiguous uint64 array and check ``out``.
+
+    Any integer array-like is accepted; negative values and values of 2**64 or more are not
+    valid pfns (they are mapped to 2**64 - 1).  Floats, strings and other objects: TypeError.
+    Returns ``(uint64 array, bool out array)`` of the input's shape.
+    """
+    arr = np.asarray(pfns)
+    kind = arr.dtype.kind
+    if kind == "O":
+        flat = arr.reshape(-1)
+        conv = np.empty(flat.shape, dtype=np.uint64)
+        for i, v in enumerate(flat.tolist()):
+            if isinstance(v, float) or not hasattr(v, "__index__"):
+                raise TypeError(f"pfns must be integers; element {i} is {type(v).__name__}")
+            v = operator.index(v)
+            conv[i] = v if 0 <= v <= U64 else U64
+        arr = conv.reshape(arr.shape)
+    elif kind == "i":
+        arr = np.where(arr < 0, arr.dtype.type(-1), arr).astype(np.uint64)
+    elif kind in "ub":
+        arr = np.ascontiguousarray(arr, dtype=np.uint64)
+    elif arr.size == 0:
+        arr = arr.astype(np.uint64)
+    else:
+        raise TypeError(f"pfns must be an integer array-like, not an array of {arr.dtype}")
+    if out is None:
+        out = np.empty(arr.shape, dtype=bool)
+    else:
+        if not isinstance(out, np.ndarray) or out.dtype != np.bool_:
+            raise TypeError("out must be a numpy.ndarray of dtype bool")
+        if out.shape != arr.shape:
+            raise ValueError(f"out has shape {out.shape}, pfns has shape {arr.shape}")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError("out must be C-contiguous and writeable")
+    return np.ascontiguousarray(arr, dtype=np.uint64), out

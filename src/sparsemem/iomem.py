@@ -1,0 +1,1222 @@
+"""The iomem resource tree (``kernel/resource.c``) and the parsers for the layouts that show it.
+
+The tree
+========
+
+:class:`ResourceTree` is ``iomem_resource``: a root spanning ``[0, 2**64 - 1]`` whose children
+are the top-level lines of ``/proc/iomem``.  Every :class:`Resource` has an **inclusive** ``end``
+(as ``/proc/iomem`` prints it), ``flags`` (``IORESOURCE_*``), ``desc`` (``IORES_DESC_*``), a
+``parent`` and ``children`` sorted by start; siblings never overlap and children lie inside
+their parent.  The operations follow the kernel functions of the same name (v5.1 .. v5.x):
+
+* ``request_resource(res, parent)`` -- ``request_resource``: ``res`` must fit inside
+  ``parent`` and overlap none of its children, else ``-EBUSY``.
+* ``request(start, size, name, flags)`` -- ``__request_region`` (``request_mem_region``): like
+  ``request_resource``, but when the range lies inside a child that is **not**
+  ``IORESOURCE_BUSY`` (a PCI window, "Reserved", "Persistent Memory") it descends and becomes
+  that child's child.  Flags are ``resource_type(parent) | resource_ext_type(parent) |
+  IORESOURCE_BUSY | flags`` and ``desc`` is the parent's, as the kernel sets them.
+* ``insert(start, size, name, flags, desc)`` / ``insert_resource(res)`` -- ``insert_resource``:
+  siblings that the new resource fully contains become its children; a partial overlap is
+  ``-EBUSY``.
+* ``release(res)`` -- ``release_resource``: unlinks ``res`` and its subtree.
+* ``remove_resource(res)`` -- ``remove_resource``: unlinks ``res``; its children move up.
+* ``release_region(start, size)`` -- ``__release_region`` (warns when nothing matches).
+* ``release_mem_region_adjustable(start, size)`` -- the ``remove_memory`` path: trims or splits
+  a busy System RAM resource.
+* ``adjust_resource(res, start, size)`` -- ``adjust_resource``.
+* ``region_intersects(start, size, flags, desc)`` -- ``region_intersects``: top-level resources
+  only (memremap-nvdimm.md §3.1); returns ``REGION_DISJOINT``, ``REGION_INTERSECTS`` or
+  ``REGION_MIXED``.  ``region_intersects_ram(start, size)`` asks about System RAM.
+* ``walk_system_ram_range(start_pfn, nr_pages)`` -- ``walk_system_ram_range``: busy System RAM
+  at **any depth** (the kernel walks the whole tree with ``find_next_iomem_res(first_lvl =
+  false)``), so a "System RAM" child of a pmem range (kmem) counts; a range nested inside an
+  already reported one is skipped because the walk resumes after each reported end.
+* ``walk_system_ram_res(start, end)`` -- top-level busy System RAM only;
+  ``walk_iomem_res_desc(desc, flags, start, end)`` -- any depth.
+* ``text()`` -- ``r_show`` of ``/proc/iomem``: ``%0*llx-%0*llx : name`` with width 8 (the root
+  ends above 0xffff, so addresses are zero-padded to at least 8 digits), two spaces per level,
+  indentation capped at ``MAX_IORES_LEVEL`` (5) levels; zeros instead of addresses for a
+  reader without CAP_SYS_ADMIN (``privileged=False``).
+
+A failing operation raises :class:`~sparsemem.errors.KernelError` (``EBUSY`` or ``EINVAL``)
+whose message names the ranges in hex, and leaves the tree exactly as it was.
+Wrong Python types raise ``TypeError`` and negative or out-of-range numbers ``ValueError``
+before anything is touched.  Trees are plain Python objects: ``copy.deepcopy`` and ``pickle``
+work, and ``==`` compares the whole tree (ranges, names, flags, desc, nesting);
+:meth:`ResourceTree.snapshot` gives the ``(depth, start, end, name)`` tuples.
+
+Input formats
+=============
+
+:func:`parse` (and :func:`parse_file`) read either format, line by line:
+
+* ``/proc/iomem`` lines ``start-end : name`` (hex without ``0x``, inclusive end).  Nesting
+  follows indentation: a line indented deeper than its predecessor is a child of the nearest
+  preceding line with smaller indentation.  The smallest indentation is top level, and a line
+  that is indented but has no shallower line before it (an excerpt that starts inside an
+  elided parent) is placed at top level.  Lines printed as siblings in an order other than
+  by address are accepted (the tree sorts them).
+* dmesg e820 lines ``BIOS-e820: [mem 0x...-0x...] TYPE`` or ``user: [mem ...] TYPE``
+  (the user-defined physical RAM map printed after ``memmap=``/``mem=``), optionally after a
+  ``[    0.000000] `` timestamp, a syslog ``... kernel: `` prefix and an ``e820: `` prefix.
+  TYPE is ``usable``, ``reserved``, ``soft reserved``, ``ACPI data``, ``ACPI NVS``,
+  ``unusable``, ``persistent (type 7)``, ``persistent (type 12)`` or ``type N``.
+  When a file holds several tables, the one the kernel used wins: ``modified`` over ``user``
+  over ``extended`` over the firmware table (``BIOS-e820``).  That table goes through
+  :func:`e820__update_table` (the kernel's sanitizer: overlaps resolved in favour of the
+  higher type, adjacent ranges of one type merged **except** type 12 and soft-reserved
+  ranges, which stay separate) and then :func:`e820__reserve_resources` turns each entry
+  into one top-level resource: type 1 "System RAM", 2 "Reserved", 3 "ACPI Tables",
+  4 "ACPI Non-volatile Storage", 5 "Unusable memory", 7 "Persistent Memory",
+  12 "Persistent Memory (legacy)", other "Unknown E820 type".  So a map with two adjacent
+  ``usable`` entries shows one "System RAM" line, and six adjacent type-12 entries show six
+  "Persistent Memory (legacy)" lines (and become six nvdimm regions).  What an e820 map
+  cannot tell is *not* invented: no kernel image, crash kernel, PCI windows or the late
+  "RAM buffer" padding (which PCI windows normally claim first).
+* The dmesg headings of those tables (``e820: BIOS-provided physical RAM map:``,
+  ``user-defined ...``) are skipped.
+* ``#`` lines are comments; ``# source: URL`` goes to :attr:`ParsedLayout.source` and
+  ``# observed: TEXT`` lines to :attr:`ParsedLayout.observations`.  Blank lines are ignored.
+* A file with both kinds of layout lines uses the ``/proc/iomem`` lines (what the kernel
+  finally showed); its e820 tables are still available in :attr:`ParsedLayout.e820_tables`.
+
+Errors are ``ValueError`` naming the 1-based line number and quoting the line: an unknown
+line, a start above its end, a number wider than 64 bits, a child not inside its parent, two
+siblings that overlap.  A ``/proc/iomem`` read without root shows every address as zero; that
+gets its own message telling to read it as root.
+
+Flags of parsed ``/proc/iomem`` lines
+-------------------------------------
+
+``/proc/iomem`` shows names, not flags; :func:`iomem_flags_for_name` gives each name the
+flags and desc that the code which registers such a resource sets:
+
+* e820 names as ``e820__reserve_resources`` sets them (``e820_type_to_iomem_type``,
+  ``e820_type_to_iores_desc``, ``do_mark_busy``: "Reserved" and the two "Persistent Memory"
+  names are not busy unless they start below 1 MiB; the others are busy);
+* names starting with "System RAM" (also "System RAM (kmem)"), "Kernel code/rodata/data/bss":
+  ``IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY``; "Crash kernel": the same with
+  ``IORES_DESC_CRASH_KERNEL``;
+* "PCI Bus ..." windows and PCI function BARs (``0000:03:00.0``): ``IORESOURCE_MEM``, not busy
+  (drivers claim busy children inside them);
+* "namespaceX.Y": busy, with the parent's desc (``__request_region`` copies it);
+* every other name (a driver's ``request_mem_region``): ``IORESOURCE_MEM | IORESOURCE_BUSY``;
+* a resource with a "System RAM..." child is not busy (``add_memory`` could only have placed
+  RAM under it by descending into a non-busy resource, as kmem arranges for "dax0.0").
+"""
+
+from __future__ import annotations
+
+import errno
+import operator
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+from .errors import KernelError
+
+__all__ = [
+    # flags and descriptors
+    "IORESOURCE_IO",
+    "IORESOURCE_MEM",
+    "IORESOURCE_TYPE_BITS",
+    "IORESOURCE_PREFETCH",
+    "IORESOURCE_READONLY",
+    "IORESOURCE_MEM_64",
+    "IORESOURCE_WINDOW",
+    "IORESOURCE_SYSRAM",
+    "IORESOURCE_EXT_TYPE_BITS",
+    "IORESOURCE_BUSY",
+    "IORESOURCE_SYSTEM_RAM",
+    "IORES_DESC_NONE",
+    "IORES_DESC_CRASH_KERNEL",
+    "IORES_DESC_ACPI_TABLES",
+    "IORES_DESC_ACPI_NV_STORAGE",
+    "IORES_DESC_PERSISTENT_MEMORY",
+    "IORES_DESC_PERSISTENT_MEMORY_LEGACY",
+    "IORES_DESC_DEVICE_PRIVATE_MEMORY",
+    "IORES_DESC_RESERVED",
+    "IORES_DESC_SOFT_RESERVED",
+    "REGION_INTERSECTS",
+    "REGION_DISJOINT",
+    "REGION_MIXED",
+    "MAX_IORES_LEVEL",
+    "RESOURCE_MAX",
+    # e820
+    "E820_TYPE_RAM",
+    "E820_TYPE_RESERVED",
+    "E820_TYPE_ACPI",
+    "E820_TYPE_NVS",
+    "E820_TYPE_UNUSABLE",
+    "E820_TYPE_PMEM",
+    "E820_TYPE_PRAM",
+    "E820_TYPE_SOFT_RESERVED",
+    "E820_TYPE_RESERVED_KERN",
+    "E820Entry",
+    "e820__update_table",
+    "e820__reserve_resources",
+    "e820_type_to_string",
+    # tree and parser
+    "Resource",
+    "ResourceTree",
+    "ParsedLayout",
+    "iomem_flags_for_name",
+    "parse",
+    "parse_file",
+]
+
+PAGE_SHIFT = 12  # x86_64 (SM_PAGE_SHIFT in include/sparsemem.h)
+PAGE_SIZE = 1 << PAGE_SHIFT
+
+#: Largest ``resource_size_t`` (the root's inclusive end).
+RESOURCE_MAX = (1 << 64) - 1
+
+# include/linux/ioport.h: resource flags (the subset the simulation uses)
+IORESOURCE_TYPE_BITS = 0x00001F00
+IORESOURCE_IO = 0x00000100
+IORESOURCE_MEM = 0x00000200
+IORESOURCE_PREFETCH = 0x00002000
+IORESOURCE_READONLY = 0x00004000
+IORESOURCE_MEM_64 = 0x00100000
+IORESOURCE_WINDOW = 0x00200000
+IORESOURCE_EXT_TYPE_BITS = 0x01000000
+IORESOURCE_SYSRAM = 0x01000000
+IORESOURCE_BUSY = 0x80000000
+IORESOURCE_SYSTEM_RAM = IORESOURCE_MEM | IORESOURCE_SYSRAM
+
+# include/linux/ioport.h: I/O resource descriptors
+IORES_DESC_NONE = 0
+IORES_DESC_CRASH_KERNEL = 1
+IORES_DESC_ACPI_TABLES = 2
+IORES_DESC_ACPI_NV_STORAGE = 3
+IORES_DESC_PERSISTENT_MEMORY = 4
+IORES_DESC_PERSISTENT_MEMORY_LEGACY = 5
+IORES_DESC_DEVICE_PRIVATE_MEMORY = 6
+IORES_DESC_RESERVED = 7
+IORES_DESC_SOFT_RESERVED = 8  # v5.5
+
+# include/linux/mm.h: region_intersects() results
+REGION_INTERSECTS = 0
+REGION_DISJOINT = 1
+REGION_MIXED = 2
+
+#: r_show() indents at most this many levels.
+MAX_IORES_LEVEL = 5
+
+# arch/x86/include/asm/e820/types.h
+E820_TYPE_RAM = 1
+E820_TYPE_RESERVED = 2
+E820_TYPE_ACPI = 3
+E820_TYPE_NVS = 4
+E820_TYPE_UNUSABLE = 5
+E820_TYPE_PMEM = 7
+E820_TYPE_PRAM = 12
+E820_TYPE_SOFT_RESERVED = 0xEFFFFFFF
+E820_TYPE_RESERVED_KERN = 128
+
+_REGION_NAMES = {REGION_INTERSECTS: "REGION_INTERSECTS", REGION_DISJOINT: "REGION_DISJOINT",
+                 REGION_MIXED: "REGION_MIXED"}
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checking
+
+
+def _u64(value, what: str) -> int:
+    """An int in [0, 2**64 - 1]: TypeError for non-integers, ValueError when out of range."""
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}") from None
+    if v < 0:
+        raise ValueError(f"{what} must not be negative: {v}")
+    if v > RESOURCE_MAX:
+        raise ValueError(f"{what} {v:#x} is beyond the 64-bit physical address space")
+    return v
+
+
+def _range(start, size, what: str = "range") -> tuple[int, int]:
+    """(start, inclusive end) of a ``start, size`` pair; size must be >= 1 and fit in 64 bits."""
+    start = _u64(start, "start")
+    size = _u64(size, "size")
+    if size == 0:
+        raise ValueError(f"{what} at {start:#x} has size 0")
+    if start + size - 1 > RESOURCE_MAX:
+        raise ValueError(f"{what} {start:#x} + size {size:#x} runs past the 64-bit address space")
+    return start, start + size - 1
+
+
+def _mem(start: int, end: int) -> str:
+    """The kernel's ``%pR`` rendering of a memory range (without flags)."""
+    return f"[mem {start:#010x}-{end:#010x}]"
+
+
+# ---------------------------------------------------------------------------------------------
+# struct resource
+
+
+class Resource:
+    """One ``struct resource``: ``[start, end]`` inclusive, ``name``, ``flags``, ``desc``.
+
+    ``parent`` is ``None`` while the resource is not in a tree; ``children`` are sorted by
+    start.  Identity is object identity (two distinct resources with equal fields are still
+    two resources); compare trees with ``ResourceTree.__eq__`` or ``snapshot()``.
+    """
+
+    def __init__(self, start: int, end: int, name: str, flags: int = IORESOURCE_MEM,
+                 desc: int = IORES_DESC_NONE):
+        start = _u64(start, "start")
+        end = _u64(end, "end")
+        if end < start:
+            raise ValueError(f"resource {name!r}: end {end:#x} is below start {start:#x}")
+        if not isinstance(name, str):
+            raise TypeError(f"resource name must be a str, not {type(name).__name__}")
+        if "\n" in name:
+            raise ValueError(f"resource name must be one line: {name!r}")
+        self.start = start
+        self.end = end
+        self.name = name
+        self.flags = _u64(flags, "flags")
+        self.desc = _u64(desc, "desc")
+        self.parent: Optional[Resource] = None
+        self.children: list[Resource] = []
+
+    @property
+    def size(self) -> int:
+        """``resource_size()``: ``end - start + 1``."""
+        return self.end - self.start + 1
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.flags & IORESOURCE_BUSY)
+
+    @property
+    def depth(self) -> int:
+        """Levels below the top of its tree: 0 for a top-level resource (a child of the root),
+        -1 for the root itself or a resource that is in no tree."""
+        d, p = -1, self.parent
+        while p is not None:
+            d, p = d + 1, p.parent
+        return d
+
+    def contains(self, start: int, end: int) -> bool:
+        """``resource_contains``: ``[start, end]`` (inclusive) lies inside this resource."""
+        return self.start <= start and end <= self.end
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """``resource_overlaps``: ``[start, end]`` (inclusive) shares a byte with it."""
+        return self.start <= end and start <= self.end
+
+    def pr(self) -> str:
+        """``%pR``-style ``[mem 0x...-0x...]``."""
+        return _mem(self.start, self.end)
+
+    def __repr__(self) -> str:
+        return (f"Resource({self.pr()} {self.name!r} flags={self.flags:#x} desc={self.desc}"
+                f"{', %d children' % len(self.children) if self.children else ''})")
+
+
+def _request_resource(root: Resource, new: Resource) -> Optional[Resource]:
+    """``__request_resource``: link ``new`` under ``root`` or return the conflict
+    (``root`` itself when ``new`` does not fit inside it)."""
+    start, end = new.start, new.end
+    if end < start or start < root.start or end > root.end:
+        return root
+    for i, tmp in enumerate(root.children):
+        if tmp.start > end:
+            root.children.insert(i, new)
+            new.parent = root
+            return None
+        if tmp.end < start:
+            continue
+        return tmp
+    root.children.append(new)
+    new.parent = root
+    return None
+
+
+def resource_type(res: Resource) -> int:
+    return res.flags & IORESOURCE_TYPE_BITS
+
+
+def resource_ext_type(res: Resource) -> int:
+    return res.flags & IORESOURCE_EXT_TYPE_BITS
+
+
+# ---------------------------------------------------------------------------------------------
+# the tree
+
+
+class ResourceTree:
+    """``iomem_resource`` and the ``kernel/resource.c`` operations on it.
+
+    ``dmesg``: a list to which the kernel's log lines on these paths are appended (pass the
+    owning machine's list to share it); a new list when omitted.
+    """
+
+    def __init__(self, dmesg: Optional[list] = None):
+        # kernel/resource.c: iomem_resource = { "PCI mem", 0, -1, IORESOURCE_MEM }
+        self.root = Resource(0, RESOURCE_MAX, "PCI mem", IORESOURCE_MEM)
+        self.dmesg: list = [] if dmesg is None else dmesg
+
+    # -- inspection ------------------------------------------------------------------------
+
+    @property
+    def iomem_resource(self) -> Resource:
+        return self.root
+
+    def walk(self, parent: Optional[Resource] = None) -> Iterator[tuple[int, Resource]]:
+        """Depth-first ``(depth, resource)`` in ``/proc/iomem`` order; depth 0 is top level."""
+        stack = [(0, c) for c in reversed((parent or self.root).children)]
+        while stack:
+            depth, res = stack.pop()
+            yield depth, res
+            stack.extend((depth + 1, c) for c in reversed(res.children))
+
+    def __iter__(self) -> Iterator[Resource]:
+        return (res for _, res in self.walk())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.walk())
+
+    def top_level(self) -> list[Resource]:
+        """The root's children (the unindented ``/proc/iomem`` lines), in address order."""
+        return list(self.root.children)
+
+    def find(self, start: int, end: int, name: Optional[str] = None) -> Optional[Resource]:
+        """The first resource (depth-first) with exactly ``[start, end]`` (inclusive) and,
+        when given, ``name``; ``None`` if there is none."""
+        for res in self:
+            if res.start == start and res.end == end and (name is None or res.name == name):
+                return res
+        return None
+
+    def lookup_resource(self, start: int) -> Optional[Resource]:
+        """``lookup_resource(&iomem_resource, start)``: the top-level resource starting there."""
+        for res in self.root.children:
+            if res.start == start:
+                return res
+        return None
+
+    def snapshot(self) -> tuple[tuple[int, int, int, str], ...]:
+        """``(depth, start, end, name)`` of every resource, in ``/proc/iomem`` order."""
+        return tuple((d, r.start, r.end, r.name) for d, r in self.walk())
+
+    def _state(self):
+        return tuple((d, r.start, r.end, r.name, r.flags, r.desc) for d, r in self.walk())
+
+    def __eq__(self, other):
+        if not isinstance(other, ResourceTree):
+            return NotImplemented
+        return self._state() == other._state()
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {len(self.root.children)} top-level, {len(self)} resources>"
+
+    def copy(self) -> "ResourceTree":
+        import copy
+
+        return copy.deepcopy(self)
+
+    def text(self, privileged: bool = True) -> str:
+        """The tree as ``/proc/iomem`` shows it (``r_show``); ``privileged=False`` gives what
+        a reader without CAP_SYS_ADMIN sees (every address zero)."""
+        width = 4 if self.root.end < 0x10000 else 8
+        out = []
+        for depth, res in self.walk():
+            indent = 2 * min(depth, MAX_IORES_LEVEL)
+            start, end = (res.start, res.end) if privileged else (0, 0)
+            out.append(f"{'':{indent}}{start:0{width}x}-{end:0{width}x} : {res.name}\n")
+        return "".join(out)
+
+    __str__ = text
+
+    def check_invariants(self) -> None:
+        """Assert the tree shape (children sorted, disjoint, inside parents, parent links)."""
+        stack = [self.root]
+        while stack:
+            p = stack.pop()
+            prev = None
+            for c in p.children:
+                assert c.parent is p, f"{c!r} has parent {c.parent!r}, expected {p!r}"
+                assert p.contains(c.start, c.end), f"{c!r} is not inside {p!r}"
+                assert prev is None or prev.end < c.start, f"{prev!r} and {c!r} overlap or are unsorted"
+                prev = c
+                stack.append(c)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _parent_arg(self, parent: Optional[Resource]) -> Resource:
+        if parent is None:
+            return self.root
+        if not isinstance(parent, Resource):
+            raise TypeError(f"parent must be a Resource, not {type(parent).__name__}")
+        p = parent
+        while p.parent is not None:
+            p = p.parent
+        if p is not self.root:
+            raise ValueError(f"parent {parent!r} is not in this resource tree")
+        return parent
+
+    def _attached(self, res: Resource) -> bool:
+        p = res
+        while p.parent is not None:
+            p = p.parent
+        return p is self.root and res is not self.root
+
+    @staticmethod
+    def _index(parent: Resource, res: Resource) -> int:
+        for i, c in enumerate(parent.children):
+            if c is res:
+                return i
+        return -1
+
+    def _insert_resource(self, parent: Resource, new: Resource) -> Optional[Resource]:
+        """``__insert_resource``: as ``__request_resource``, but a run of siblings that
+        ``new`` fully contains become ``new``'s children; returns the conflict or None."""
+        while True:
+            first = _request_resource(parent, new)
+            if first is None or first is parent or first is new:
+                return first
+            if first.start > new.start or first.end < new.end:
+                break
+            if first.start == new.start and first.end == new.end:
+                break
+            parent = first  # new fits inside first: go one level down
+        i = j = self._index(parent, first)
+        siblings = parent.children
+        while True:
+            nxt = siblings[j]
+            if nxt.start < new.start or nxt.end > new.end:
+                return nxt  # partial overlap: bad, and unfixable
+            if j + 1 == len(siblings) or siblings[j + 1].start > new.end:
+                break
+            j += 1
+        swallowed = siblings[i : j + 1]
+        siblings[i : j + 1] = [new]
+        new.parent = parent
+        new.children = swallowed
+        for c in swallowed:
+            c.parent = new
+        return None
+
+    @staticmethod
+    def _collision(new: Resource, conflict: Resource, parent: Resource, verb: str) -> KernelError:
+        if conflict is parent:
+            msg = (f"{verb}: {new.name} {new.pr()} does not fit in "
+                   f"{parent.name} {parent.pr()}")
+        else:
+            msg = (f"{verb}: resource collision: {new.name} {new.pr()} conflicts with "
+                   f"{conflict.name} {conflict.pr()}")
+        return KernelError(errno.EBUSY, msg)
+
+    def _new_detached(self, res: Resource) -> Resource:
+        if not isinstance(res, Resource):
+            raise TypeError(f"expected a Resource, not {type(res).__name__}")
+        if res.parent is not None or res is self.root:
+            raise ValueError(f"{res!r} is already in a resource tree")
+        if res.children:
+            raise ValueError(f"{res!r} still has children; request a fresh resource")
+        return res
+
+    # -- requesting ---------------------------------------------------------------------------
+
+    def request_resource(self, res: Resource, parent: Optional[Resource] = None) -> Resource:
+        """``request_resource(parent, res)``: link ``res`` (flags and desc as given) under
+        ``parent`` (default the root).  It must fit inside ``parent`` and overlap none of
+        ``parent``'s children, else ``KernelError(EBUSY)`` naming both ranges."""
+        parent = self._parent_arg(parent)
+        res = self._new_detached(res)
+        conflict = _request_resource(parent, res)
+        if conflict is not None:
+            raise self._collision(res, conflict, parent, "request_resource")
+        return res
+
+    def request(self, start: int, size: int, name: str, flags: int = 0, *,
+                desc: Optional[int] = None, parent: Optional[Resource] = None) -> Resource:
+        """``__request_region(parent, start, size, name, flags)``; returns the new busy resource.
+
+        The range must fit inside ``parent`` (default: the root, i.e. ``request_mem_region``)
+        and must not overlap a sibling, except that when it lies inside a sibling that is not
+        busy the request descends into that sibling (repeatedly).  Flags become
+        ``resource_type(parent) | resource_ext_type(parent) | IORESOURCE_BUSY | flags`` and
+        desc the final parent's desc (``desc=`` overrides it afterwards, as callers such as
+        ``devm_request_free_mem_region`` do).  A conflict with a busy resource or a range
+        crossing a boundary raises ``KernelError(EBUSY)`` and leaves the tree unchanged.
+        ``request(start, 0, ...)``: the kernel's empty range never fits, so ``EBUSY`` too.
+        """
+        parent = self._parent_arg(parent)
+        start = _u64(start, "start")
+        size = _u64(size, "size")
+        flags = _u64(flags, "flags")
+        if not isinstance(name, str):
+            raise TypeError(f"resource name must be a str, not {type(name).__name__}")
+        if size == 0:
+            raise KernelError(errno.EBUSY, f"request_region: {name} at {start:#x} has size 0")
+        if start + size - 1 > RESOURCE_MAX:
+            raise ValueError(f"{name}: start {start:#x} + size {size:#x} runs past the 64-bit address space")
+        res = Resource(start, start + size - 1, name)
+        while True:
+            res.flags = resource_type(parent) | resource_ext_type(parent) | IORESOURCE_BUSY | flags
+            res.desc = parent.desc
+            conflict = _request_resource(parent, res)
+            if conflict is None:
+                break
+            if conflict is not parent and not conflict.flags & IORESOURCE_BUSY:
+                parent = conflict
+                continue
+            raise self._collision(res, conflict, parent, "request_region")
+        if desc is not None:
+            res.desc = _u64(desc, "desc")
+        return res
+
+    request_region = request
+
+    def request_mem_region(self, start: int, size: int, name: str) -> Resource:
+        """``request_mem_region(start, size, name)`` = ``request(start, size, name)``."""
+        return self.request(start, size, name)
+
+    def insert_resource(self, res: Resource, parent: Optional[Resource] = None) -> Resource:
+        """``insert_resource(parent, res)``: like :meth:`request_resource`, but existing
+        resources that ``res`` fully contains become its children (it may also go below a
+        resource that contains it, at any depth).  A partial overlap raises
+        ``KernelError(EBUSY)`` naming both ranges; the tree is then unchanged."""
+        parent = self._parent_arg(parent)
+        res = self._new_detached(res)
+        conflict = self._insert_resource(parent, res)
+        if conflict is not None:
+            res.parent = None
+            raise self._collision(res, conflict, parent, "insert_resource")
+        return res
+
+    def insert(self, start: int, size: int, name: str, flags: int = IORESOURCE_MEM,
+               desc: int = IORES_DESC_NONE, parent: Optional[Resource] = None) -> Resource:
+        """:meth:`insert_resource` of a new ``Resource(start, start + size - 1, name, flags,
+        desc)`` (flags and desc are taken as given)."""
+        s, e = _range(start, size, repr(name))
+        return self.insert_resource(Resource(s, e, name, flags, desc), parent)
+
+    def insert_resource_expand_to_fit(self, res: Resource) -> Resource:
+        """``insert_resource_expand_to_fit(&iomem_resource, res)``: grow ``res`` to cover every
+        resource it partially overlaps, then insert it (logs "Expanded resource ...")."""
+        res = self._new_detached(res)
+        while True:
+            conflict = self._insert_resource(self.root, res)
+            if conflict is None or conflict is self.root:
+                return res
+            res.start = min(res.start, conflict.start)
+            res.end = max(res.end, conflict.end)
+            self.dmesg.append(f"Expanded resource {res.name} due to conflict with {conflict.name}")
+
+    # -- releasing ------------------------------------------------------------------------------
+
+    def release(self, res: Resource) -> None:
+        """``release_resource(res)``: unlink ``res``; its descendants leave the tree with it
+        (they stay attached to ``res``).  ``KernelError(EINVAL)`` if ``res`` is not in the tree."""
+        self._release_resource(res, release_child=True, who="release_resource")
+
+    release_resource = release
+
+    def remove_resource(self, res: Resource) -> None:
+        """``remove_resource(res)``: unlink ``res`` and move its children up into its place."""
+        self._release_resource(res, release_child=False, who="remove_resource")
+
+    def _release_resource(self, res: Resource, release_child: bool, who: str) -> None:
+        if not isinstance(res, Resource):
+            raise TypeError(f"expected a Resource, not {type(res).__name__}")
+        parent = res.parent
+        i = self._index(parent, res) if parent is not None and self._attached(res) else -1
+        if i < 0:
+            raise KernelError(errno.EINVAL, f"{who}: {res.name} {res.pr()} is not in the resource tree")
+        if release_child or not res.children:
+            del parent.children[i]
+        else:
+            for c in res.children:
+                c.parent = parent
+            parent.children[i : i + 1] = res.children
+            res.children = []
+        res.parent = None
+
+    def release_region(self, start: int, size: int, parent: Optional[Resource] = None) -> None:
+        """``__release_region(parent, start, size)`` (``release_mem_region``): remove the busy
+        resource with exactly that range, looking inside non-busy resources that contain it.
+        When there is none the kernel only warns: "Trying to free nonexistent resource"."""
+        parent = self._parent_arg(parent)
+        start, end = _range(start, size)
+        p = parent
+        while True:
+            for i, res in enumerate(p.children):
+                if res.start <= start and res.end >= end:
+                    if not res.flags & IORESOURCE_BUSY:
+                        p = res
+                        break
+                    if res.start == start and res.end == end:
+                        del p.children[i]
+                        res.parent = None
+                        return
+                    p = None
+                    break
+            else:
+                p = None
+            if p is None:
+                break
+        self.dmesg.append(f"Trying to free nonexistent resource <{start:016x}-{end:016x}>")
+
+    def adjust_resource(self, res: Resource, start: int, size: int) -> None:
+        """``adjust_resource(res, start, size)``: move/resize ``res`` in place; it must stay
+        inside its parent, clear of its siblings and around its children, else ``EBUSY``."""
+        start, end = _range(start, size)
+        if not self._adjust_resource(res, start, end):
+            raise KernelError(errno.EBUSY, f"adjust_resource: {res.name} {res.pr()} cannot become {_mem(start, end)}")
+
+    def _adjust_resource(self, res: Resource, start: int, end: int) -> bool:
+        parent = res.parent
+        if parent is not None:
+            if start < parent.start or end > parent.end:
+                return False
+            i = self._index(parent, res)
+            if i + 1 < len(parent.children) and parent.children[i + 1].start <= end:
+                return False
+            if i > 0 and start <= parent.children[i - 1].end:
+                return False
+        for c in res.children:
+            if c.start < start or c.end > end:
+                return False
+        res.start, res.end = start, end
+        return True
+
+    def release_mem_region_adjustable(self, start: int, size: int,
+                                      parent: Optional[Resource] = None) -> None:
+        """``release_mem_region_adjustable(parent, start, size)`` (v5.3 ``remove_memory``):
+        release ``[start, start+size)`` from the busy System RAM resource that contains it,
+        freeing it when the range matches exactly, trimming its head or tail, or splitting it
+        in two (children stay with the lower part).  A containing resource without
+        ``IORESOURCE_SYSRAM`` (devm/HMM managed) is left alone and counts as success.
+        Errors (``KernelError``): ``EINVAL`` when no resource contains the range or the range
+        lies outside ``parent``; ``EBUSY`` when children would be cut."""
+        parent = self._parent_arg(parent)
+        start, end = _range(start, size)
+        where = f"release_mem_region_adjustable {_mem(start, end)}"
+        if start < parent.start or end > parent.end:
+            raise KernelError(errno.EINVAL, f"{where}: outside {parent.name} {parent.pr()}")
+        p = parent
+        while True:
+            for i, res in enumerate(p.children):
+                if res.start >= end:
+                    raise KernelError(errno.EINVAL, f"{where}: no System RAM resource contains it")
+                if res.start > start or res.end < end:
+                    continue
+                if not res.flags & IORESOURCE_SYSRAM:
+                    return  # HMM/devm resources are released by their owners
+                if not res.flags & IORESOURCE_MEM:
+                    raise KernelError(errno.EINVAL, f"{where}: {res.name} {res.pr()} is not memory")
+                if not res.flags & IORESOURCE_BUSY:
+                    p = res
+                    break
+                if res.start == start and res.end == end:
+                    del p.children[i]
+                    res.parent = None
+                    return
+                if res.start == start:
+                    ok = self._adjust_resource(res, end + 1, res.end)
+                elif res.end == end:
+                    ok = self._adjust_resource(res, res.start, start - 1)
+                else:
+                    tail = Resource(end + 1, res.end, res.name, res.flags, res.desc)
+                    ok = self._adjust_resource(res, res.start, start - 1)
+                    if ok:
+                        p.children.insert(i + 1, tail)
+                        tail.parent = p
+                if not ok:
+                    raise KernelError(errno.EBUSY, f"{where}: children of {res.name} {res.pr()} are in the way")
+                return
+            else:
+                raise KernelError(errno.EINVAL, f"{where}: no System RAM resource contains it")
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def region_intersects(self, start: int, size: int, flags: int, desc: int = IORES_DESC_NONE) -> int:
+        """``region_intersects(start, size, flags, desc)`` over the **top-level** resources.
+
+        A top-level resource overlapping ``[start, start+size)`` is of the type when it has all
+        of ``flags`` and (unless ``desc`` is ``IORES_DESC_NONE``) that desc, else "other".
+        Only others or nothing: ``REGION_DISJOINT``; only the type (holes do not count):
+        ``REGION_INTERSECTS``; both: ``REGION_MIXED``.
+        """
+        s, e = _range(start, size)
+        flags = _u64(flags, "flags")
+        desc = _u64(desc, "desc")
+        type_, other = 0, 0
+        for p in self.root.children:
+            if p.overlaps(s, e):
+                if (p.flags & flags) == flags and (desc == IORES_DESC_NONE or desc == p.desc):
+                    type_ += 1
+                else:
+                    other += 1
+        if other == 0:
+            return REGION_INTERSECTS if type_ else REGION_DISJOINT
+        return REGION_MIXED if type_ else REGION_DISJOINT
+
+    def region_intersects_ram(self, start: int, size: int) -> int:
+        """``region_intersects(start, size, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE)``."""
+        return self.region_intersects(start, size, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE)
+
+    @staticmethod
+    def region_name(result: int) -> str:
+        """``REGION_MIXED`` -> ``"REGION_MIXED"``."""
+        return _REGION_NAMES[result]
+
+    def _find_next_iomem_res(self, start: int, end: int, flags: int, desc: int,
+                             first_lvl: bool) -> Optional[tuple[int, int]]:
+        """``find_next_iomem_res``: the part within ``[start, end]`` of the lowest matching
+        resource (depth-first over the whole tree unless ``first_lvl``)."""
+        if start >= end:
+            return None
+        it = self.root.children if first_lvl else self
+        for p in it:
+            if (p.flags & flags) != flags:
+                continue
+            if desc != IORES_DESC_NONE and desc != p.desc:
+                continue
+            if p.start > end:
+                return None
+            if p.end >= start and p.start <= end:
+                return max(start, p.start), min(end, p.end)
+        return None
+
+    def _walk_res(self, start, end, flags, desc, first_lvl) -> list[tuple[int, int]]:
+        start = _u64(start, "start")
+        end = _u64(end, "end")
+        out = []
+        while start < end:
+            r = self._find_next_iomem_res(start, end, flags, desc, first_lvl)
+            if r is None:
+                break
+            out.append(r)
+            if r[1] == RESOURCE_MAX:
+                break
+            start = r[1] + 1
+        return out
+
+    def walk_iomem_res_desc(self, desc: int, flags: int, start: int, end: int) -> list[tuple[int, int]]:
+        """``walk_iomem_res_desc``: the ``(start, end)`` parts (inclusive) of ``[start, end]``
+        covered by resources with all of ``flags`` and ``desc`` (any desc when NONE), at any
+        depth, in address order."""
+        return self._walk_res(start, end, _u64(flags, "flags"), _u64(desc, "desc"), False)
+
+    def walk_system_ram_res(self, start: int, end: int) -> list[tuple[int, int]]:
+        """``walk_system_ram_res``: parts of ``[start, end]`` (inclusive) covered by
+        top-level busy System RAM."""
+        return self._walk_res(start, end, IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY, IORES_DESC_NONE, True)
+
+    def walk_system_ram_range(self, start_pfn: int, nr_pages: int) -> list[tuple[int, int]]:
+        """``walk_system_ram_range(start_pfn, nr_pages)``: the ``(pfn, nr_pages)`` pieces of
+        the pfn range covered by busy System RAM resources **at any depth** (as the kernel
+        walks the whole tree), each trimmed to whole pages (``PFN_UP(start)`` ..
+        ``PFN_DOWN(end + 1)``); pieces smaller than a page are dropped.  ``nr_pages == 0``
+        gives ``[]``."""
+        start_pfn = _u64(start_pfn, "start_pfn")
+        nr_pages = _u64(nr_pages, "nr_pages")
+        if nr_pages == 0:
+            return []
+        if (start_pfn + nr_pages) << PAGE_SHIFT > RESOURCE_MAX + 1:
+            raise ValueError(f"pfn range {start_pfn:#x} + {nr_pages:#x} runs past the 64-bit address space")
+        start = start_pfn << PAGE_SHIFT
+        end = ((start_pfn + nr_pages) << PAGE_SHIFT) - 1
+        out = []
+        for rs, re_ in self._walk_res(start, end, IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY, IORES_DESC_NONE, False):
+            pfn = (rs + PAGE_SIZE - 1) >> PAGE_SHIFT
+            end_pfn = (re_ + 1) >> PAGE_SHIFT
+            if end_pfn > pfn:
+                out.append((pfn, end_pfn - pfn))
+        return out
+
+    def page_is_ram(self, pfn: int) -> bool:
+        """``page_is_ram(pfn)``: the page lies in busy System RAM (any depth)."""
+        return bool(self.walk_system_ram_range(pfn, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# e820 (arch/x86/kernel/e820.c)
+
+
+@dataclass(frozen=True)
+class E820Entry:
+    """One ``struct e820_entry``: ``addr``, ``size`` (bytes) and ``type``."""
+
+    addr: int
+    size: int
+    type: int
+
+    @property
+    def end(self) -> int:
+        """Inclusive end, as dmesg prints it."""
+        return self.addr + self.size - 1
+
+    @property
+    def name(self) -> str:
+        return e820_type_to_string(self.type)
+
+    def __str__(self) -> str:
+        return f"[mem {self.addr:#018x}-{self.end:#018x}] {e820_print_type(self.type)}"
+
+
+def e820_type_to_string(type_: int) -> str:
+    """The ``/proc/iomem`` name of an e820 type (``e820_type_to_string``)."""
+    return {
+        E820_TYPE_RESERVED_KERN: "System RAM",
+        E820_TYPE_RAM: "System RAM",
+        E820_TYPE_ACPI: "ACPI Tables",
+        E820_TYPE_NVS: "ACPI Non-volatile Storage",
+        E820_TYPE_UNUSABLE: "Unusable memory",
+        E820_TYPE_PRAM: "Persistent Memory (legacy)",
+        E820_TYPE_PMEM: "Persistent Memory",
+        E820_TYPE_RESERVED: "Reserved",
+        E820_TYPE_SOFT_RESERVED: "Soft Reserved",
+    }.get(type_, "Unknown E820 type")
+
+
+def e820_print_type(type_: int) -> str:
+    """The dmesg wording of an e820 type (``e820_print_type``)."""
+    if type_ in (E820_TYPE_RAM, E820_TYPE_RESERVED_KERN):
+        return "usable"
+    return {
+        E820_TYPE_RESERVED: "reserved",
+        E820_TYPE_SOFT_RESERVED: "soft reserved",
+        E820_TYPE_ACPI: "ACPI data",
+        E820_TYPE_NVS: "ACPI NVS",
+        E820_TYPE_UNUSABLE: "unusable",
+        E820_TYPE_PMEM: "persistent (type 7)",
+        E820_TYPE_PRAM: "persistent (type 12)",
+    }.get(type_, f"type {type_}")
+
+
+def e820_type_to_iomem_type(type_: int) -> int:
+    if type_ in (E820_TYPE_RAM, E820_TYPE_RESERVED_KERN):
+        return IORESOURCE_SYSTEM_RAM
+    return IORESOURCE_MEM
+
+
+def e820_type_to_iores_desc(type_: int) -> int:
+    return {
+        E820_TYPE_ACPI: IORES_DESC_ACPI_TABLES,
+        E820_TYPE_NVS: IORES_DESC_ACPI_NV_STORAGE,
+        E820_TYPE_PMEM: IORES_DESC_PERSISTENT_MEMORY,
+        E820_TYPE_PRAM: IORES_DESC_PERSISTENT_MEMORY_LEGACY,
+        E820_TYPE_RESERVED: IORES_DESC_RESERVED,
+        E820_TYPE_SOFT_RESERVED: IORES_DESC_SOFT_RESERVED,
+    }.get(type_, IORES_DESC_NONE)
+
+
+def do_mark_busy(type_: int, start: int) -> bool:
+    """Busy unless Reserved / soft-reserved / persistent memory above the first MiB."""
+    if start < (1 << 20):
+        return True  # legacy BIOS/DOS rom-shadow and MMIO
+    return type_ not in (E820_TYPE_RESERVED, E820_TYPE_SOFT_RESERVED, E820_TYPE_PRAM, E820_TYPE_PMEM)
+
+
+#: e820__update_table does not merge adjacent ranges of these types (they can mark distinct
+#: platform ranges, such as one nvdimm region each).
+_E820_NOMERGE = (E820_TYPE_PRAM, E820_TYPE_SOFT_RESERVED)
+
+
+def e820__update_table(entries) -> list[E820Entry]:
+    """The kernel's e820 sanitizer (``e820__update_table``, formerly ``sanitize_e820_table``).
+
+    Overlapping ranges are resolved in favour of the highest type number, zero-sized entries
+    dropped, adjacent ranges of one type merged (but not type 12 "persistent (type 12)" nor
+    soft-reserved ranges, each of which stays an entry of its own), and the result sorted.
+    Fewer than two entries are returned unchanged, as in the kernel.
+    """
+    entries = list(entries)
+    if len(entries) < 2:
+        return entries
+    points = []
+    for i, e in enumerate(entries):
+        if e.size:
+            points.append((e.addr, 0, i))  # starts sort before ends at one address
+            points.append((e.addr + e.size, 1, i))
+    points.sort(key=lambda p: (p[0], p[1]))
+    overlap: list[int] = []
+    new: list[E820Entry] = []
+    last_type = 0
+    last_addr = 0
+    for addr, is_end, i in points:
+        if is_end:
+            overlap.remove(i)
+        else:
+            overlap.append(i)
+        current_type = max((entries[j].type for j in overlap), default=0)
+        if current_type != last_type or current_type in _E820_NOMERGE:
+            if last_type != 0 and addr - last_addr:
+                new.append(E820Entry(last_addr, addr - last_addr, last_type))
+            if current_type != 0:
+                last_addr = addr
+            last_type = current_type
+    return new
+
+
+def e820__reserve_resources(tree: ResourceTree, table) -> list[Resource]:
+    """Register one top-level resource per e820 entry, as ``e820__reserve_resources`` (the
+    busy ones, ``insert_resource``) and ``e820__reserve_resources_late`` (the others,
+    ``insert_resource_expand_to_fit``) do; returns the resources in table order."""
+    made = []
+    for e in table:
+        if e.size == 0 or e.end > RESOURCE_MAX:
+            continue
+        flags = e820_type_to_iomem_type(e.type)
+        if do_mark_busy(e.type, e.addr):
+            flags |= IORESOURCE_BUSY
+        made.append(Resource(e.addr, e.end, e820_type_to_string(e.type), flags, e820_type_to_iores_desc(e.type)))
+    for res in made:
+        if res.busy:
+            tree.insert_resource(res)
+    for res in made:
+        if not res.busy and res.parent is None:
+            tree.insert_resource_expand_to_fit(res)
+    return made
+
+
+# ---------------------------------------------------------------------------------------------
+# flags of /proc/iomem names
+
+_E820_NAME_TYPE = {
+    "System RAM": E820_TYPE_RAM,
+    "Reserved": E820_TYPE_RESERVED,
+    "ACPI Tables": E820_TYPE_ACPI,
+    "ACPI Non-volatile Storage": E820_TYPE_NVS,
+    "Unusable memory": E820_TYPE_UNUSABLE,
+    "Persistent Memory": E820_TYPE_PMEM,
+    "Persistent Memory (legacy)": E820_TYPE_PRAM,
+    "Soft Reserved": E820_TYPE_SOFT_RESERVED,
+    "Unknown E820 type": 0,
+}
+_KERNEL_IMAGE = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss")
+_PCI_FUNCTION_RE = re.compile(r"^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+
+
+def iomem_flags_for_name(name: str, start: int, parent_desc: int = IORES_DESC_NONE) -> tuple[int, int]:
+    """``(flags, desc)`` that the kernel code registering a resource called ``name`` at
+    ``start`` gives it (see the module docstring for the table)."""
+    if name in _E820_NAME_TYPE and not name.startswith("System RAM"):
+        t = _E820_NAME_TYPE[name]
+        flags = e820_type_to_iomem_type(t)
+        if do_mark_busy(t, start):
+            flags |= IORESOURCE_BUSY
+        return flags, e820_type_to_iores_desc(t)
+    if name.startswith("System RAM") or name in _KERNEL_IMAGE:
+        return IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY, IORES_DESC_NONE
+    if name == "Crash kernel":
+        return IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY, IORES_DESC_CRASH_KERNEL
+    if name.startswith("PCI Bus ") or _PCI_FUNCTION_RE.match(name):
+        return IORESOURCE_MEM, IORES_DESC_NONE
+    if name.startswith("namespace"):
+        return IORESOURCE_MEM | IORESOURCE_BUSY, parent_desc
+    return IORESOURCE_MEM | IORESOURCE_BUSY, IORES_DESC_NONE
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+
+
+class ParsedLayout(ResourceTree):
+    """What :func:`parse` returns: the resource tree (this object *is* a
+    :class:`ResourceTree`) plus what else the file said.
+
+    Attributes:
+        format: ``"iomem"``, ``"e820"`` or ``None`` (no layout lines, e.g. only observations).
+        source: the URL of the ``# source:`` line, or ``None``.
+        observations: the text of each ``# observed:`` line, in order.
+        e820_tables: every e820 table in the file as printed, by label
+            (``"BIOS-e820"``, ``"user"``, ...), entries in file order.
+        e820_table: the sanitized table the tree was built from (``format == "e820"``), or
+            ``None``.
+        filename: the file name given to :func:`parse_file`, or ``None``.
+
+    ``==`` compares the trees only (see :meth:`ResourceTree.__eq__`).
+    """
+
+    def __init__(self, dmesg: Optional[list] = None):
+        super().__init__(dmesg)
+        self.format: Optional[str] = None
+        self.source: Optional[str] = None
+        self.observations: list[str] = []
+        self.e820_tables: dict[str, list[E820Entry]] = {}
+        self.e820_table: Optional[list[E820Entry]] = None
+        self.filename: Optional[str] = None
+
+    @property
+    def tree(self) -> ResourceTree:
+        """The tree itself (for symmetry with code that expects ``parsed.tree``)."""
+        return self
+
+
+_IOMEM_RE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<start>[0-9a-fA-F]+)-(?P<end>[0-9a-fA-F]+)[ \t]*:(?:[ \t]*(?P<name>.*))?$"
+)
+_E820_RE = re.compile(
+    r"^(?:.*?kernel:\s*)?"  # syslog "Nov 16 11:16:53 host kernel: "
+    r"(?:\[\s*\d+\.\d+\]\s*)?"  # dmesg timestamp
+    r"(?:e820:\s*)?"
+    r"(?P<who>[A-Za-z][\w-]*): \[mem (?P<start>0x[0-9a-fA-F]+)-(?P<end>0x[0-9a-fA-F]+)\]\s+"
+    r"(?P<type>usable|reserved|soft reserved|ACPI data|ACPI NVS|unusable"
+    r"|persistent \(type (?P<ptype>\d+)\)|type (?P<ntype>\d+))\s*$"
+)
+_E820_HEADER_RE = re.compile(
+    r"^(?:.*?kernel:\s*)?(?:\[\s*\d+\.\d+\]\s*)?(?:e820:\s*)?"
+    r"(?:BIOS-provided|user-defined|modified|extended) physical RAM map:\s*$"
+)
+_E820_WORDS = {
+    "usable": E820_TYPE_RAM,
+    "reserved": E820_TYPE_RESERVED,
+    "soft reserved": E820_TYPE_SOFT_RESERVED,
+    "ACPI data": E820_TYPE_ACPI,
+    "ACPI NVS": E820_TYPE_NVS,
+    "unusable": E820_TYPE_UNUSABLE,
+}
+#: Which printed table the kernel finally used: later stages of boot win.
+_E820_STAGE = {"BIOS-e820": 0, "BIOS-e801": 0, "BIOS-88": 0, "extended": 1, "user": 2, "modified": 3}
+
+UNPRIVILEGED_MESSAGE = (
+    "every address in this /proc/iomem text is zero: it was read without root privileges "
+    "(the kernel shows 00000000-00000000 to readers without CAP_SYS_ADMIN); "
+    "read it as root instead: sudo cat /proc/iomem"
+)
+
+
+@dataclass
+class _Line:
+    lineno: int
+    text: str
+    indent: int
+    start: int
+    end: int
+    name: str
+
+
+def parse(text, filename: Optional[str] = None) -> ParsedLayout:
+    """Parse ``/proc/iomem`` text or dmesg e820 lines (see the module docstring).
+
+    Returns a :class:`ParsedLayout` (a :class:`ResourceTree` with ``format``, ``source``,
+    ``observations``, ``e820_tables`` and ``e820_table``).  Raises ``ValueError`` naming the
+    1-based line number (and ``filename`` when given) and quoting the line.
+    """
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise TypeError(f"parse() needs the layout text as str, not {type(text).__name__}")
+    where = f"{filename}, line" if filename else "line"
+
+    def fail(lineno: int, line: str, why: str) -> ValueError:
+        return ValueError(f"{where} {lineno}: {why}: {line!r}")
+
+    out = ParsedLayout()
+    out.filename = filename
+    iomem: list[_Line] = []
+    e820: list[tuple[int, str, E820Entry]] = []
+    first_error: Optional[ValueError] = None
+
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            body = stripped[1:].strip()
+            key, _, value = body.partition(":")
+            if key.strip() == "source" and out.source is None:
+                out.source = value.strip()
+            elif key.strip() == "observed":
+                out.observations.append(value.strip())
+            continue
+        m = _IOMEM_RE.match(line)
+        if m:
+            hs, he = m.group("start"), m.group("end")
+            if len(hs.lstrip("0")) > 16 or len(he.lstrip("0")) > 16:
+                first_error = first_error or fail(lineno, line, "address wider than 64 bits")
+                continue
+            start, end = int(hs, 16), int(he, 16)
+            if start > end and first_error is None:
+                first_error = fail(lineno, line, f"start {start:#x} is above end {end:#x}")
+            iomem.append(_Line(lineno, line, len(m.group("indent").expandtabs(8)), start, end,
+                               (m.group("name") or "").strip()))
+            continue
+        if _E820_HEADER_RE.match(stripped):
+            continue
+        m = _E820_RE.match(stripped)
+        if m:
+            start, end = int(m.group("start"), 16), int(m.group("end"), 16)
+            if end > RESOURCE_MAX or start > RESOURCE_MAX:
+                first_error = first_error or fail(lineno, line, "address wider than 64 bits")
+                continue
+            if start > end:
+                first_error = first_error or fail(lineno, line, f"start {start:#x} is above end {end:#x}")
+                continue
+            number = m.group("ptype") or m.group("ntype")
+            t = int(number) if number is not None else _E820_WORDS[m.group("type")]
+            e820.append((lineno, m.group("who"), E820Entry(start, end - start + 1, t)))
+            continue
+        first_error = first_error or fail(
+            lineno, line,
+            "not a /proc/iomem line ('start-end : name') nor an e820 line "
+            "('BIOS-e820: [mem 0x...-0x...] type')")
+
+    if iomem and all(ln.start == 0 and ln.end == 0 for ln in iomem):
+        raise ValueError(f"{filename + ': ' if filename else ''}{UNPRIVILEGED_MESSAGE}")
+    if first_error is not None:
+        raise first_error
+
+    for _, who, entry in e820:
+        out.e820_tables.setdefault(who, []).append(entry)
+    if iomem:
+        out.format = "iomem"
+        _build_iomem(out, iomem, fail)
+    elif e820:
+        out.format = "e820"
+        order = {who: i for i, (_, who, _) in reversed(list(enumerate(e820)))}  # first appearance
+        chosen = max(out.e820_tables, key=lambda w: (_E820_STAGE.get(w, 0), order[w]))
+        out.e820_table = e820__update_table(out.e820_tables[chosen])
+        e820__reserve_resources(out, out.e820_table)
+    return out
+
+
+def _build_iomem(out: ParsedLayout, lines: list[_Line], fail) -> None:
+    """Nest the ``/proc/iomem`` lines by indentation and link them into ``out``."""
+    line_of: dict[int, _Line] = {}
+    stack: list[tuple[int, Resource]] = []  # (indent, resource) of the open ancestors
+    for ln in lines:
+        while stack and stack[-1][0] >= ln.indent:
+            stack.pop()
+        parent = stack[-1][1] if stack else out.root
+        flags, desc = iomem_flags_for_name(ln.name, ln.start, parent.desc if stack else IORES_DESC_NONE)
+        res = Resource(ln.start, ln.end, ln.name, flags, desc)
+        if stack and not parent.contains(ln.start, ln.end):
+            pl = line_of[id(parent)]
+            raise fail(ln.lineno, ln.text,
+                       f"{_mem(ln.start, ln.end)} is indented as a child of line {pl.lineno} "
+                       f"({parent.name} {parent.pr()}) but is not inside it")
+        conflict = _request_resource(parent, res)
+        if conflict is not None:
+            cl = line_of[id(conflict)]
+            raise fail(ln.lineno, ln.text,
+                       f"{_mem(ln.start, ln.end)} overlaps its sibling on line {cl.lineno} "
+                       f"({conflict.name} {conflict.pr()})")
+        line_of[id(res)] = ln
+        stack.append((ln.indent, res))
+    # add_memory() can only have put System RAM under a resource that was not busy.
+    for res in out:
+        if res.name.startswith("System RAM") and res.parent is not out.root and not (
+            res.parent.flags & IORESOURCE_SYSRAM
+        ):
+            res.parent.flags &= ~IORESOURCE_BUSY
+
+
+def parse_file(path) -> ParsedLayout:
+    """:func:`parse` the file at ``path``; error messages name the file and the line."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return parse(f.read(), filename=path)

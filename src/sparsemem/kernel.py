@@ -1,0 +1,179 @@
+"""Kernel version -> behaviour switches: the one place where versions are compared.
+
+Every stateful object of the simulation takes ``kernel="5.3"`` and asks :func:`kernel_model`
+for a :class:`KernelModel`.  Code elsewhere reads the named switches of that model and never
+compares version numbers itself.  A later era (v5.7 compat-align, v5.9 bare-metal 2 GiB
+memory blocks, v5.12 ``SECTION_TAINT_ZONE_DEVICE``, v6.8 RCU usage fix, ...) is a new row of
+:data:`ERAS` with the switches that differ, not a scattered ``if``.
+
+The rows cite the commits that introduced each behaviour, as ``../shared/spec`` restates them
+(sparse-hotplug.md §7 and §10, memremap-nvdimm.md §3 and §6).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+__all__ = ["KernelModel", "ERAS", "kernel_model", "parse_version", "DEFAULT_KERNEL"]
+
+DEFAULT_KERNEL = "5.3"
+
+#: Oldest and newest release that the table describes (the spec reads v5.1 .. v6.8).
+OLDEST = (5, 1)
+NEWEST = (6, 8)
+
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
+
+
+@dataclass(frozen=True)
+class KernelModel:
+    """Behaviour switches of one kernel release (all booleans unless stated)."""
+
+    version: tuple[int, int, int]
+    era: str
+    #: 2 MiB sub-section bitmap in ``mem_section_usage``; ``pfn_valid`` consults it
+    #: (v5.3, ba72b4c8cf60 "mm/sparsemem: support sub-section hotplug").
+    subsection: bool
+    #: ``SECTION_IS_EARLY`` flag, bit 3 (v5.3, 326e1b8f83a4).
+    section_is_early: bool
+    #: legacy ``__add_pages`` ignores -EEXIST from ``__add_section`` (removed in v5.3 v10).
+    add_pages_swallows_eexist: bool
+    #: ``sparse_index_init`` returns -EEXIST for an allocated root (v5.2; 0 from v5.3).
+    sparse_index_init_eexist: bool
+    #: v5.3-v5.6: a sub-section add stores ``pfn_to_kaddr(section start)`` as the memmap
+    #: (fixed in v5.7 by "mm/sparsemem: get address to page struct instead of address to pfn").
+    subsection_memmap_kaddr_bug: bool
+    #: v5.3-v5.8: partial removal from an early section frees part of the boot memmap
+    #: (fixed in v5.9 by ef69bc9f689d "mm/sparse: never partially remove memmap for early section").
+    early_partial_remove_frees_memmap: bool
+    #: v5.3-v5.5: full deactivation writes ``sparse_encode_mem_map(NULL, nr)`` (non-zero garbage)
+    #: into ``section_mem_map`` (v5.6 1f503443e7df writes 0).
+    deactivate_writes_encoded_null: bool
+    #: v5.3-v5.4: the usage is freed on full deactivation iff the section was not early
+    #: (v5.5 frees it iff its page is not PageReserved).
+    usage_freed_unless_early: bool
+    #: nvdimm ``trim_pfn_device`` pads namespaces to sections (start_pad/end_trunc); removed
+    #: by a3619190d62e "libnvdimm/pfn: stop padding pmem namespaces to section alignment".
+    nvdimm_pads_to_sections: bool
+    #: ``nd_pfn_init`` restores ``end_trunc`` for ``align`` (274b924088e9, v5.3-rc8).
+    nvdimm_end_trunc_for_align: bool
+    #: minor version written into new pfn info-blocks (2 before v5.3, 3 in v5.3, 4 from v5.4).
+    infoblock_minor: int
+    #: ``devm_memremap_pages`` widens the range to whole sections (before 7cc7867fb061, v5.3).
+    memremap_expands_to_sections: bool
+    #: x86 bare metal uses 2 GiB memory blocks (v5.9, fe124c95df9e).
+    bare_metal_2g_blocks: bool
+    #: zone/node span shrinking probes every ``shrink_step`` pfns (v5.3: 512, v5.2: 32768).
+    shrink_step: int
+    #: first bit of the early nid in ``section_mem_map`` (3 until v5.15).
+    section_nid_shift: int
+    #: SECTION_MAP_LAST_BIT as a mask value (1<<3 in v5.2, 1<<4 in v5.3-v5.11).
+    section_map_last_bit: int
+
+    @property
+    def name(self) -> str:
+        return "%d.%d" % self.version[:2] if self.version[2] == 0 else "%d.%d.%d" % self.version
+
+    @property
+    def flags(self) -> int:
+        """The switches the compiled core reads, as the bit set of include/sparsemem.h."""
+        return (
+            (1 if self.subsection else 0)
+            | (2 if self.section_is_early else 0)
+            | (4 if self.add_pages_swallows_eexist else 0)
+            | (8 if self.subsection_memmap_kaddr_bug else 0)
+            | (16 if self.early_partial_remove_frees_memmap else 0)
+            | (32 if self.deactivate_writes_encoded_null else 0)
+            | (64 if self.usage_freed_unless_early else 0)
+        )
+
+
+_LEGACY = dict(
+    era="legacy",
+    subsection=False,
+    section_is_early=False,
+    add_pages_swallows_eexist=True,
+    sparse_index_init_eexist=True,
+    subsection_memmap_kaddr_bug=False,
+    early_partial_remove_frees_memmap=False,
+    deactivate_writes_encoded_null=False,
+    usage_freed_unless_early=False,
+    nvdimm_pads_to_sections=True,
+    nvdimm_end_trunc_for_align=True,
+    infoblock_minor=2,
+    memremap_expands_to_sections=True,
+    bare_metal_2g_blocks=False,
+    shrink_step=1 << 15,
+    section_nid_shift=3,
+    section_map_last_bit=1 << 3,
+)
+
+_SUBSECTION = dict(
+    _LEGACY,
+    era="subsection",
+    subsection=True,
+    section_is_early=True,
+    add_pages_swallows_eexist=False,
+    sparse_index_init_eexist=False,
+    subsection_memmap_kaddr_bug=True,
+    early_partial_remove_frees_memmap=True,
+    deactivate_writes_encoded_null=True,
+    usage_freed_unless_early=True,
+    nvdimm_pads_to_sections=False,
+    nvdimm_end_trunc_for_align=True,
+    infoblock_minor=3,
+    memremap_expands_to_sections=False,
+    shrink_step=1 << 9,
+    section_map_last_bit=1 << 4,
+)
+
+#: (first release, switches). A release uses the last row whose first release is <= it.
+#: Add later eras here (e.g. ``((5, 4), dict(_SUBSECTION, era="5.4", infoblock_minor=4))``).
+ERAS: tuple[tuple[tuple[int, int], dict], ...] = (
+    ((5, 1), _LEGACY),  # v5.1, v5.2: section-granular hotplug
+    ((5, 3), _SUBSECTION),  # v5.3: "mm: Sub-section memory hotplug support" (v10)
+)
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """``"5.3"``, ``"v5.10"`` or ``"5.3.1"`` -> ``(5, 3, 0)``-style tuple; ValueError otherwise."""
+    if not isinstance(version, str):
+        raise TypeError(f"kernel version must be a str such as '5.3', not {type(version).__name__}")
+    m = _VERSION_RE.match(version.strip())
+    if not m:
+        raise ValueError(
+            f"malformed kernel version {version!r}: expected MAJOR.MINOR[.PATCH] such as '5.2', '5.3' or '5.10'"
+        )
+    major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    if not OLDEST <= (major, minor) <= NEWEST:
+        raise ValueError(
+            f"kernel version {version!r} is outside the modelled range "
+            f"{OLDEST[0]}.{OLDEST[1]} .. {NEWEST[0]}.{NEWEST[1]} (expected MAJOR.MINOR such as '5.2' or '5.3')"
+        )
+    return (major, minor, patch)
+
+
+@lru_cache(maxsize=None)
+def kernel_model(version: str = DEFAULT_KERNEL) -> KernelModel:
+    """The behaviour switches of ``version`` (a string such as ``"5.2"`` or ``"5.3"``)."""
+    if isinstance(version, KernelModel):
+        return version
+    v = parse_version(version)
+    row = None
+    for first, switches in ERAS:
+        if v[:2] >= first:
+            row = switches
+    assert row is not None  # parse_version guarantees v >= OLDEST
+    return KernelModel(version=v, **row)
+
+
+def as_model(kernel) -> KernelModel:
+    """Accept a version string or a :class:`KernelModel`."""
+    if isinstance(kernel, KernelModel):
+        return kernel
+    return kernel_model(kernel)
+
+
+__all__ += ["as_model", "replace"]
