@@ -115,6 +115,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from .constants import PAGE_SHIFT, PAGE_SIZE
 from .errors import KernelError
 
 __all__ = [
@@ -167,8 +168,6 @@ __all__ = [
     "parse_file",
 ]
 
-PAGE_SHIFT = 12  # x86_64 (SM_PAGE_SHIFT in include/sparsemem.h)
-PAGE_SIZE = 1 << PAGE_SHIFT
 
 #: Largest ``resource_size_t`` (the root's inclusive end).
 RESOURCE_MAX = (1 << 64) - 1
