@@ -71,6 +71,18 @@ class KernelModel:
     section_nid_shift: int
     #: SECTION_MAP_LAST_BIT as a mask value (1<<3 in v5.2, 1<<4 in v5.3-v5.11).
     section_map_last_bit: int
+    #: ``check_pfn_span`` in ``__add_pages``/``__remove_pages`` (v5.3 "mm/sparsemem: Prepare for
+    #: sub-section ranges"); v5.2 widens an add to whole sections silently and BUG_ONs on a
+    #: section-misaligned remove (sparse-hotplug.md §5.1, §7).
+    check_pfn_span: bool = True
+    #: memory block devices are created after ``arch_add_memory`` (v5.3,
+    #: ``create_memory_block_devices``); v5.2 registers them per section inside
+    #: ``__add_section`` (``hotplug_memory_register``) and unregisters them per section in
+    #: ``__remove_section`` (sparse-hotplug.md §7, §8.2).
+    memory_blocks_after_arch_add: bool = True
+    #: ``remove_memory`` of a range with an online block returns -EBUSY (v5.3
+    #: ``try_remove_memory``); v5.2 ``__remove_memory`` BUG()s (sparse-hotplug.md §6.6, §7).
+    remove_memory_ebusy: bool = True
 
     @property
     def name(self) -> str:
@@ -108,6 +120,9 @@ _LEGACY = dict(
     shrink_step=1 << 15,
     section_nid_shift=3,
     section_map_last_bit=1 << 3,
+    check_pfn_span=False,
+    memory_blocks_after_arch_add=False,
+    remove_memory_ebusy=False,
 )
 
 _SUBSECTION = dict(
@@ -127,6 +142,9 @@ _SUBSECTION = dict(
     memremap_expands_to_sections=False,
     shrink_step=1 << 9,
     section_map_last_bit=1 << 4,
+    check_pfn_span=True,
+    memory_blocks_after_arch_add=True,
+    remove_memory_ebusy=True,
 )
 
 #: (first release, switches). A release uses the last row whose first release is <= it.

@@ -1,0 +1,8 @@
+"""``python -m sparsemem``: the same as the ``sparsemem`` console script."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

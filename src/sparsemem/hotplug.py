@@ -1,0 +1,916 @@
+"""``mm/memory_hotplug.c`` (and the x86 ``arch_*_memory`` glue) as module-level functions.
+
+Every function takes the :class:`~sparsemem.machine.Machine` first and is named after the
+kernel function it models; where the kernel name starts with ``__`` (which Python would
+mangle inside a class, and which reads as private here) the Python name drops the
+underscores and the docstring names the kernel function.  Behaviour that differs between
+the eras is selected by the switches of ``machine.model`` (:mod:`sparsemem.kernel`), never by
+comparing versions.  "§" refers to ../shared/spec/sparse-hotplug.md.
+
+Failure and partial state (as the kernel leaves it, §5.2, §5.5, §8.1):
+
+* :func:`add_pages` / :func:`arch_add_memory`: no rollback; the section pieces added before
+  the failing one stay added (x86 also raises ``max_pfn`` regardless).
+* :func:`online_pages`: the zone/node span growth and memmap initialisation of
+  ``move_pfn_range_to_zone`` are **not** undone when a notifier or the System RAM walk fails
+  (v5.3 and v5.2 alike).
+* every other failing call leaves the machine as it was (dmesg aside).
+
+Simulation choices (documented deviations):
+
+* ``__remove_zone`` needs the zone that x86 ``arch_remove_memory`` reads from the struct page
+  of the first pfn (§6.1).  When that memmap was never initialised (memory added but never
+  onlined: poisoned / garbage in the kernel) the simulation uses *no* zone and skips the span
+  shrinking for that call; a ``CONFIG_DEBUG_VM`` kernel would dereference a garbage zone.
+* page allocations are not modelled: isolation at offline (and ``removable``) fails only for
+  pages that are ``PageReserved`` because they are not System RAM (e820 holes inside a present
+  section) or belong to the kernel image ("Kernel code/rodata/data/bss", "Crash kernel").
+* memory notifiers: only the error injection of ``notifier-error-inject`` is modelled, via
+  ``machine.memory_notifier_error_inject`` (see :mod:`sparsemem.machine`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+
+from . import _common as K
+from . import constants as C
+from .errors import KernelBug, KernelError
+from .iomem import (
+    IORESOURCE_BUSY,
+    IORESOURCE_SYSTEM_RAM,
+    Resource,
+    resource_ext_type,
+    resource_type,
+)
+
+__all__ = [
+    "MMOP_OFFLINE", "MMOP_ONLINE_KEEP", "MMOP_ONLINE_KERNEL", "MMOP_ONLINE_MOVABLE",
+    "MEM_ONLINE", "MEM_GOING_OFFLINE", "MEM_OFFLINE", "MEM_GOING_ONLINE", "MEM_CANCEL_ONLINE",
+    "MEM_CANCEL_OFFLINE", "ONLINE_TYPES",
+    "check_pfn_span", "add_pages", "arch_add_pages", "arch_add_memory", "move_pfn_range_to_zone",
+    "zone_for_pfn_range", "default_kernel_zone_for_pfn", "walk_system_ram_range", "online_pages",
+    "test_pages_in_a_zone", "offline_pages", "shrink_zone_span", "shrink_pgdat_span",
+    "remove_zone", "remove_section", "remove_pages", "arch_remove_memory",
+    "check_hotplug_memory_range", "register_memory_resource", "add_memory_resource",
+    "add_memory", "remove_memory", "try_offline_node", "pfn_to_online_page",
+]
+
+# include/linux/memory_hotplug.h (v5.3 values, §8.5)
+MMOP_OFFLINE = -1
+MMOP_ONLINE_KEEP = 0
+MMOP_ONLINE_KERNEL = 1
+MMOP_ONLINE_MOVABLE = 2
+#: the strings ``state`` accepts for the online types (§8.6)
+ONLINE_TYPES = {"online": MMOP_ONLINE_KEEP, "online_kernel": MMOP_ONLINE_KERNEL,
+                "online_movable": MMOP_ONLINE_MOVABLE}
+
+# include/linux/memory.h (§8.6)
+MEM_ONLINE = 1
+MEM_GOING_OFFLINE = 2
+MEM_OFFLINE = 4
+MEM_GOING_ONLINE = 8
+MEM_CANCEL_ONLINE = 16
+MEM_CANCEL_OFFLINE = 32
+
+MAX_ORDER_NR_PAGES = 1024
+_SEC = C.PAGES_PER_SECTION
+_KERNEL_RESERVED = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss", "Crash kernel")
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+def _pct_hash_010x(v: int) -> str:
+    """C ``%#010llx``: ``0x`` + hex zero-padded to 10 characters; 0 prints as ``0000000000``."""
+    return "0" * 10 if v == 0 else f"{v:#010x}"
+
+
+def _pa(v: int) -> str:
+    """``%pa``: ``0x`` + 16 zero-padded hex digits."""
+    return f"0x{v:016x}"
+
+
+def warn(m, where: str, text: str) -> None:
+    """A ``WARN(1, text)``: cut-here banner, the message, the WARNING line (§5.1)."""
+    m._sync_core_dmesg()
+    m.log("------------[ cut here ]------------")
+    m.log(text)
+    m.log(f"WARNING: CPU: 0 PID: 1 at {where}")
+
+
+def warn_on_once(m, key, where: str) -> None:
+    """``WARN_ON_ONCE(cond)`` (no message): once per boot."""
+    if key in m._once:
+        return
+    m._once.add(key)
+    m._sync_core_dmesg()
+    m.log("------------[ cut here ]------------")
+    m.log(f"WARNING: CPU: 0 PID: 1 at {where}")
+
+
+def _pr_once(m, key, line: str) -> None:
+    if key not in m._once:
+        m._once.add(key)
+        m.log(line)
+
+
+def _nid(nid) -> int:
+    return K.check_nid(nid)
+
+
+def _altmap_arg(m, altmap):
+    if altmap is None:
+        return None
+    cls = m._altmap_cls
+    if not isinstance(altmap, cls):
+        raise TypeError(f"altmap must be a {cls.__module__}.VmemAltmap or None, not {type(altmap).__name__}")
+    return altmap
+
+
+def _pieces(pfn: int, nr: int):
+    """Split ``[pfn, pfn+nr)`` at section boundaries (the __add_pages/__remove_pages loop)."""
+    end = pfn + nr
+    while pfn < end:
+        step = min(end - pfn, _SEC - (pfn & (_SEC - 1)))
+        yield pfn, step
+        pfn += step
+
+
+def _page_zone(m, pfn: int):
+    """``page_zone(pfn_to_page(pfn))`` from the simulated memmap; None when poisoned/absent."""
+    S = m.sections
+    zi = S.page_zonenum(pfn)
+    if zi < 0:
+        return None
+    nid = 0 if m._single_node else S.pfn_to_nid(pfn)
+    pg = m.nodes.get(nid)
+    return None if pg is None else pg.zones[zi]
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.1 / §5.2: adding pages
+
+def check_pfn_span(m, pfn, nr_pages, reason: str) -> None:
+    """``check_pfn_span(pfn, nr_pages, reason)`` (§5.1, v5.3).
+
+    ``pfn`` and ``nr_pages`` must be multiples of 512 (VMEMMAP); otherwise the WARN
+    ``Misaligned __<reason>_pages start: %#lx end: #%lx`` (the ``#`` typo and the inclusive
+    end are the kernel's) is logged and ``KernelError(EINVAL)`` raised.  The check does not
+    exist before v5.3 (``model.check_pfn_span`` false): then this returns without checking
+    (v5.2 widens an add to whole sections and BUG_ONs a misaligned remove instead, §7).
+    """
+    pfn = K.unsigned(pfn, "pfn")
+    nr_pages = K.unsigned(nr_pages, "nr_pages")
+    if reason not in ("add", "remove"):
+        raise ValueError(f"reason must be 'add' or 'remove', not {reason!r}")
+    if not m.model.check_pfn_span:
+        return
+    align = C.PAGES_PER_SUBSECTION
+    if pfn % align or nr_pages % align:
+        text = f"Misaligned __{reason}_pages start: {K.hexfmt(pfn)} end: #{(pfn + nr_pages - 1) & K.U64:x}"
+        warn(m, f"mm/memory_hotplug.c check_pfn_span", text)
+        raise KernelError(errno.EINVAL, f"__{reason}_pages: {text} (pfn and nr_pages must be multiples of {align})")
+
+
+def add_pages(m, nid, pfn, nr_pages, altmap=None) -> None:
+    """``__add_pages(nid, pfn, nr_pages, restrictions{altmap})`` (§5.2; legacy §7).
+
+    1. altmap check (``base_pfn == pfn`` and ``vmem_altmap_offset <= nr_pages``), else
+       pr_warn_once ``memory add fail, invalid altmap`` and -EINVAL; then ``altmap.alloc = 0``;
+    2. :func:`check_pfn_span` (v5.3);
+    3. the per-section ``sparse_add_section`` loop, stopping at the first error (v5.2: whole
+       sections, -EEXIST swallowed).  **No rollback**: earlier pieces stay added.
+    ``nr_pages == 0`` (§5.2 corner): section-aligned non-zero pfn → no-op; pfn 0 → one piece
+    ``sparse_add_section(nid, 0, 0)`` whose mask is all 64 bits (-EEXIST on a boot section 0);
+    2 MiB- but not section-aligned → empty mask → -EINVAL.  v5.2: an unaligned pfn adds its
+    whole section; pfn 0 would loop over every section number (KernelBug).
+    """
+    _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock=False)
+
+
+def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
+    nid = _nid(nid)
+    pfn = K.unsigned(pfn, "pfn")
+    nr_pages = K.unsigned(nr_pages, "nr_pages")
+    altmap = _altmap_arg(m, altmap)
+    S = m.sections
+    if pfn + nr_pages > S.pfn_limit:
+        raise ValueError(f"__add_pages: pfn range [{pfn:#x}-{pfn + nr_pages:#x}) exceeds the "
+                         f"{S.max_physmem_bits}-bit physical address space")
+    if altmap is not None:
+        if altmap.base_pfn != pfn or altmap.offset() > nr_pages:
+            _pr_once(m, "invalid altmap", "memory add fail, invalid altmap")
+            raise KernelError(errno.EINVAL, f"__add_pages: invalid altmap {altmap!r} for pfn {pfn:#x} "
+                                            f"nr_pages {nr_pages:#x} (base_pfn must equal pfn and "
+                                            f"reserve + free must not exceed nr_pages)")
+        altmap.alloc = 0
+    check_pfn_span(m, pfn, nr_pages, "add")
+    try:
+        if nr_pages == 0:
+            _add_pages_zero(m, nid, pfn, altmap)
+        elif m.model.memory_blocks_after_arch_add or not want_memblock:
+            S.sparse_add_range(nid, pfn, nr_pages, altmap)
+        else:
+            # v5.2 __add_pages with MHP_MEMBLOCK_API: __add_section per whole section, then
+            # hotplug_memory_register (§7)
+            from .memory_block import hotplug_memory_register
+            for sec in range(pfn >> C.PFN_SECTION_SHIFT, ((pfn + nr_pages - 1) >> C.PFN_SECTION_SHIFT) + 1):
+                try:
+                    S.sparse_add_section(nid, sec << C.PFN_SECTION_SHIFT, _SEC, altmap)
+                except KernelError as e:
+                    if e.errno == errno.EEXIST and m.model.add_pages_swallows_eexist:
+                        continue
+                    raise
+                hotplug_memory_register(m, nid, sec)
+    finally:
+        m._sync_core_dmesg()
+
+
+def _add_pages_zero(m, nid: int, pfn: int, altmap) -> None:
+    S = m.sections
+    if pfn and not pfn % _SEC:
+        return  # end section (from pfn - 1) is below the start section: the loop is empty
+    if not m.model.subsection:
+        if pfn == 0:
+            raise KernelBug("__add_pages(pfn 0, nr_pages 0): the v5.2 section loop runs up to "
+                            "pfn_to_section_nr(-1) and walks off mem_section[]")
+        try:
+            S.sparse_add_section(nid, pfn & ~(_SEC - 1), _SEC, altmap)
+        except KernelError as e:
+            if e.errno != errno.EEXIST:
+                raise
+        return
+    if pfn == 0:
+        # the mask of sparse_add_section(nid, 0, 0) covers all 64 sub-sections (§2.3)
+        if S.subsection_map(0) or S.valid_section_nr(0):
+            raise KernelError(errno.EEXIST, "sparse_add_section(nid, pfn 0, nr_pages 0): the all-ones "
+                                            "sub-section mask intersects the active sub-sections of section 0")
+        S.sparse_add_section(nid, 0, _SEC, altmap)
+        return
+    raise KernelError(errno.EINVAL, f"sparse_add_section(pfn {pfn:#x}, nr_pages 0): empty sub-section "
+                                    f"mask (section_activate returns -EINVAL)")
+
+
+def arch_add_pages(m, nid, pfn, nr_pages, altmap=None) -> None:
+    """x86 ``add_pages``: :func:`add_pages`, then ``WARN_ON_ONCE(ret)`` and
+    ``update_end_of_memory_vars`` (``max_pfn`` grows even on failure), then the error (§5.2).
+    ``devm_memremap_pages`` calls this for MEMORY_DEVICE_PRIVATE in v5.3."""
+    pfn_i = K.unsigned(pfn, "pfn")
+    nr_i = K.unsigned(nr_pages, "nr_pages")
+    try:
+        add_pages(m, nid, pfn_i, nr_i, altmap)
+    except KernelError:
+        warn_on_once(m, ("x86 add_pages",), "arch/x86/mm/init_64.c add_pages")
+        _update_end_of_memory_vars(m, pfn_i, nr_i)
+        raise
+    _update_end_of_memory_vars(m, pfn_i, nr_i)
+
+
+def _update_end_of_memory_vars(m, pfn: int, nr: int) -> None:
+    if pfn + nr > m.max_pfn:
+        m.max_pfn = pfn + nr
+
+
+def arch_add_memory(m, nid, start, size, altmap=None, *, _want_memblock: bool = False) -> None:
+    """x86 ``arch_add_memory(nid, start, size, restrictions)`` (§5.2, §8.1 step 5).
+
+    ``init_memory_mapping`` (the direct map, not modelled) then x86 ``add_pages``
+    (:func:`arch_add_pages`).  Raises the error of ``__add_pages`` after the
+    ``WARN_ON_ONCE``; added pieces stay added and ``max_pfn`` is raised (no rollback).
+    """
+    start = K.unsigned(start, "start")
+    size = K.unsigned(size, "size")
+    pfn, nr = start >> C.PAGE_SHIFT, size >> C.PAGE_SHIFT
+    try:
+        _add_pages(m, nid, pfn, nr, altmap, want_memblock=_want_memblock)
+    except KernelError:
+        warn_on_once(m, ("x86 add_pages",), "arch/x86/mm/init_64.c add_pages")
+        _update_end_of_memory_vars(m, pfn, nr)
+        raise
+    _update_end_of_memory_vars(m, pfn, nr)
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.5: onlining
+
+def move_pfn_range_to_zone(m, nid, zone_idx, start_pfn, nr_pages, altmap=None) -> None:
+    """``move_pfn_range_to_zone(zone, start_pfn, nr_pages, altmap)`` (§5.5 step 3).
+
+    ``resize_zone_range`` / ``resize_pgdat_range`` (zones may overlap; an empty node keeps
+    its stale start in the ``old_end`` computation, as the kernel does), then
+    ``memmap_init_zone(MEMMAP_HOTPLUG)``: every struct page of the range for normal zones;
+    for ZONE_DEVICE nothing without an altmap and, with one, only the altmap-backed pfns
+    ``[base (+reserve if the range starts at base), base + reserve + free)`` -- the caller
+    (memremap) initialises the rest (``memmap_init_zone_device``).
+    """
+    nid = _nid(nid)
+    zone_idx = K.check_zone(zone_idx)
+    pfn = K.unsigned(start_pfn, "start_pfn")
+    nr = K.unsigned(nr_pages, "nr_pages")
+    altmap = _altmap_arg(m, altmap)
+    pgdat = m._pgdat(nid, create=True)
+    zone = pgdat.zones[zone_idx]
+    # zone
+    if zone.spanned_pages == 0:
+        zone.zone_start_pfn = pfn  # init_currently_empty_zone
+    old_end = zone.zone_start_pfn + zone.spanned_pages
+    if zone.spanned_pages == 0 or pfn < zone.zone_start_pfn:
+        zone.zone_start_pfn = pfn
+    zone.spanned_pages = max(pfn + nr, old_end) - zone.zone_start_pfn
+    # node
+    old_end = pgdat.node_start_pfn + pgdat.node_spanned_pages
+    if pgdat.node_spanned_pages == 0 or pfn < pgdat.node_start_pfn:
+        pgdat.node_start_pfn = pfn
+    pgdat.node_spanned_pages = max(pfn + nr, old_end) - pgdat.node_start_pfn
+    # memmap_init_zone
+    if zone_idx == C.ZONE_DEVICE:
+        if altmap is None:
+            return
+        first = pfn + altmap.reserve if pfn == altmap.base_pfn else pfn
+        end = altmap.base_pfn + altmap.offset()
+        if end > first:
+            m.sections.memmap_init_zone(nid, zone_idx, first, end - first)
+        return
+    if nr:
+        m.sections.memmap_init_zone(nid, zone_idx, pfn, nr)
+
+
+def default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages):
+    """``default_kernel_zone_for_pfn``: first of DMA, DMA32, Normal intersecting, else Normal."""
+    zones = m._pgdat(nid, create=True).zones
+    for zi in (C.ZONE_DMA, C.ZONE_DMA32, C.ZONE_NORMAL):
+        if zones[zi].intersects(start_pfn, nr_pages):
+            return zones[zi]
+    return zones[C.ZONE_NORMAL]
+
+
+def zone_for_pfn_range(m, online_type: int, nid, start_pfn, nr_pages):
+    """``zone_for_pfn_range(online_type, nid, start_pfn, nr_pages)`` (§8.5)."""
+    nid = _nid(nid)
+    if online_type == MMOP_ONLINE_KERNEL:
+        return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
+    movable = m._pgdat(nid, create=True).zones[C.ZONE_MOVABLE]
+    if online_type == MMOP_ONLINE_MOVABLE:
+        return movable
+    kernel = default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
+    in_kernel = kernel.intersects(start_pfn, nr_pages)
+    in_movable = movable.intersects(start_pfn, nr_pages)
+    if in_kernel ^ in_movable:
+        return kernel if in_kernel else movable
+    return movable if m.movable_node else kernel
+
+
+def walk_system_ram_range(m, start_pfn: int, nr_pages: int) -> list[tuple[int, int]]:
+    """``walk_system_ram_range(start_pfn, nr_pages)``: ``(pfn, nr)`` pieces of busy System RAM
+    at any depth of ``machine.iomem``.
+
+    Same answers as :meth:`sparsemem.iomem.ResourceTree.walk_system_ram_range`, but only the
+    top-level resources that overlap the range are visited (bisect), so a machine with
+    thousands of hot-added "System RAM" resources stays fast.
+    """
+    if nr_pages <= 0:
+        return []
+    start = start_pfn << C.PAGE_SHIFT
+    end = ((start_pfn + nr_pages) << C.PAGE_SHIFT) - 1
+    kids = m.iomem.root.children
+    i = bisect.bisect_right(kids, start, key=lambda r: r.start)
+    if i:
+        i -= 1
+    want = IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY
+    out = []
+    cur = start
+    j = i
+    while j < len(kids) and kids[j].start <= end and cur <= end:
+        stack = [kids[j]]
+        j += 1
+        while stack and cur <= end:
+            r = stack.pop()
+            if r.end < cur or r.start > end:
+                continue
+            if (r.flags & want) == want:
+                s, e = max(cur, r.start), min(end, r.end)
+                p, ep = (s + C.PAGE_SIZE - 1) >> C.PAGE_SHIFT, (e + 1) >> C.PAGE_SHIFT
+                if ep > p:
+                    out.append((p, ep - p))
+                cur = e + 1
+                continue  # nested resources inside a reported one are skipped
+            stack.extend(reversed(r.children))
+    return out
+
+
+def _notify(m, action: str) -> int:
+    """``memory_notify(action)`` with notifier-error-inject: returns 0 or -errno."""
+    inject = m.memory_notifier_error_inject
+    err = 0
+    if inject:
+        err = inject.get(action, 0) or 0
+    if err:
+        m.log(f"Injecting error ({err}) to {action}")
+        return -abs(int(err))
+    return 0
+
+
+def online_pages(m, pfn, nr_pages, online_type=MMOP_ONLINE_KEEP, nid=0) -> int:
+    """``online_pages(pfn, nr_pages, online_type)`` (§5.5); ``nid`` is the memory block's.
+
+    Zone choice (§8.5), ``move_pfn_range_to_zone``, MEM_GOING_ONLINE (notifier error →
+    failure), ``walk_system_ram_range`` → ``online_mem_sections`` per piece (-EINVAL when the
+    range has no busy System RAM), present pages accounting.  Returns the pages onlined.
+    On failure: pr_debug ``online_pages [mem %#010llx-%#010llx] failed``, MEM_CANCEL_ONLINE,
+    and the span growth / memmap init are **not** undone (v5.3, §5.5).
+    """
+    pfn = K.unsigned(pfn, "pfn")
+    nr_pages = K.unsigned(nr_pages, "nr_pages")
+    nid = _nid(nid)
+    if online_type not in (MMOP_ONLINE_KEEP, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE):
+        raise ValueError(f"online_type must be MMOP_ONLINE_KEEP/KERNEL/MOVABLE (0/1/2), not {online_type!r}")
+    zone = zone_for_pfn_range(m, online_type, nid, pfn, nr_pages)
+    move_pfn_range_to_zone(m, nid, zone.idx, pfn, nr_pages)
+    rc = _notify(m, "MEM_GOING_ONLINE")
+    why = "MEM_GOING_ONLINE notifier failed"
+    if not rc:
+        pieces = walk_system_ram_range(m, pfn, nr_pages)
+        if not pieces:
+            rc = -errno.EINVAL
+            why = "no busy System RAM resource in the range (walk_system_ram_range)"
+    if rc:
+        m.log(f"online_pages [mem {_pct_hash_010x(pfn << C.PAGE_SHIFT)}-"
+              f"{_pct_hash_010x(((pfn + nr_pages) << C.PAGE_SHIFT) - 1)}] failed")
+        _notify(m, "MEM_CANCEL_ONLINE")
+        raise KernelError(-rc, f"online_pages(pfn {pfn:#x}, nr_pages {nr_pages:#x}): {why}")
+    onlined = 0
+    S = m.sections
+    for p, n in pieces:
+        onlined += n
+        S.online_mem_sections(p, p + n)
+    m._sync_core_dmesg()
+    zone.present_pages += onlined
+    zone.zone_pgdat.node_present_pages += onlined
+    return onlined
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.6: offlining
+
+def test_pages_in_a_zone(m, start_pfn: int, end_pfn: int):
+    """``test_pages_in_a_zone(start, end, &valid_start, &valid_end)`` (§5.6 step 2).
+
+    Probes every ``MAX_ORDER_NR_PAGES`` (1024) pfns of the present sections of the range via
+    ``page_zone``; returns ``(zone, valid_start, valid_end)`` when exactly one zone is found,
+    else None (``multizone range``).  A poisoned memmap counts as a mismatch.
+    """
+    S = m.sections
+    zone = None
+    first = last = None
+    pfn = start_pfn
+    sec_end = (start_pfn + 1 + _SEC - 1) & ~(_SEC - 1)
+    while pfn < end_pfn:
+        if S.present_section_nr(pfn >> C.PFN_SECTION_SHIFT):
+            while pfn < sec_end and pfn < end_pfn:
+                if zone is not None and not zone.spans(pfn):
+                    return None
+                z = _page_zone(m, pfn)
+                if z is None or (zone is not None and z is not zone):
+                    return None
+                if first is None:
+                    first = pfn
+                zone = z
+                last = pfn + MAX_ORDER_NR_PAGES
+                pfn += MAX_ORDER_NR_PAGES
+        pfn = sec_end
+        sec_end += _SEC
+    if zone is None:
+        return None
+    return zone, first, min(end_pfn, last)
+
+
+def _has_unmovable(m, start_pfn: int, nr_pages: int) -> bool:
+    """Pages the isolation would find unmovable: PageReserved memmap outside System RAM, or the
+    kernel image / crash kernel (page allocations are otherwise not modelled)."""
+    pieces = walk_system_ram_range(m, start_pfn, nr_pages)
+    covered = sum(n for _, n in pieces)
+    S = m.sections
+    if covered < nr_pages:
+        # a pfn_valid page that is not System RAM is a reserved boot page
+        cur = start_pfn
+        for p, n in pieces + [(start_pfn + nr_pages, 0)]:
+            q = cur
+            while q < p:
+                if S.pfn_valid(q):
+                    return True
+                q = (q | (C.PAGES_PER_SUBSECTION - 1)) + 1
+            cur = p + n
+    lo, hi = start_pfn << C.PAGE_SHIFT, ((start_pfn + nr_pages) << C.PAGE_SHIFT) - 1
+    kids = m.iomem.root.children
+    i = bisect.bisect_right(kids, lo, key=lambda r: r.start)
+    for r in kids[max(i - 1, 0):]:
+        if r.start > hi:
+            break
+        if r.end < lo:
+            continue
+        for _, c in m.iomem.walk(r):
+            if c.name in _KERNEL_RESERVED and c.start <= hi and lo <= c.end:
+                return True
+    return False
+
+
+def offline_pages(m, start_pfn, nr_pages) -> int:
+    """``offline_pages(start_pfn, nr_pages)`` → ``__offline_pages`` (§5.6).  Returns the pages
+    offlined and logs ``Offlined Pages N``.
+
+    Failure reasons (pr_debug ``memory offlining [mem ...] failed due to <reason>``):
+    ``multizone range`` (-EINVAL), ``failure to isolate range`` (-EBUSY, reserved pages),
+    ``notifier failure`` (MEM_GOING_OFFLINE error injection).  Nothing changes on failure.
+    **v5.3 does not shrink the zone or node span here** (§5.6; done at removal, §6.5).
+    """
+    start_pfn = K.unsigned(start_pfn, "start_pfn")
+    nr_pages = K.unsigned(nr_pages, "nr_pages")
+    end_pfn = start_pfn + nr_pages
+    if start_pfn % C.PAGEBLOCK_NR_PAGES or end_pfn % C.PAGEBLOCK_NR_PAGES:
+        raise KernelError(errno.EINVAL, f"offline_pages(pfn {start_pfn:#x}, nr_pages {nr_pages:#x}): "
+                                        f"not pageblock aligned")
+
+    def fail(err: int, reason: str):
+        m.log(f"memory offlining [mem {_pct_hash_010x(start_pfn << C.PAGE_SHIFT)}-"
+              f"{_pct_hash_010x((end_pfn << C.PAGE_SHIFT) - 1)}] failed due to {reason}")
+        return KernelError(err, f"offline_pages(pfn {start_pfn:#x}, nr_pages {nr_pages:#x}) failed due to {reason}")
+
+    found = test_pages_in_a_zone(m, start_pfn, end_pfn)
+    if found is None:
+        raise fail(errno.EINVAL, "multizone range")
+    zone = found[0]
+    if _has_unmovable(m, start_pfn, nr_pages):
+        raise fail(errno.EBUSY, "failure to isolate range")
+    rc = _notify(m, "MEM_GOING_OFFLINE")
+    if rc:
+        _notify(m, "MEM_CANCEL_OFFLINE")
+        raise fail(-rc, "notifier failure")
+    pieces = walk_system_ram_range(m, start_pfn, nr_pages)
+    if not pieces:
+        # the "check again" loop would spin on -EINVAL until a signal arrives
+        raise fail(errno.EINTR, "signal backoff")
+    S = m.sections
+    offlined = 0
+    for p, n in pieces:
+        q, e = p, p + n
+        while q < e and not S.pfn_valid(q):
+            q = (q | (C.PAGES_PER_SUBSECTION - 1)) + 1
+        if q >= e:
+            continue
+        q = max(q, p)
+        S.offline_mem_sections(q, e)
+        offlined += e - q
+    m._sync_core_dmesg()
+    m.log(f"Offlined Pages {offlined}")
+    zone.present_pages -= offlined
+    zone.zone_pgdat.node_present_pages -= offlined
+    return offlined
+
+
+# ---------------------------------------------------------------------------------------------
+# §6.5: span shrinking
+
+def _probe(m, pfn: int, nid: int, zidx) -> bool:
+    S = m.sections
+    if m.model.subsection:
+        if not S.pfn_valid(pfn):
+            return False
+    elif not S.valid_section_nr(pfn >> C.PFN_SECTION_SHIFT):
+        return False
+    if S.pfn_to_nid(pfn) != nid:
+        return False
+    return zidx is None or S.page_zonenum(pfn) == zidx
+
+
+def _first_match(m, nid: int, zidx, lo: int, hi: int):
+    """First probe ``lo + k*step`` in ``[lo, hi)`` that matches, or None (0 is a real pfn)."""
+    if lo >= hi:
+        return None
+    if lo == 0:
+        if _probe(m, 0, nid, zidx):
+            return 0
+        lo = m.model.shrink_step
+        if lo >= hi:
+            return None
+    r = m.sections.find_smallest_section_pfn(nid, zidx, lo, min(hi, m.sections.pfn_limit))
+    return r if r else None
+
+
+def _all_holes(m, nid: int, zidx, zs: int, ze: int, start: int, end: int) -> bool:
+    """The "all holes?" scan of shrink_zone_span/shrink_pgdat_span: True when nothing of
+    this zone (node) is left outside the excluded window.  v5.3 excludes ``[start, end)``;
+    v5.2 only the probe equal to ``start`` (§6.5, §7)."""
+    step = m.model.shrink_step
+    lo_ex, hi_ex = (start, end) if m.model.subsection else (start, start + 1)
+    if _first_match(m, nid, zidx, zs, min(lo_ex, ze)) is not None:
+        return False
+    g = zs if hi_ex <= zs else zs + -(-(hi_ex - zs) // step) * step
+    return _first_match(m, nid, zidx, g, ze) is None
+
+
+def shrink_zone_span(m, zone, start_pfn: int, end_pfn: int) -> None:
+    """``shrink_zone_span(zone, start, end)`` (§6.5; legacy step 32768, §7)."""
+    S = m.sections
+    nid, zi = zone.nid, zone.idx
+    zs, ze = zone.zone_start_pfn, zone.zone_start_pfn + zone.spanned_pages
+    if zs == start_pfn:
+        pfn = S.find_smallest_section_pfn(nid, zi, end_pfn, min(ze, S.pfn_limit))
+        if pfn:
+            zone.zone_start_pfn = pfn
+            zone.spanned_pages = ze - pfn
+    elif ze == end_pfn:
+        pfn = S.find_biggest_section_pfn(nid, zi, zs, start_pfn)
+        if pfn:
+            zone.spanned_pages = pfn - zs + 1
+    if not _all_holes(m, nid, zi, zs, ze, start_pfn, end_pfn):
+        return
+    zone.zone_start_pfn = 0
+    zone.spanned_pages = 0
+
+
+def shrink_pgdat_span(m, pgdat, start_pfn: int, end_pfn: int) -> None:
+    """``shrink_pgdat_span(pgdat, start, end)`` (§6.5): as the zone version, any zone."""
+    S = m.sections
+    nid = pgdat.nid
+    ps, pe = pgdat.node_start_pfn, pgdat.node_start_pfn + pgdat.node_spanned_pages
+    if ps == start_pfn:
+        pfn = S.find_smallest_section_pfn(nid, None, end_pfn, min(pe, S.pfn_limit))
+        if pfn:
+            pgdat.node_start_pfn = pfn
+            pgdat.node_spanned_pages = pe - pfn
+    elif pe == end_pfn:
+        pfn = S.find_biggest_section_pfn(nid, None, ps, start_pfn)
+        if pfn:
+            pgdat.node_spanned_pages = pfn - ps + 1
+    if not _all_holes(m, nid, None, ps, pe, start_pfn, end_pfn):
+        return
+    pgdat.node_start_pfn = 0
+    pgdat.node_spanned_pages = 0
+
+
+def remove_zone(m, zone, start_pfn: int, nr_pages: int) -> None:
+    """``__remove_zone(zone, start_pfn, nr_pages)`` (§6.5): shrink the zone, then its node.
+    May raise KernelBug where the kernel's ``find_biggest_section_pfn`` would spin."""
+    shrink_zone_span(m, zone, start_pfn, start_pfn + nr_pages)
+    shrink_pgdat_span(m, zone.zone_pgdat, start_pfn, start_pfn + nr_pages)
+
+
+def remove_section(m, zone, pfn: int, nr: int, altmap=None) -> bool:
+    """``__remove_section(zone, pfn, nr, map_offset, altmap)`` (§6.3; legacy §7).
+
+    Not valid → WARN_ON_ONCE (the core's) and nothing; else (v5.2: unregister the section
+    from its memory block,) ``__remove_zone`` while the range is still valid, then
+    ``sparse_remove_section``.  Returns whether the piece was removed.
+    """
+    S = m.sections
+    sec = pfn >> C.PFN_SECTION_SHIFT
+    if not S.valid_section_nr(sec):
+        S.sparse_remove_section(pfn, nr, altmap)  # WARN_ON_ONCE, returns False
+        return False
+    if not m.model.memory_blocks_after_arch_add:
+        from .memory_block import unregister_memory_section
+        unregister_memory_section(m, sec)
+    if zone is not None:
+        remove_zone(m, zone, pfn, nr)
+    return S.sparse_remove_section(pfn, nr, altmap)
+
+
+def _resolve_zone(m, zone, pfn: int):
+    from .machine import Zone
+    if zone is None or isinstance(zone, Zone):
+        return zone
+    zi = K.check_zone(zone)
+    nid = m.sections.pfn_to_nid(pfn)
+    pg = m.nodes.get(nid if nid >= 0 else 0)
+    return None if pg is None else pg.zones[zi]
+
+
+def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
+    """``__remove_pages(zone, pfn, nr_pages, altmap)`` (§6.2; legacy §7).  The kernel
+    function is void; this returns the number of section pieces removed.
+
+    ``zone`` is a :class:`~sparsemem.machine.Zone`, a zone index (resolved on the node of
+    the first pfn's struct page, or node 0) or None (no span shrinking, see the module doc).
+    v5.3: :func:`check_pfn_span` -- a misaligned range WARNs and nothing happens (returns 0);
+    pieces are split at section boundaries.  v5.2: ``BUG_ON`` unless section-aligned
+    (KernelBug), whole sections.  May raise KernelBug from the span scan (§6.5 wrap hazard),
+    leaving the pieces before it removed.
+    """
+    pfn = K.unsigned(pfn, "pfn")
+    nr_pages = K.unsigned(nr_pages, "nr_pages")
+    altmap = _altmap_arg(m, altmap)
+    zone = _resolve_zone(m, zone, pfn)
+    if m.model.check_pfn_span:
+        try:
+            check_pfn_span(m, pfn, nr_pages, "remove")
+        except KernelError:
+            return 0
+    elif pfn % _SEC or nr_pages % _SEC:
+        m.log("kernel BUG at mm/memory_hotplug.c:__remove_pages!")
+        raise KernelBug(f"__remove_pages(pfn {pfn:#x}, nr_pages {nr_pages:#x}): BUG_ON: v5.2 requires a "
+                        f"section-aligned range")
+    if nr_pages == 0:
+        if pfn == 0 and m.model.check_pfn_span:
+            raise KernelBug("__remove_pages(pfn 0, nr_pages 0): the section loop runs up to "
+                            "pfn_to_section_nr(-1) and walks off mem_section[]")
+        if pfn % _SEC:
+            raise ValueError(f"__remove_pages(pfn {pfn:#x}, nr_pages 0): an empty piece inside a section "
+                             f"is not modelled")
+        return 0
+    if pfn + nr_pages > m.sections.pfn_limit:
+        raise ValueError(f"__remove_pages: pfn range [{pfn:#x}-{pfn + nr_pages:#x}) exceeds max pfn "
+                         f"{m.sections.pfn_limit:#x}")
+    removed = 0
+    try:
+        for p, n in _pieces(pfn, nr_pages):
+            removed += bool(remove_section(m, zone, p, n, altmap))
+    finally:
+        m._sync_core_dmesg()
+    return removed
+
+
+def arch_remove_memory(m, nid, start, size, altmap=None) -> int:
+    """x86 ``arch_remove_memory(nid, start, size, altmap)`` (§6.1): the zone is read from the
+    struct page of ``start_pfn + vmem_altmap_offset(altmap)`` (None when never initialised),
+    then :func:`remove_pages` and the direct-map teardown (not modelled)."""
+    _nid(nid)
+    start = K.unsigned(start, "start")
+    size = K.unsigned(size, "size")
+    altmap = _altmap_arg(m, altmap)
+    pfn = start >> C.PAGE_SHIFT
+    off = altmap.offset() if altmap is not None else 0
+    zone = _page_zone(m, pfn + off) if pfn + off < m.sections.pfn_limit else None
+    return remove_pages(m, zone, pfn, size >> C.PAGE_SHIFT, altmap)
+
+
+# ---------------------------------------------------------------------------------------------
+# §8.1 / §6.6: the top half
+
+def check_hotplug_memory_range(m, start: int, size: int) -> None:
+    """``check_hotplug_memory_range`` (§8.1 step 1): pr_err
+    ``Block size [%#lx] unaligned hotplug range: start %#llx, size %#llx`` and -EINVAL."""
+    bs = m.memory_block_size
+    if size == 0 or start % bs or size % bs:
+        line = (f"Block size [{K.hexfmt(bs)}] unaligned hotplug range: start {K.hexfmt(start)}, "
+                f"size {K.hexfmt(size)}")
+        m.log(line)
+        raise KernelError(errno.EINVAL, line)
+
+
+def register_memory_resource(m, start: int, size: int) -> Resource:
+    """``register_memory_resource(start, size)`` (§8.1): -E2BIG beyond ``max_mem_size``, then a
+    busy "System RAM" region under iomem (``__request_region``); overlap → pr_debug
+    ``Unable to reserve System RAM region: %016llx->%016llx`` and -EEXIST."""
+    if start + size > m.max_mem_size:
+        raise KernelError(errno.E2BIG, f"add_memory: [mem {start:#x}-{start + size - 1:#x}] ends above "
+                                       f"max_mem_size {m.max_mem_size:#x}")
+    root = m.iomem.root
+    kids = root.children
+    end = start + size - 1
+    if size:
+        i = bisect.bisect_right(kids, start, key=lambda r: r.start)
+        prev = kids[i - 1] if i else None
+        nxt = kids[i] if i < len(kids) else None
+        if (prev is None or prev.end < start) and (nxt is None or nxt.start > end):
+            # fast path of __request_region: no top-level conflict, link it right here
+            res = Resource(start, end, "System RAM",
+                           resource_type(root) | resource_ext_type(root) | IORESOURCE_BUSY | IORESOURCE_SYSTEM_RAM,
+                           root.desc)
+            kids.insert(i, res)
+            res.parent = root
+            return res
+    try:
+        return m.iomem.request(start, size, "System RAM", IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY)
+    except KernelError as e:
+        line = f"Unable to reserve System RAM region: {start:016x}->{start + size:016x}"
+        m.log(line)
+        raise KernelError(errno.EEXIST, f"{line} ({e.strerror})") from None
+
+
+def add_memory_resource(m, nid: int, res: Resource) -> None:
+    """``add_memory_resource(nid, res)`` (§8.1): range check, ``__try_online_node``,
+    ``arch_add_memory`` (v5.2: blocks registered per section inside it), v5.3
+    ``create_memory_block_devices``, node online, ``link_mem_sections``, auto-online walk that
+    stops at the first block failing to online (error not passed on).
+
+    Partial state on an ``arch_add_memory`` error: the sections added stay (no rollback),
+    ``max_pfn`` raised; a new node's pgdat is freed again.
+    """
+    from . import memory_block as MB
+    start, size = res.start, res.size
+    check_hotplug_memory_range(m, start, size)
+    new_node = nid not in m.nodes or not m.nodes[nid].online
+    created = nid not in m.nodes
+    if created:
+        m._pgdat(nid, create=True)
+    legacy_blocks = not m.model.memory_blocks_after_arch_add
+    try:
+        arch_add_memory(m, nid, start, size, _want_memblock=legacy_blocks)
+        if not legacy_blocks:
+            try:
+                MB.create_memory_block_devices(m, start, size)
+            except KernelError:
+                arch_remove_memory(m, nid, start, size)
+                raise
+    except KernelError:
+        if created:
+            m._drop_pgdat(nid)
+        raise
+    if new_node:
+        m.nodes[nid].online = True
+    MB.link_mem_sections(m, nid, start, size)
+    if m.auto_online:
+        for blk in MB.walk_memory_blocks(m, start, size):
+            blk.online_type = MMOP_ONLINE_KEEP
+            if MB.device_online(m, blk) < 0:
+                break
+    m._sync_core_dmesg()
+
+
+def add_memory(m, nid, start, size) -> None:
+    """``add_memory(nid, start, size)`` → ``__add_memory`` (§8.1).  Order of checks: -E2BIG,
+    the "System RAM" request (-EEXIST), then the block alignment (-EINVAL with the pr_err
+    line); the resource is released again on any error."""
+    nid = _nid(nid)
+    start = K.unsigned(start, "start")
+    size = K.unsigned(size, "size")
+    res = register_memory_resource(m, start, size)
+    try:
+        add_memory_resource(m, nid, res)
+    except BaseException:
+        if res.parent is not None:
+            m.iomem.release(res)
+        raise
+
+
+def try_offline_node(m, nid: int) -> None:
+    """``try_offline_node(nid)`` (§6.6 step 8): offline the node when no present section of its
+    span maps to it and it has no CPU (CPUs are on node 0 only in this model)."""
+    pg = m.nodes.get(nid)
+    if pg is None or not pg.online or nid == 0:
+        return
+    lo, hi = pg.node_start_pfn >> C.PFN_SECTION_SHIFT, -(-(pg.node_start_pfn + pg.node_spanned_pages) >> C.PFN_SECTION_SHIFT)
+    S = m.sections
+    pfn = pg.node_start_pfn
+    end = pg.node_start_pfn + pg.node_spanned_pages
+    for nr in S.present_section_nrs().tolist():
+        p = nr << C.PFN_SECTION_SHIFT
+        if nr < lo or nr >= hi:
+            continue
+        # the kernel's probes are pfn, pfn + 32768, ... from node_start_pfn
+        q = pfn + ((max(p, pfn) - pfn + _SEC - 1) // _SEC) * _SEC if p > pfn else pfn
+        while q < end and q >> C.PFN_SECTION_SHIFT == nr:
+            if S.pfn_to_nid(q) == nid:
+                return
+            q += _SEC
+    pg.online = False
+
+
+def remove_memory(m, nid, start, size) -> None:
+    """``remove_memory(nid, start, size)`` → ``try_remove_memory`` (§6.6; legacy §7).
+
+    A misaligned range logs the §8.1 pr_err and hits ``BUG_ON`` (KernelBug).  A block that is
+    not offline: pr_warn ``removing memory fails, because memory [%pa-%pa] is onlined`` and
+    -EBUSY with nothing changed (v5.2: ``BUG()``, KernelBug).  Then (v5.3) the block devices
+    go, ``arch_remove_memory``, the "System RAM" resource is released
+    (``release_mem_region_adjustable``; a failure only warns ``Unable to release resource``),
+    and ``try_offline_node``.
+    """
+    from . import memory_block as MB
+    nid = _nid(nid)
+    start = K.unsigned(start, "start")
+    size = K.unsigned(size, "size")
+    try:
+        check_hotplug_memory_range(m, start, size)
+    except KernelError as e:
+        raise KernelBug(f"remove_memory: BUG_ON(check_hotplug_memory_range): {e.strerror}") from None
+    for blk in MB.walk_memory_blocks(m, start, size):
+        if blk.state_value != MEM_OFFLINE:
+            b0 = blk.start
+            line = f"removing memory fails, because memory [{_pa(b0)}-{_pa(b0 + blk.size - 1)}] is onlined"
+            m.log(line)
+            if m.model.remove_memory_ebusy:
+                raise KernelError(errno.EBUSY, line)
+            raise KernelBug(f"__remove_memory: BUG() (v5.2 cannot fail): {line}")
+    if m.model.memory_blocks_after_arch_add:
+        MB.remove_memory_block_devices(m, start, size)
+    arch_remove_memory(m, nid, start, size)
+    try:
+        m.iomem.release_mem_region_adjustable(start, size)
+    except KernelError as e:
+        m.log(f"Unable to release resource <{_pa(start)}-{_pa(start + size - 1)}> ({-e.errno})")
+    try_offline_node(m, nid)
+    m._sync_core_dmesg()
+
+
+def pfn_to_online_page(m, pfn) -> bool:
+    """``pfn_to_online_page(pfn)`` (§4.3, the v5.2/v5.3 macro): the section is online; no
+    ``pfn_valid``, no sub-section test -- a ZONE_DEVICE pfn sharing an online section counts."""
+    pfn = K.index(pfn, "pfn")
+    if pfn < 0:
+        return False
+    nr = pfn >> C.PFN_SECTION_SHIFT
+    S = m.sections
+    return nr < S.nr_mem_sections and S.online_section_nr(nr)

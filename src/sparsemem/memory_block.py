@@ -1,0 +1,491 @@
+"""``drivers/base/memory.c`` (and the device-core bits of ``drivers/base/core.c``): memory
+block devices and ``/sys/devices/system/memory``.
+
+"§" refers to ../shared/spec/sparse-hotplug.md (§8.2-§8.4, §8.6).  The device core's
+``dev->offline`` flag is kept per block (``dev_offline``) because it decides the
+"already in that state" answers: ``device_online``/``device_offline`` return 1 then, which
+``state`` turns into -EINVAL while ``online`` reports success (§8.6).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from . import constants as C
+from .errors import KernelError
+from .hotplug import (
+    MEM_GOING_OFFLINE,
+    MEM_OFFLINE,
+    MEM_ONLINE,
+    MMOP_ONLINE_KEEP,
+    ONLINE_TYPES,
+    _has_unmovable,
+    offline_pages,
+    online_pages,
+    test_pages_in_a_zone,
+    warn_on_once,
+    zone_for_pfn_range,
+)
+
+__all__ = [
+    "MemoryBlock", "Sysfs", "memory_dev_init", "create_memory_block_devices",
+    "remove_memory_block_devices", "hotplug_memory_register", "unregister_memory_section",
+    "link_mem_sections", "walk_memory_blocks", "device_online", "device_offline",
+    "memory_subsys_online", "memory_subsys_offline", "memory_block_change_state",
+    "memory_block_action", "pages_correctly_probed", "STATE_NAMES",
+]
+
+STATE_NAMES = {MEM_ONLINE: "online", MEM_OFFLINE: "offline", MEM_GOING_OFFLINE: "going-offline"}
+
+
+class MemoryBlock:
+    """``struct memory_block`` (§8.2): ``id``, ``start_section_nr``, ``end_section_nr``,
+    ``state_value`` (MEM_*), ``section_count``, ``online_type`` (v5.3 starts at 0 =
+    MMOP_ONLINE_KEEP), ``phys_device`` (0 on x86), ``nid`` and the device core's
+    ``dev_offline`` flag.  ``state`` is the ``state`` file's word, ``zone`` the zone name of
+    an online block (None when offline or mixed), ``removable`` the ``removable`` file."""
+
+    __slots__ = ("machine", "id", "start_section_nr", "end_section_nr", "state_value", "section_count",
+                 "online_type", "phys_device", "nid", "dev_offline")
+
+    def __init__(self, machine, block_id: int, state: int, section_count: int):
+        spb = machine.sections_per_block
+        self.machine = machine
+        self.id = block_id
+        self.start_section_nr = block_id * spb
+        self.end_section_nr = self.start_section_nr + spb - 1
+        self.state_value = state
+        self.section_count = section_count
+        self.online_type = 0
+        self.phys_device = 0
+        self.nid = 0
+        self.dev_offline = state == MEM_OFFLINE
+
+    @property
+    def start(self) -> int:
+        """First physical byte."""
+        return self.start_section_nr << C.PA_SECTION_SHIFT
+
+    @property
+    def size(self) -> int:
+        return self.machine.memory_block_size
+
+    @property
+    def start_pfn(self) -> int:
+        return self.start_section_nr << C.PFN_SECTION_SHIFT
+
+    @property
+    def nr_pages(self) -> int:
+        return self.machine.sections_per_block * C.PAGES_PER_SECTION
+
+    @property
+    def state(self) -> str:
+        return STATE_NAMES.get(self.state_value, f"ERROR-UNKNOWN-{self.state_value}")
+
+    @property
+    def zone(self):
+        if self.state_value != MEM_ONLINE:
+            return None
+        found = test_pages_in_a_zone(self.machine, self.start_pfn, self.start_pfn + self.nr_pages)
+        return None if found is None else found[0].name
+
+    @property
+    def removable(self) -> bool:
+        return show_removable(self) == "1\n"
+
+    def __repr__(self):
+        return (f"<MemoryBlock memory{self.id} [mem {self.start:#x}-{self.start + self.size - 1:#x}] "
+                f"{self.state} sections={self.section_count} nid={self.nid}>")
+
+
+# ---------------------------------------------------------------------------------------------
+# creation / removal
+
+def _new_block(m, block_id: int, state: int, count: int) -> MemoryBlock:
+    blk = MemoryBlock(m, block_id, state, count)
+    m._blocks[block_id] = blk
+    return blk
+
+
+def memory_dev_init(m) -> None:
+    """``memory_dev_init()`` (§8.4): one MEM_ONLINE block per group of ``sections_per_block``
+    sections with at least one present section; ``section_count`` = present sections."""
+    spb = m.sections_per_block
+    counts: dict[int, int] = {}
+    for nr in m.sections.present_section_nrs().tolist():
+        counts[nr // spb] = counts.get(nr // spb, 0) + 1
+    for bid in sorted(counts):
+        _new_block(m, bid, MEM_ONLINE, counts[bid])
+
+
+def create_memory_block_devices(m, start: int, size: int) -> None:
+    """``create_memory_block_devices(start, size)`` (§8.2, v5.3): MEM_OFFLINE blocks with
+    ``section_count = sections_per_block``; -EEXIST if one exists (the ones created are
+    unregistered again); misaligned → WARN_ON_ONCE and -EINVAL."""
+    bs = m.memory_block_size
+    if start % bs or size % bs:
+        warn_on_once(m, ("create_memory_block_devices",), "drivers/base/memory.c create_memory_block_devices")
+        raise KernelError(errno.EINVAL, f"create_memory_block_devices: [mem {start:#x}+{size:#x}] not block aligned")
+    ids = range(start // bs, (start + size) // bs)
+    for bid in ids:
+        if bid in m._blocks:
+            raise KernelError(errno.EEXIST, f"create_memory_block_devices: memory{bid} already exists")
+    for bid in ids:
+        _new_block(m, bid, MEM_OFFLINE, m.sections_per_block)
+
+
+def remove_memory_block_devices(m, start: int, size: int) -> None:
+    """``remove_memory_block_devices(start, size)`` (§8.3)."""
+    bs = m.memory_block_size
+    if start % bs or size % bs:
+        warn_on_once(m, ("remove_memory_block_devices",), "drivers/base/memory.c remove_memory_block_devices")
+        return
+    for bid in range(start // bs, (start + size) // bs):
+        blk = m._blocks.pop(bid, None)
+        if blk is None:
+            warn_on_once(m, ("remove_memory_block_devices", "missing"),
+                         "drivers/base/memory.c remove_memory_block_devices")
+            continue
+        blk.section_count = 0
+
+
+def hotplug_memory_register(m, nid: int, section_nr: int) -> None:
+    """v5.2 ``hotplug_memory_register`` (§7): bump the section's block, or create it
+    MEM_OFFLINE with ``section_count`` 1."""
+    bid = section_nr // m.sections_per_block
+    blk = m._blocks.get(bid)
+    if blk is None:
+        blk = _new_block(m, bid, MEM_OFFLINE, 0)
+    blk.section_count += 1
+
+
+def unregister_memory_section(m, section_nr: int) -> None:
+    """v5.2 ``unregister_memory_section`` (§7): decrement the block's ``section_count`` and
+    unregister it at 0; nothing when no block exists."""
+    if not m.sections.present_section_nr(section_nr):
+        return
+    bid = section_nr // m.sections_per_block
+    blk = m._blocks.get(bid)
+    if blk is None:
+        return
+    blk.section_count -= 1
+    if blk.section_count <= 0:
+        del m._blocks[bid]
+
+
+def link_mem_sections(m, nid: int, start: int, size: int) -> None:
+    """``link_mem_sections`` (§8.1 step 8): the blocks of the range get ``nid``."""
+    for blk in walk_memory_blocks(m, start, size):
+        blk.nid = nid
+
+
+def walk_memory_blocks(m, start: int, size: int) -> list[MemoryBlock]:
+    """``walk_memory_blocks(start, size)``: the existing blocks of the range, ascending id."""
+    if size == 0:
+        return []
+    bs = m.memory_block_size
+    lo, hi = start // bs, (start + size - 1) // bs
+    blocks = m._blocks
+    if hi - lo + 1 <= len(blocks):
+        return [blocks[i] for i in range(lo, hi + 1) if i in blocks]
+    return [blocks[i] for i in sorted(blocks) if lo <= i <= hi]
+
+
+# ---------------------------------------------------------------------------------------------
+# state machine (§8.6)
+
+def pages_correctly_probed(m, blk: MemoryBlock) -> bool:
+    """``pages_correctly_probed(start_pfn)`` (§8.6): every section of the block must have a
+    ``pfn_valid`` first pfn (WARN_ON_ONCE otherwise), be present, valid and not online."""
+    S = m.sections
+    pfn = blk.start_pfn
+    for nr in range(blk.start_section_nr, blk.start_section_nr + m.sections_per_block):
+        if not S.pfn_valid(pfn):
+            warn_on_once(m, ("pages_correctly_probed",), "drivers/base/memory.c pages_correctly_probed")
+            return False
+        end = pfn + C.PAGES_PER_SECTION
+        if not S.present_section_nr(nr):
+            m.log(f"section {nr} pfn[{pfn:x}, {end:x}) not present")
+            return False
+        if not S.valid_section_nr(nr):
+            m.log(f"section {nr} pfn[{pfn:x}, {end:x}) no valid memmap")
+            return False
+        if S.online_section_nr(nr):
+            m.log(f"section {nr} pfn[{pfn:x}, {end:x}) is already online")
+            return False
+        pfn = end
+    return True
+
+
+def memory_block_action(m, blk: MemoryBlock, action: int) -> int:
+    """``memory_block_action(start_section_nr, action, online_type)``: 0 or -errno."""
+    if action == MEM_ONLINE:
+        if not pages_correctly_probed(m, blk):
+            return -errno.EBUSY
+        try:
+            online_pages(m, blk.start_pfn, blk.nr_pages, blk.online_type, blk.nid)
+        except KernelError as e:
+            return -e.errno
+        return 0
+    try:
+        offline_pages(m, blk.start_pfn, blk.nr_pages)
+    except KernelError as e:
+        return -e.errno
+    return 0
+
+
+def memory_block_change_state(m, blk: MemoryBlock, to: int, frm: int) -> int:
+    """``memory_block_change_state(mem, to, from)``."""
+    if blk.state_value != frm:
+        return -errno.EINVAL
+    if to == MEM_OFFLINE:
+        blk.state_value = MEM_GOING_OFFLINE
+    ret = memory_block_action(m, blk, to)
+    blk.state_value = frm if ret else to
+    return ret
+
+
+def memory_subsys_online(m, blk: MemoryBlock) -> int:
+    if blk.state_value == MEM_ONLINE:
+        return 0
+    if blk.online_type < 0:
+        blk.online_type = MMOP_ONLINE_KEEP
+    ret = memory_block_change_state(m, blk, MEM_ONLINE, MEM_OFFLINE)
+    blk.online_type = -1
+    return ret
+
+
+def memory_subsys_offline(m, blk: MemoryBlock) -> int:
+    if blk.state_value == MEM_OFFLINE:
+        return 0
+    if blk.section_count != m.sections_per_block:
+        return -errno.EINVAL
+    return memory_block_change_state(m, blk, MEM_OFFLINE, MEM_ONLINE)
+
+
+def device_online(m, blk: MemoryBlock) -> int:
+    """``device_online(&mem->dev)``: 1 if ``dev->offline`` is clear, else the callback."""
+    if not blk.dev_offline:
+        return 1
+    ret = memory_subsys_online(m, blk)
+    if ret == 0:
+        blk.dev_offline = False
+    m._sync_core_dmesg()
+    return ret
+
+
+def device_offline(m, blk: MemoryBlock) -> int:
+    """``device_offline(&mem->dev)``: 1 if ``dev->offline`` is set, else the callback."""
+    if blk.dev_offline:
+        return 1
+    ret = memory_subsys_offline(m, blk)
+    if ret == 0:
+        blk.dev_offline = True
+    m._sync_core_dmesg()
+    return ret
+
+
+def _raise(ret: int, what: str):
+    raise KernelError(-ret, f"{what}: {errno.errorcode.get(-ret, str(-ret))}")
+
+
+# ---------------------------------------------------------------------------------------------
+# attribute files (§8.6)
+
+def show_valid_zones(m, blk: MemoryBlock) -> str:
+    start, nr = blk.start_pfn, blk.nr_pages
+    if blk.state_value == MEM_ONLINE:
+        found = test_pages_in_a_zone(m, start, start + nr)
+        return "none\n" if found is None else found[0].name + "\n"
+    nid = blk.nid
+    default = zone_for_pfn_range(m, MMOP_ONLINE_KEEP, nid, start, nr)
+    out = default.name
+    for t in (ONLINE_TYPES["online_kernel"], ONLINE_TYPES["online_movable"]):
+        z = zone_for_pfn_range(m, t, nid, start, nr)
+        if z is not default:
+            out += " " + z.name
+    return out + "\n"
+
+
+def show_removable(blk: MemoryBlock) -> str:
+    """v5.3 ``removable``: 1 unless online; online: every present section removable (no
+    reserved pages, see :func:`sparsemem.hotplug._has_unmovable`, every pageblock's memmap in
+    a zone that spans it; ZONE_MOVABLE pages are always movable)."""
+    m = blk.machine
+    if blk.state_value != MEM_ONLINE:
+        return "1\n"
+    S = m.sections
+    from .hotplug import _page_zone
+    for nr in range(blk.start_section_nr, blk.start_section_nr + m.sections_per_block):
+        if not S.present_section_nr(nr):
+            continue
+        pfn = nr << C.PFN_SECTION_SHIFT
+        for p in range(pfn, pfn + C.PAGES_PER_SECTION, C.PAGEBLOCK_NR_PAGES):
+            z = _page_zone(m, p)
+            if z is None or not z.spans(p) or not (z.zone_pgdat.online):
+                return "0\n"
+        if _has_unmovable(m, pfn, C.PAGES_PER_SECTION):
+            first = _page_zone(m, pfn)
+            if first is None or first.idx != C.ZONE_MOVABLE:
+                return "0\n"
+    return "1\n"
+
+
+def _streq(value: str, want: str) -> bool:
+    """``sysfs_streq``: equal except for one trailing newline on either side."""
+    if value.endswith("\n"):
+        value = value[:-1]
+    return value == want
+
+
+def _strtobool(value: str):
+    """v5.3 ``strtobool``: y/Y/1 → True, n/N/0 → False, on/off; else None (-EINVAL)."""
+    if not value:
+        return None
+    c = value[0]
+    if c in "yY1":
+        return True
+    if c in "nN0":
+        return False
+    if c in "oO" and len(value) > 1:
+        if value[1] in "nN":
+            return True
+        if value[1] in "fF":
+            return False
+    return None
+
+
+class Sysfs:
+    """``/sys/devices/system/memory`` of one machine.
+
+    Paths are relative to that directory (an absolute path under it works too):
+    ``block_size_bytes``, ``auto_online_blocks``, ``memoryN/{state,online,phys_index,
+    valid_zones,removable,phys_device}``.  :meth:`read` returns the file's text (with its
+    trailing newline), :meth:`write` performs the store and returns the byte count, or raises
+    :class:`~sparsemem.errors.KernelError` with the kernel's errno (a missing file: ENOENT, a
+    read-only one: EACCES).  ``sysfs[path]`` / ``sysfs[path] = value`` are the same.
+    A failed write leaves the state unchanged.
+    """
+
+    ROOT = "/sys/devices/system/memory"
+    BLOCK_FILES = ("online", "phys_device", "phys_index", "removable", "state", "valid_zones")
+    _RW = {"state", "online", "auto_online_blocks"}
+
+    def __init__(self, machine):
+        self._m = machine
+
+    def _split(self, path: str):
+        if not isinstance(path, str):
+            raise TypeError(f"sysfs path must be a str, not {type(path).__name__}")
+        p = path
+        if p.startswith(self.ROOT):
+            p = p[len(self.ROOT):]
+        p = p.strip("/")
+        parts = p.split("/") if p else []
+        if len(parts) == 1:
+            if parts[0] in ("block_size_bytes", "auto_online_blocks"):
+                return None, parts[0]
+        elif len(parts) == 2 and parts[0].startswith("memory") and parts[0][6:].isdigit():
+            if parts[0][6:] == str(int(parts[0][6:])):
+                blk = self._m._blocks.get(int(parts[0][6:]))
+                if blk is not None and parts[1] in self.BLOCK_FILES:
+                    return blk, parts[1]
+        raise KernelError(errno.ENOENT, f"{self.ROOT}/{p}: No such file or directory")
+
+    def listdir(self, path: str = "") -> list[str]:
+        """Entries of the directory (the memory root or ``memoryN``)."""
+        p = path[len(self.ROOT):] if path.startswith(self.ROOT) else path
+        p = p.strip("/")
+        if not p:
+            return ["auto_online_blocks", "block_size_bytes"] + [f"memory{i}" for i in sorted(self._m._blocks)]
+        if p.startswith("memory") and p[6:].isdigit() and int(p[6:]) in self._m._blocks:
+            return list(self.BLOCK_FILES)
+        raise KernelError(errno.ENOENT, f"{self.ROOT}/{p}: No such file or directory")
+
+    def blocks(self) -> list[str]:
+        """The ``memoryN`` directory names, ascending N."""
+        return [f"memory{i}" for i in sorted(self._m._blocks)]
+
+    def read(self, path: str) -> str:
+        blk, name = self._split(path)
+        m = self._m
+        if blk is None:
+            if name == "block_size_bytes":
+                return f"{m.memory_block_size:x}\n"
+            return "online\n" if m.auto_online else "offline\n"
+        if name == "state":
+            s = STATE_NAMES.get(blk.state_value)
+            if s is None:
+                warn_on_once(m, ("state_show",), "drivers/base/memory.c state_show")
+                s = f"ERROR-UNKNOWN-{blk.state_value}"
+            return s + "\n"
+        if name == "online":
+            return "0\n" if blk.dev_offline else "1\n"
+        if name == "phys_index":
+            return f"{blk.start_section_nr // m.sections_per_block:08x}\n"
+        if name == "phys_device":
+            return f"{blk.phys_device}\n"
+        if name == "removable":
+            return show_removable(blk)
+        return show_valid_zones(m, blk)
+
+    def write(self, path: str, value) -> int:
+        if isinstance(value, (bytes, bytearray)):
+            value = bytes(value).decode("utf-8", errors="replace")
+        if not isinstance(value, str):
+            raise TypeError(f"sysfs value must be str or bytes, not {type(value).__name__}")
+        blk, name = self._split(path)
+        m = self._m
+        count = len(value.encode())
+        if name not in self._RW:
+            raise KernelError(errno.EACCES, f"{self.ROOT}/{path.strip('/')}: Permission denied (read-only)")
+        if blk is None:
+            if _streq(value, "online"):
+                m.auto_online = True
+            elif _streq(value, "offline"):
+                m.auto_online = False
+            else:
+                raise KernelError(errno.EINVAL, f"auto_online_blocks: invalid value {value!r}")
+            return count
+        if name == "state":
+            return state_store(m, blk, value, count)
+        val = _strtobool(value)
+        if val is None:
+            raise KernelError(errno.EINVAL, f"memory{blk.id}/online: invalid boolean {value!r}")
+        ret = device_online(m, blk) if val else device_offline(m, blk)
+        if ret < 0:
+            _raise(ret, f"memory{blk.id}/online: {'device_online' if val else 'device_offline'}")
+        return count
+
+    __getitem__ = read
+
+    def __setitem__(self, path: str, value) -> None:
+        self.write(path, value)
+
+    def __contains__(self, path) -> bool:
+        try:
+            self._split(path)
+        except KernelError:
+            return False
+        return True
+
+
+def state_store(m, blk: MemoryBlock, value: str, count: int) -> int:
+    """``state_store`` (§8.6): online types set ``online_type`` then ``device_online``;
+    "offline" → ``device_offline``; a positive return (already in that state) is -EINVAL."""
+    online_type = None
+    for word, t in ONLINE_TYPES.items():
+        if _streq(value, word):
+            online_type = t
+    if online_type is not None:
+        blk.online_type = online_type
+        ret = device_online(m, blk)
+    elif _streq(value, "offline"):
+        ret = device_offline(m, blk)
+    else:
+        raise KernelError(errno.EINVAL, f"memory{blk.id}/state: invalid value {value!r}")
+    if ret > 0:
+        raise KernelError(errno.EINVAL, f"memory{blk.id}/state: block is already {blk.state}")
+    if ret < 0:
+        _raise(ret, f"memory{blk.id}/state: {value.strip()}")
+    return count

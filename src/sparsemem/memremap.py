@@ -1,0 +1,309 @@
+"""Device memory: ``devm_memremap_pages`` / release / ``get_dev_pagemap`` (kernel/memremap.c of
+v5.1/v5.2, mm/memremap.c of v5.3).
+
+Spec: ../shared/spec/memremap-nvdimm.md ("MN") §6 (flow, messages, unwind), §6.5 (the pfn
+index), §6.6 (altmap), §7 (vmemmap accounting, done by the core ``SectionTable``).
+
+Era differences (read from ``machine.model``, never from a version number):
+
+* ``memremap_expands_to_sections`` (v5.1/v5.2, MN §6.1): the range handed to
+  ``arch_add_memory`` is widened to whole 128 MiB sections; the two conflict probes and the
+  System RAM check use the widened range; ZONE_DEVICE struct pages are initialised up to the
+  widened end.
+* otherwise (v5.3, MN §6.2, commit 7cc7867fb061): the exact range, which must be 2 MiB aligned
+  (``check_pfn_span`` in ``__add_pages``), with sub-section ``-EEXIST`` reported.
+
+Failure semantics (MN §6.1 step 9, §6.2): every check that fails before ``arch_add_memory``
+leaves nothing behind.  When ``arch_add_memory`` itself fails part-way (altmap shortfall of
+§3.4 scenario B, a sub-section ``-EEXIST``), the sections it already added **stay added** (and
+their memmaps stay populated from the altmap or RAM): the kernel's error path never calls
+``arch_remove_memory``.  Only the pfn index entries (xarray) are erased.
+"""
+
+from __future__ import annotations
+
+import bisect
+import builtins
+import errno
+import importlib
+from typing import Optional
+
+from . import constants as C
+from .errors import KernelError
+from .iomem import REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED
+
+__all__ = ["DevPagemap", "memremap_pages", "memunmap_pages", "get_dev_pagemap", "PGMAP_TYPES",
+           "pgmap_index"]
+
+#: ``enum memory_type`` values the simulation accepts (MEMORY_DEVICE_*).
+PGMAP_TYPES = ("fsdax", "devdax", "private", "p2pdma")
+
+SECTION_SIZE = C.SECTION_SIZE
+
+
+def _sec_dn(addr: int) -> int:
+    return addr & ~(SECTION_SIZE - 1)
+
+
+def _sec_up(addr: int) -> int:
+    return (addr + SECTION_SIZE - 1) & ~(SECTION_SIZE - 1)
+
+
+def _pr(start: int, end: int) -> str:
+    """``%pr`` of an IORESOURCE_MEM resource: ``[mem 0x...-0x... flags 0x200]``."""
+    return f"[mem {start:#010x}-{end:#010x} flags 0x200]"
+
+
+class DevPagemap:
+    """``struct dev_pagemap``: one live device memory range.
+
+    ``start``/``end`` (inclusive) are ``pgmap->res``; ``mapped_start``/``mapped_size`` the range
+    given to ``arch_add_memory`` (section-widened before v5.3, MN §6.1 step 1; exact after,
+    §6.2); ``altmap`` the ``vmem_altmap`` (or None); ``pfn_first``/``pfn_end`` the refcounted
+    pfns (MN §5, §6.1 step 8); ``dev`` the owning device name used in messages.
+    """
+
+    __slots__ = ("type", "start", "end", "altmap", "nid", "dev", "mapped_start", "mapped_size",
+                 "pfn_first", "pfn_end", "init_start_pfn", "live")
+
+    def __init__(self, type, start, end, altmap, nid, dev, mapped_start, mapped_size):
+        self.type = type
+        self.start = start
+        self.end = end
+        self.altmap = altmap
+        self.nid = nid
+        self.dev = dev
+        self.mapped_start = mapped_start
+        self.mapped_size = mapped_size
+        off = altmap.offset() if altmap is not None else 0
+        self.pfn_first = C.PHYS_PFN(start) + off
+        self.pfn_end = C.PHYS_PFN(end + 1)
+        # memmap_init_zone_device starts at the first data pfn with an altmap (MN §5)
+        self.init_start_pfn = (altmap.base_pfn + off) if altmap is not None else C.PHYS_PFN(mapped_start)
+        self.live = True
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def res(self) -> tuple[int, int]:
+        return (self.start, self.end)
+
+    @property
+    def nr_pages(self) -> int:
+        return self.mapped_size >> C.PAGE_SHIFT
+
+    def to_dict(self) -> dict:
+        a = self.altmap
+        return {
+            "dev": self.dev, "type": self.type, "start": self.start, "end": self.end,
+            "mapped_start": self.mapped_start, "mapped_size": self.mapped_size,
+            "pfn_first": self.pfn_first, "pfn_end": self.pfn_end,
+            "altmap": None if a is None else dict(base_pfn=a.base_pfn, reserve=a.reserve, free=a.free,
+                                                  align=a.align, alloc=a.alloc),
+        }
+
+    def __repr__(self):
+        return (f"DevPagemap({self.dev or '?'} {self.type} [mem {self.start:#x}-{self.end:#x}] "
+                f"mapped {self.mapped_start:#x}+{self.mapped_size:#x}{' altmap' if self.altmap else ''})")
+
+
+# ------------------------------------------------------------------------------ pfn index (§6.5)
+class _PgmapIndex:
+    """``pgmap_array``: an XArray of pfn -> pgmap, with ``xa_store_range`` that overwrites
+    silently and ``xa_erase`` over a range (MN §6.5).  Kept as sorted disjoint intervals."""
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.items: list[tuple[int, int, DevPagemap]] = []  # (first, last, pgmap)
+
+    def load(self, pfn: int) -> Optional[DevPagemap]:
+        i = bisect.bisect_right(self.starts, pfn) - 1
+        if i >= 0:
+            lo, hi, pg = self.items[i]
+            if lo <= pfn <= hi:
+                return pg
+        return None
+
+    def _cut(self, lo: int, hi: int) -> None:
+        out = []
+        for a, b, pg in self.items:
+            if b < lo or a > hi:
+                out.append((a, b, pg))
+                continue
+            if a < lo:
+                out.append((a, lo - 1, pg))
+            if b > hi:
+                out.append((hi + 1, b, pg))
+        out.sort(key=lambda t: t[0])
+        self.items = out
+        self.starts = [t[0] for t in out]
+
+    def store_range(self, lo: int, hi: int, pg: DevPagemap) -> None:
+        self._cut(lo, hi)
+        i = bisect.bisect_left(self.starts, lo)
+        self.items.insert(i, (lo, hi, pg))
+        self.starts.insert(i, lo)
+
+    def erase_range(self, lo: int, hi: int) -> None:
+        self._cut(lo, hi)
+
+    def snapshot(self):
+        return tuple((a, b, pg.dev, pg.start) for a, b, pg in self.items)
+
+
+def pgmap_index(machine) -> _PgmapIndex:
+    """The machine's ``pgmap_array`` (created on first use)."""
+    idx = machine.__dict__.get("_pgmap_index")
+    if idx is None:
+        idx = machine.__dict__["_pgmap_index"] = _PgmapIndex()
+    return idx
+
+
+def _warn_once(machine, key, line: str) -> None:
+    done = machine.__dict__.setdefault("_memremap_warned_once", set())
+    if key in done:
+        return
+    done.add(key)
+    machine.log(line)
+
+
+def _hotplug():
+    return importlib.import_module("sparsemem.hotplug")
+
+
+def _altmap_type(machine):
+    """The VmemAltmap class matching the machine's core (compiled or reference)."""
+    cls = getattr(machine, "_altmap_cls", None)
+    if cls is not None:
+        return cls
+    mod = builtins.type(machine.sections).__module__
+    return importlib.import_module(mod).VmemAltmap
+
+
+def make_altmap(machine, base_pfn: int, reserve: int, free: int):
+    """A fresh ``struct vmem_altmap`` (align = alloc = 0) of the machine's core type (MN §6.6)."""
+    return _altmap_type(machine)(base_pfn, reserve, free, 0, 0)
+
+
+def get_dev_pagemap(machine, pfn) -> Optional[DevPagemap]:
+    """``get_dev_pagemap(pfn, NULL)``: the live pgmap whose index entry covers ``pfn`` (MN §6.5)."""
+    if not isinstance(pfn, int) or isinstance(pfn, bool):
+        raise TypeError(f"pfn must be an int, not {type(pfn).__name__}")
+    if pfn < 0:
+        return None
+    pg = pgmap_index(machine).load(pfn)
+    return pg if pg is not None and pg.live else None
+
+
+def _check_args(start, size, type, altmap, nid):
+    for name, v in (("start", start), ("size", size), ("nid", nid)):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise TypeError(f"{name} must be an int, not {type_name(v)}")
+        if v < 0:
+            raise ValueError(f"{name} must not be negative (got {v})")
+    if size == 0:
+        raise ValueError("size must be > 0")
+    if start + size > 1 << 64:
+        raise ValueError(f"range {start:#x}+{size:#x} runs past the 64-bit address space")
+    if (start | size) & (C.PAGE_SIZE - 1):
+        raise ValueError(f"start {start:#x} and size {size:#x} must be page (4 KiB) aligned")
+    if type not in PGMAP_TYPES:
+        raise ValueError(f"unknown pgmap type {type!r}; expected one of {PGMAP_TYPES}")
+    if altmap is not None and not hasattr(altmap, "alloc_block_buf"):
+        raise TypeError(f"altmap must be a VmemAltmap, not {type_name(altmap)}")
+
+
+def type_name(v) -> str:
+    return builtins.type(v).__name__
+
+
+def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altmap=None, nid: int = 0,
+                   dev: Optional[str] = None) -> DevPagemap:
+    """``devm_memremap_pages`` (MN §6.1 v5.1/v5.2, §6.2 v5.3): map ``[start, start+size)`` as
+    ZONE_DEVICE memory and return its :class:`DevPagemap`.
+
+    Steps, in the kernel's order: (legacy) widen to sections; conflict probes at the first and
+    last pfn of the (widened) range -> ``-ENOMEM`` with ``"<dev>: Conflicting mapping in same
+    section"``; ``region_intersects`` with top-level System RAM -> WARN_ONCE
+    ``"devm_memremap_pages attempted on mixed|ram region [mem ...]"`` and ``-ENXIO``; store
+    the exact pfn range in the index; ``arch_add_memory`` (``add_pages`` for device-private)
+    with the altmap -- its ``-EINVAL`` ("memory add fail, invalid altmap", "Misaligned
+    __add_pages ...") and ``-ENOMEM``/``-EEXIST`` propagate; ``move_pfn_range_to_zone``
+    (ZONE_DEVICE) and ``memmap_init_zone_device``.
+
+    On an ``arch_add_memory`` failure the index entries are erased but the sections added
+    before the failing one **stay** (MN §6.1 step 9, §6.2: the kernel never calls
+    ``arch_remove_memory`` on that path).  Every earlier failure changes nothing.
+    """
+    _check_args(start, size, type, altmap, nid)
+    m = machine.model
+    devp = f"{dev}: " if dev else ""
+    end = start + size - 1
+    if m.memremap_expands_to_sections:
+        a0, a1 = _sec_dn(start), _sec_up(end + 1)           # MN §6.1 step 1
+    else:
+        a0, a1 = start, end + 1                               # MN §6.2
+    # step 2: the two endpoint probes (get_dev_pagemap on the first and the last pfn)
+    for probe in (C.PHYS_PFN(a0), C.PHYS_PFN(a1 - 1)):
+        other = get_dev_pagemap(machine, probe)
+        if other is not None:
+            machine.log(f"{devp}Conflicting mapping in same section")
+            raise KernelError(errno.ENOMEM,
+                              f"devm_memremap_pages {_pr(start, end)}: pfn {probe:#x} is already mapped by "
+                              f"{other.dev or 'a pgmap'} [mem {other.start:#x}-{other.end:#x}]: "
+                              f"Conflicting mapping in same section")
+    # step 3: System RAM (top-level resources only)
+    is_ram = machine.iomem.region_intersects_ram(a0, a1 - a0)
+    if is_ram != REGION_DISJOINT:
+        word = "mixed" if is_ram == REGION_MIXED else "ram"
+        line = f"devm_memremap_pages attempted on {word} region {_pr(start, end)}"
+        _warn_once(machine, ("devm_memremap_pages", "ram"), f"WARNING: {line}")
+        raise KernelError(errno.ENXIO, f"{line}: [mem {a0:#x}-{a1 - 1:#x}] "
+                                       f"{'overlaps' if is_ram == REGION_INTERSECTS else 'mixes'} System RAM")
+    pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0)
+    idx = pgmap_index(machine)
+    lo, hi = C.PHYS_PFN(start), C.PHYS_PFN(end)
+    idx.store_range(lo, hi, pg)                               # step 4 (exact range)
+    hp = _hotplug()
+    try:
+        if type == "private":
+            add = getattr(hp, "arch_add_pages", hp.add_pages)   # x86 add_pages (no direct map)
+            add(machine, nid, C.PHYS_PFN(a0), (a1 - a0) >> C.PAGE_SHIFT, altmap)
+        else:
+            hp.arch_add_memory(machine, nid, a0, a1 - a0, altmap)
+    except KernelError:
+        idx.erase_range(lo, hi)   # unwind: xarray erased; added sections stay (§6.1 step 9)
+        pg.live = False
+        raise
+    start_pfn, nr = C.PHYS_PFN(a0), (a1 - a0) >> C.PAGE_SHIFT
+    hp.move_pfn_range_to_zone(machine, nid, C.ZONE_DEVICE, start_pfn, nr, altmap)
+    first = pg.init_start_pfn
+    if first < start_pfn + nr:
+        machine.sections.memmap_init_zone(nid, C.ZONE_DEVICE, first, start_pfn + nr - first)
+    pgs = machine.pgmaps
+    keys = [p.start for p in pgs]
+    pgs.insert(bisect.bisect_right(keys, start), pg)
+    return pg
+
+
+def memunmap_pages(machine, pgmap: DevPagemap) -> None:
+    """``devm_memremap_pages_release`` (MN §6.3): ``arch_remove_memory`` over the mapped range
+    (legacy: the whole widened sections, including ones silently shared with another pgmap --
+    the **DERIVED** hazard of §6.3), erase the index range, WARN ``"<dev>: failed to free all
+    reserved pages"`` if altmap pages are still allocated."""
+    if not isinstance(pgmap, DevPagemap):
+        raise TypeError(f"expected a DevPagemap, not {type_name(pgmap)}")
+    if not pgmap.live or pgmap not in machine.pgmaps:
+        raise KernelError(errno.EINVAL, f"memunmap_pages: {pgmap!r} is not live on this machine")
+    hp = _hotplug()
+    if pgmap.type == "private":
+        hp.remove_pages(machine, C.ZONE_DEVICE, C.PHYS_PFN(pgmap.mapped_start), pgmap.nr_pages, pgmap.altmap)
+    else:
+        hp.arch_remove_memory(machine, pgmap.nid, pgmap.mapped_start, pgmap.mapped_size, pgmap.altmap)
+    pgmap_index(machine).erase_range(C.PHYS_PFN(pgmap.start), C.PHYS_PFN(pgmap.end))
+    pgmap.live = False
+    machine.pgmaps.remove(pgmap)
+    if pgmap.altmap is not None and pgmap.altmap.alloc:
+        machine.log(f"{pgmap.dev + ': ' if pgmap.dev else ''}failed to free all reserved pages")

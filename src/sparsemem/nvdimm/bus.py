@@ -1,0 +1,197 @@
+"""The nvdimm bus of one machine: regions, their media, reboot with re-probe.
+
+``attach(machine, pmem_resources)`` is called by ``Machine.from_iomem`` after RAM is booted:
+every top-level "Persistent Memory" / "Persistent Memory (legacy)" resource becomes a region
+(``regions=`` may instead carve several regions out of them, as an NFIT describes them; e.g.
+ndctl #76's two regions inside one iomem range).  Driver claims that a captured
+``/proc/iomem`` shows under a pmem range ("namespaceX.Y", "daxX.Y", "pfnX.Y", "bttX.Y", a
+kmem "System RAM" child, and what lies below them) describe the reporter's runtime state, not the firmware's: they are
+released so that the freshly booted regions start empty (no labels on the simulated DIMMs).
+
+``reboot(machine, iomem=None)`` boots the same hardware again (``iomem`` may move the
+regions: firmware re-placement, MN §4.2) with the same media, and re-probes every labelled
+namespace the way ``nd_pmem_probe`` does: BTT, then pfn, then dax signature, else raw, with
+the **probe path** of ``nd_pfn_validate`` (MN §4 #10a: settings adopted from the media).
+A namespace that can no longer be enabled stays in ``region.namespaces`` with
+``enabled = False`` and ``error = (errno, dmesg line)``.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Optional
+
+from ..errors import KernelError
+from . import pfn as P
+from .infoblock import DAX_SIG, PFN_MODE_PMEM, PFN_SIG
+from .media import Media
+from .namespace import BTT_SIG, Namespace
+from .region import Region
+
+__all__ = ["NvdimmBus", "attach", "reboot", "PMEM_NAMES"]
+
+PMEM_NAMES = ("Persistent Memory", "Persistent Memory (legacy)")
+_CLAIM_PREFIXES = ("namespace", "dax", "pfn", "btt", "System RAM")
+
+
+class NvdimmBus:
+    """``machine.nvdimm``: ``regions`` (address order) and ``snapshot()``."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.regions: list[Region] = []
+
+    def region_at(self, addr: int) -> Optional[Region]:
+        for r in self.regions:
+            if r.start <= addr < r.end:
+                return r
+        return None
+
+    @property
+    def namespaces(self) -> list[Namespace]:
+        return [ns for r in self.regions for ns in r.namespaces]
+
+    def snapshot(self) -> dict:
+        return {"regions": tuple(r.snapshot() for r in self.regions)}
+
+    def to_dict(self) -> dict:
+        return {"provider": "ACPI.NFIT", "dev": "ndbus0", "regions": [r.to_dict() for r in self.regions]}
+
+    def __repr__(self):
+        return f"<NvdimmBus {len(self.regions)} regions>"
+
+
+def _release_claims(iomem, res) -> None:
+    for child in list(res.children):
+        if child.name.startswith(_CLAIM_PREFIXES):
+            iomem.release(child)
+
+
+def attach(machine, pmem_resources, regions=None) -> NvdimmBus:
+    """Create the bus: one region per resource, or per ``(start, size)`` in ``regions`` (each
+    inside one of the resources).  Returns the bus (the caller stores it as ``machine.nvdimm``)."""
+    bus = NvdimmBus(machine)
+    res_list = sorted(pmem_resources, key=lambda r: r.start)
+    for res in res_list:
+        _release_claims(machine.iomem, res)
+    if regions is None:
+        spans = [(r.start, r.size, r) for r in res_list]
+    else:
+        spans = []
+        for start, size in sorted(regions):
+            host = next((r for r in res_list if r.start <= start and start + size - 1 <= r.end), None)
+            if host is None:
+                raise ValueError(f"region [mem {start:#x}+{size:#x}] lies in no Persistent Memory resource")
+            spans.append((start, size, host))
+    for i, (start, size, res) in enumerate(spans):
+        bus.regions.append(Region(bus, i, start, size, res))
+    return bus
+
+
+def _probe_namespace(ns: Namespace) -> None:
+    """``nd_pmem_probe`` order: BTT, pfn (fsdax), dax (devdax), else raw (probe path, MN §4)."""
+    data = ns._read_block()
+    if data[:16] == BTT_SIG:
+        ns.mode = "sector"
+        ns._enable()
+        return
+    for sig, mode in ((PFN_SIG, "fsdax"), (DAX_SIG, "devdax")):
+        vr = P.nd_pfn_validate(data, sig, ns_start=ns.start, ns_size=ns.raw_size, ns_uuid=ns.uuid,
+                               ns_name=ns.dev, init=None)
+        if vr.rc == -errno.ENODEV:
+            continue
+        ns.mode = mode
+        if vr.rc:
+            if vr.message:
+                ns._log(vr.message)
+            raise KernelError(-vr.rc, f"nd_pfn_validate of {ns.dev}: check #{vr.check} failed"
+                                      + (f": {vr.message}" if vr.message else ""))
+        sb = vr.sb
+        ns.pfn_uuid, ns.align = sb.uuid, sb.align
+        ns.map = "dev" if sb.mode == PFN_MODE_PMEM else "mem"
+        ns._enable(probe_sb=sb)
+        return
+    ns.mode = "raw"
+    ns._enable()
+
+
+def probe_all(bus: NvdimmBus) -> None:
+    """Re-create every labelled namespace of every region and probe it (never raises)."""
+    m = bus.machine
+    for region in bus.regions:
+        for lb in sorted(region.media.labels, key=lambda l: l["offset"]):
+            ns = Namespace.from_label(region, lb)
+            region.namespaces.append(ns)
+            mark = len(m.dmesg)
+            try:
+                _probe_namespace(ns)
+            except KernelError as e:
+                ns.enabled = False
+                lines = m.dmesg[mark:]
+                ns.error = (e.errno, lines[-1] if lines else e.strerror)
+                if ns.mode in ("fsdax", "devdax") and e.errno not in (errno.ENODEV, errno.ENXIO):
+                    m.log(f"{ns.driver}: probe of {ns.pfn_dev} failed with error -{e.errno}")
+
+
+def reboot(machine, iomem=None, kernel=None):
+    """A fresh boot of the same hardware and media (api.md ``reboot``); returns the new Machine.
+
+    ``iomem``: new ``/proc/iomem`` / e820 text placing the regions elsewhere.  Regions are
+    matched in address order (region N's media goes to the new region N; namespace offsets
+    are region-relative, MN §4.2).  ``kernel``: boot another kernel on the same hardware and
+    media (e.g. a v5.2-written block probed by v5.3, MN §4.1/§4.2); default the same kernel.
+    """
+    from ..machine import Machine
+
+    new = _rebuild(Machine, machine, iomem, kernel)
+    old_regions = machine.nvdimm.regions if machine.nvdimm is not None else []
+    if new.nvdimm is None:
+        if old_regions:
+            raise ValueError("the new layout has no Persistent Memory ranges")
+        return new
+    if len(new.nvdimm.regions) != len(old_regions):
+        raise ValueError(f"the new layout has {len(new.nvdimm.regions)} pmem regions, the machine had "
+                         f"{len(old_regions)}")
+    for old, nr in zip(old_regions, new.nvdimm.regions):
+        if nr.size < old.size:
+            raise ValueError(f"{nr.dev} shrank from {old.size:#x} to {nr.size:#x} bytes")
+        media = old.media.clone()
+        media.size = nr.size
+        nr.media = media
+    probe_all(new.nvdimm)
+    return new
+
+
+def _rebuild(Machine, machine, iomem, kernel=None):
+    args = dict(getattr(machine, "boot_args", None) or {})
+    if kernel is not None:
+        args["kernel"] = kernel
+    carve = machine.__dict__.get("_nvdimm_regions")
+    if iomem is not None:
+        for k in ("text", "iomem", "layout"):
+            args.pop(k, None)
+        new = Machine.from_iomem(iomem, **{k: v for k, v in args.items() if k in ("kernel", "max_physmem_bits",
+                                                                                "memory_block_size", "hypervisor",
+                                                                                "core")})
+    elif "text" in args or "iomem" in args or "layout" in args:
+        text = args.pop("text", None) or args.pop("iomem", None) or args.pop("layout", None)
+        new = Machine.from_iomem(text, **args)
+    else:
+        new = Machine(**args)
+    if carve is not None and iomem is None and new.nvdimm is not None:
+        new.nvdimm = attach(new, [r.res for r in new.nvdimm.regions], regions=carve)
+        new.__dict__["_nvdimm_regions"] = carve
+    return new
+
+
+def carve_regions(machine, regions) -> NvdimmBus:
+    """Re-attach the machine's bus with explicit region ranges (before any namespace exists)."""
+    if machine.nvdimm is not None and machine.nvdimm.namespaces:
+        raise KernelError(errno.EBUSY, "cannot re-carve regions while namespaces exist")
+    res = sorted({id(r.res): r.res for r in machine.nvdimm.regions}.values(), key=lambda r: r.start)
+    machine.nvdimm = attach(machine, res, regions=regions)
+    machine.__dict__["_nvdimm_regions"] = list(regions)
+    return machine.nvdimm
+
+
+__all__ += ["carve_regions", "probe_all"]

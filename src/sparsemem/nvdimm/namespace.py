@@ -1,0 +1,306 @@
+"""A pmem namespace and its personality (raw, sector, fsdax "pfn", devdax "dax").
+
+Enabling follows the v5.1-v5.3 driver stack: ``nd_pmem_probe`` / ``__dax_pmem_probe`` ->
+``nvdimm_setup_pfn`` (``nd_pfn_init`` -> ``nd_pfn_validate``, MN §3/§4; ``__nvdimm_setup_pfn``,
+MN §5) -> ``devm_request_mem_region`` of the namespace -> ``devm_memremap_pages`` (MN §6).
+
+Errors: the kernel's probe error (``-ENOMEM`` for "Conflicting mapping in same section",
+``-ENXIO`` for a System RAM overlap, ...) is what the driver returns; ndctl then sees a device
+that did not bind and reports **ENXIO** ("failed to enable", MN §8, cases.md A1).  So
+:meth:`Namespace.enable` and ``Region.create_namespace`` raise ``KernelError(ENXIO)`` whose
+message names the kernel error, and whose ``kernel_errno`` attribute holds it.
+"""
+
+from __future__ import annotations
+
+import errno
+import uuid as _uuid
+from typing import Optional
+
+from .. import constants as C
+from ..errors import KernelError
+from ..memremap import make_altmap, memremap_pages, memunmap_pages
+from . import pfn as P
+from .infoblock import DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_SIZE, PFN_MODE_PMEM, PFN_MODE_RAM, PFN_SIG, InfoBlock
+
+__all__ = ["Namespace", "MODES", "BTT_SIG", "enable_error"]
+
+MODES = ("raw", "sector", "fsdax", "devdax")
+MODE_ALIASES = {"memory": "fsdax", "dax": "devdax", "safe": "sector"}
+#: first 16 bytes of a BTT arena info-block (``BTT_SIG``), probed before pfn/dax.
+BTT_SIG = b"BTT_ARENA_INFO\0\0"
+
+
+def enable_error(dev: str, err: KernelError) -> KernelError:
+    """What ndctl reports when a probe failed with ``err``: ENXIO "failed to enable"."""
+    e = KernelError(errno.ENXIO, f"{dev}: failed to enable (probe error -{err.errno} "
+                                 f"{errno.errorcode.get(err.errno, '?')}: {err.strerror})")
+    e.kernel_errno = err.errno
+    e.__cause__ = err
+    return e
+
+
+class Namespace:
+    """One namespace of a :class:`~sparsemem.nvdimm.region.Region` (api.md "Namespace").
+
+    ``start``/``raw_size``: the namespace resource; ``start_pad``/``end_trunc``/``dataoff``/
+    ``npfns``: the info-block values in use (0 for raw/sector); ``size``: usable bytes as
+    ``ndctl list`` shows them; ``enabled``; ``error``: ``(errno, dmesg line)`` of the last
+    failed enable (e.g. a re-probe after reboot), else None.
+    """
+
+    def __init__(self, region, nsid: int, offset: int, raw_size: int, mode: str, map: str, align: Optional[int],
+                 uuid: bytes, pfn_uuid: Optional[bytes], sector_size: int = 512):
+        self.region = region
+        self.id = nsid
+        self.offset = offset
+        self.raw_size = raw_size
+        self.mode = mode
+        self.map = map
+        self.align = align
+        self.uuid = uuid
+        self.pfn_uuid = pfn_uuid
+        self.sector_size = sector_size
+        self.start_pad = self.end_trunc = self.dataoff = self.npfns = 0
+        self.enabled = False
+        self.pgmap = None
+        self.resources: list = []
+        self.error: Optional[tuple[int, str]] = None
+        self.version_minor: Optional[int] = None
+
+    # ---------------------------------------------------------------- names
+    @property
+    def machine(self):
+        return self.region.bus.machine
+
+    @property
+    def start(self) -> int:
+        return self.region.start + self.offset
+
+    @property
+    def end(self) -> int:
+        return self.start + self.raw_size
+
+    @property
+    def dev(self) -> str:
+        return f"namespace{self.region.id}.{self.id}"
+
+    @property
+    def pfn_dev(self) -> str:
+        kind = {"fsdax": "pfn", "devdax": "dax", "sector": "btt"}.get(self.mode, "pfn")
+        return f"{kind}{self.region.id}.{self.id}"
+
+    @property
+    def driver(self) -> str:
+        return "dax_pmem" if self.mode == "devdax" else "nd_pmem"
+
+    @property
+    def blockdev(self) -> str:
+        base = f"pmem{self.region.id}" if self.id == 0 else f"pmem{self.region.id}.{self.id}"
+        return base + ("s" if self.mode == "sector" else "")
+
+    @property
+    def chardev(self) -> str:
+        return f"dax{self.region.id}.{self.id}"
+
+    @property
+    def size(self) -> int:
+        """Usable data bytes (``pmem_attach_disk`` capacity, MN §5.1; devdax region size §5.2)."""
+        if self.mode in ("fsdax", "devdax"):
+            return max(self.raw_size - self.start_pad - self.end_trunc - self.dataoff, 0)
+        return self.raw_size
+
+    @property
+    def media(self):
+        return self.region.media
+
+    # ---------------------------------------------------------------- labels
+    def label(self) -> dict:
+        return {"offset": self.offset, "size": self.raw_size, "uuid": self.uuid.hex(), "mode": self.mode,
+                "map": self.map, "align": self.align, "pfn_uuid": self.pfn_uuid.hex() if self.pfn_uuid else None,
+                "sector_size": self.sector_size, "id": self.id}
+
+    @classmethod
+    def from_label(cls, region, lb: dict) -> "Namespace":
+        return cls(region, lb["id"], lb["offset"], lb["size"], lb["mode"], lb["map"], lb["align"],
+                   bytes.fromhex(lb["uuid"]), bytes.fromhex(lb["pfn_uuid"]) if lb["pfn_uuid"] else None,
+                   lb["sector_size"])
+
+    # ---------------------------------------------------------------- enable
+    def _log(self, text: str) -> None:
+        self.machine.log(f"{self.driver} {self.pfn_dev}: {text}")
+
+    def _read_block(self) -> bytes:
+        return self.media.read(self.offset + INFO_BLOCK_OFFSET, INFO_BLOCK_SIZE)
+
+    def _request(self, start: int, size: int, name: str):
+        iomem = self.machine.iomem
+        res = iomem.request(start, size, name, parent=self.region.res)
+        self.resources.append(res)
+        return res
+
+    def _release_resources(self) -> None:
+        iomem = self.machine.iomem
+        for res in reversed(self.resources):
+            if res.parent is not None:
+                iomem.release(res)
+        self.resources = []
+
+    def _validate(self, sig: bytes, probe: bool):
+        init = None
+        if not probe:
+            init = {"uuid": self.pfn_uuid, "align": self.align,
+                    "mode": PFN_MODE_PMEM if self.map == "dev" else PFN_MODE_RAM}
+        return P.nd_pfn_validate(self._read_block(), sig, ns_start=self.start, ns_size=self.raw_size,
+                                 ns_uuid=self.uuid, ns_name=self.dev, init=init,
+                                 region_is_pmem=True)
+
+    def _nd_pfn_init(self, sig: bytes) -> InfoBlock:
+        """``nd_pfn_init`` (MN §3): reuse a valid block, or compute and write a new one."""
+        m = self.machine
+        model = m.model
+        vr = self._validate(sig, probe=False)
+        if vr.rc == 0:
+            return vr.sb
+        if vr.rc != -errno.ENODEV:
+            if vr.message:
+                self._log(vr.message)
+            raise KernelError(-vr.rc, f"nd_pfn_validate of {self.dev}: check #{vr.check} failed"
+                                      + (f": {vr.message}" if vr.message else ""))
+        if self.media.read_only:
+            m.log(f"{self.driver} {self.pfn_dev}: region{self.region.id} is read-only, unable to init metadata")
+            raise KernelError(errno.ENXIO, f"region{self.region.id} is read-only")
+        mode = PFN_MODE_PMEM if self.map == "dev" else PFN_MODE_RAM
+        sp = et = 0
+        if model.nvdimm_pads_to_sections:                       # MN §3.1 step 4
+            bus = self.region.bus
+            sp, et = P.trim_pfn_device(m.iomem, bus.regions, self.region, self.start, self.raw_size, self.align)
+            if sp + et:
+                self._log(f"{self.dev} alignment collision, truncate {sp + et} bytes")
+        rc, layout, why = P.compute_layout(model, self.start, self.raw_size, mode, self.align,
+                                           start_pad=sp, end_trunc=et)
+        if rc:
+            if why:
+                self._log(f"{self.dev} {why}")
+            raise KernelError(-rc, f"nd_pfn_init of {self.dev}: {why or 'mode none'} (start {self.start:#x} "
+                                   f"size {self.raw_size:#x} start_pad {sp:#x} end_trunc {et:#x})")
+        sb = P.new_block(model, sig, self.pfn_uuid, self.uuid, layout, mode, self.align)
+        self.media.write(self.offset + INFO_BLOCK_OFFSET, sb.pack())
+        return sb
+
+    def _enable_pfn(self, probe_sb: Optional[InfoBlock] = None) -> None:
+        """fsdax (``pmem_attach_disk``) / devdax (``__dax_pmem_probe``) enable (MN §3-§6)."""
+        m = self.machine
+        sig = DAX_SIG if self.mode == "devdax" else PFN_SIG
+        sb = probe_sb if probe_sb is not None else self._nd_pfn_init(sig)
+        rc, setup, why = P.nvdimm_setup_pfn(m.model, sb, self.start, self.raw_size)
+        if rc:
+            raise KernelError(-rc, f"__nvdimm_setup_pfn of {self.dev}: {why}")
+        if setup.message:
+            self._log(setup.message)
+        off = sb.dataoff
+        try:
+            if self.mode == "devdax":
+                # __dax_pmem_probe: metadata reservation, then alloc_dax_region's alignment (MN §5.2)
+                try:
+                    self._request(self.start, off, self.dev)
+                except KernelError as e:
+                    self._log("could not reserve metadata")
+                    raise KernelError(errno.EBUSY, f"{self.dev}: could not reserve metadata: {e.strerror}") from None
+                raw_align = sb.align if sb.version_minor >= 2 else 0
+                dstart, dsize = setup.start + off, setup.end + 1 - (setup.start + off)
+                if not raw_align or dstart % raw_align or dsize % raw_align:
+                    raise KernelError(errno.ENOMEM, f"alloc_dax_region: [mem {dstart:#x}+{dsize:#x}] not aligned "
+                                                    f"to sb.align {raw_align:#x}")
+            else:
+                self._request(self.start, self.raw_size, self.dev)
+            altmap = None
+            if setup.altmap is not None:
+                altmap = make_altmap(m, *setup.altmap)
+            self.pgmap = memremap_pages(m, setup.start, setup.size, type=self.mode, altmap=altmap,
+                                        dev=f"{self.driver} {self.pfn_dev}")
+            if self.mode == "devdax":
+                self._request(setup.start + off, setup.end + 1 - (setup.start + off), self.chardev)
+        except KernelError:
+            self._release_resources()
+            raise
+        self.start_pad, self.end_trunc, self.dataoff = sb.start_pad, sb.end_trunc, sb.dataoff
+        self.npfns, self.version_minor = sb.npfns, sb.version_minor
+        self.align = sb.align
+        self.map = "dev" if sb.mode == PFN_MODE_PMEM else "mem"
+        self.pfn_uuid = sb.uuid
+
+    def _enable_raw(self) -> None:
+        self._request(self.start, self.raw_size, self.dev)
+        self.start_pad = self.end_trunc = self.dataoff = self.npfns = 0
+
+    def _enable(self, probe_sb: Optional[InfoBlock] = None) -> None:
+        if self.mode in ("fsdax", "devdax"):
+            self._enable_pfn(probe_sb)
+        else:
+            self._enable_raw()
+        self.enabled = True
+        self.error = None
+
+    def enable(self) -> None:
+        """``ndctl enable-namespace``: bind the configured personality (init path of
+        ``nd_pfn_validate``: a block with this uuid/align/mode is reused, MN §4 #10b/#10c).
+        Raises ``KernelError(ENXIO)`` (``kernel_errno`` = the probe error) when the driver fails."""
+        if self.enabled:
+            return
+        if self not in self.region.namespaces:
+            raise KernelError(errno.ENODEV, f"{self.dev} was destroyed")
+        try:
+            self._enable()
+        except KernelError as e:
+            self.error = (e.errno, self.machine.dmesg[-1] if self.machine.dmesg else "")
+            raise enable_error(self.pfn_dev if self.mode in ("fsdax", "devdax") else self.dev, e) from e
+
+    def disable(self) -> None:
+        """``ndctl disable-namespace``: unbind; ``devm_memremap_pages_release`` (MN §6.3)."""
+        if not self.enabled:
+            return
+        if self.pgmap is not None:
+            memunmap_pages(self.machine, self.pgmap)
+            self.pgmap = None
+        self._release_resources()
+        self.enabled = False
+
+    def destroy(self) -> None:
+        """``ndctl destroy-namespace -f``: disable, wipe the info-block page, delete the label."""
+        self.disable()
+        self.region._remove(self)
+        self.media.zero(self.offset, min(2 * INFO_BLOCK_SIZE, self.raw_size))
+
+    # ---------------------------------------------------------------- reporting
+    def to_dict(self) -> dict:
+        """``ndctl list -N`` fields."""
+        d = {"dev": self.dev, "mode": self.mode}
+        if self.mode in ("fsdax", "devdax"):
+            d["map"] = self.map
+        d["size"] = self.size
+        d["uuid"] = str(_uuid.UUID(bytes=self.uuid))
+        if self.mode in ("fsdax", "devdax", "sector") and self.pfn_uuid:
+            d["raw_uuid"] = str(_uuid.UUID(bytes=self.pfn_uuid))
+        d["sector_size"] = 4096 if self.mode == "sector" else 512
+        if self.mode in ("fsdax", "devdax"):
+            d["align"] = self.align
+        if self.mode == "devdax":
+            d["chardev"] = self.chardev
+            d["daxregion"] = {"id": self.region.id, "size": self.size, "align": self.align,
+                              "devices": [{"chardev": self.chardev, "size": self.size}]}
+        else:
+            d["blockdev"] = self.blockdev
+        if not self.enabled:
+            d["state"] = "disabled"
+        return d
+
+    def snapshot(self) -> dict:
+        return {"label": tuple(sorted(self.label().items())), "enabled": self.enabled,
+                "start_pad": self.start_pad, "end_trunc": self.end_trunc, "dataoff": self.dataoff,
+                "npfns": self.npfns, "resources": tuple((r.start, r.end, r.name) for r in self.resources),
+                "error": self.error}
+
+    def __repr__(self):
+        return (f"<Namespace {self.dev} {self.mode} [mem {self.start:#x}-{self.end - 1:#x}] size {self.size:#x}"
+                f"{'' if self.enabled else ' disabled'}>")

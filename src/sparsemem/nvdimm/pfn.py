@@ -1,0 +1,262 @@
+"""drivers/nvdimm/pfn_devs.c: ``trim_pfn_device``, ``nd_pfn_init``, ``nd_pfn_validate`` and
+``__nvdimm_setup_pfn`` for both eras.
+
+Spec: ../shared/spec/memremap-nvdimm.md ("MN") §2 (formulas), §3 (nd_pfn_init: §3.1 v5.1/v5.2,
+§3.2 v5.3), §4 (validation table, in order), §5 (pgmap range and altmap).  Version-dependent
+rules are read from the kernel model switches ``nvdimm_pads_to_sections``,
+``nvdimm_end_trunc_for_align``, ``infoblock_minor`` and ``memremap_expands_to_sections``.
+
+Everything here is arithmetic on plain numbers plus the machine's iomem tree (for the
+``region_intersects`` probe of ``trim_pfn_device``) and the other regions of the bus (for
+``nd_region_conflict``), so the functions are directly testable.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Optional
+
+from .. import constants as C
+from ..iomem import REGION_MIXED
+from .infoblock import (DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_RESERVE, INFO_BLOCK_SIZE, PFN_MODE_NONE,
+                        PFN_MODE_PMEM, PFN_MODE_RAM, PFN_SIG, InfoBlock, apply_compat_defaults, sb_checksum)
+
+__all__ = ["SZ_4K", "SZ_8K", "SZ_2M", "SZ_1G", "SUPPORTED_ALIGNMENTS", "DEFAULT_ALIGN", "trim_pfn_device",
+           "PfnLayout", "compute_layout", "nd_pfn_validate", "ValidateResult", "SetupResult",
+           "nvdimm_setup_pfn", "aup", "adn"]
+
+SZ_4K = 4096
+SZ_8K = 8192
+SZ_2M = 2 << 20
+SZ_1G = 1 << 30
+SECTION = C.SECTION_SIZE
+#: ``nd_pfn_supported_alignments`` on x86_64 with THP and PUD THP (MN §2).
+SUPPORTED_ALIGNMENTS = (SZ_4K, SZ_2M, SZ_1G)
+#: ``PFN_DEFAULT_ALIGNMENT`` with CONFIG_TRANSPARENT_HUGEPAGE (MN §2).
+DEFAULT_ALIGN = SZ_2M
+
+
+def aup(x: int, a: int) -> int:
+    return -(-x // a) * a
+
+
+def adn(x: int, a: int) -> int:
+    return x // a * a
+
+
+def _sec_dn(addr: int) -> int:
+    return C.PFN_PHYS(adn(C.PHYS_PFN(addr), C.PAGES_PER_SECTION))
+
+
+def _sec_up(addr: int) -> int:
+    return C.PFN_PHYS(aup(C.PHYS_PFN(addr), C.PAGES_PER_SECTION))
+
+
+def nd_region_conflict(regions, region, start: int, size: int) -> bool:
+    """``nd_region_conflict`` (MN §3.1): another region of the bus holds the probe's first byte,
+    or the probe's exclusive end lies in (other.start, other.end].  Namespaces of the same
+    region are never considered."""
+    end = start + size
+    for o in regions:
+        if o is region:
+            continue
+        o_end = o.start + o.size - 1
+        if o.start <= start <= o_end:
+            return True
+        if o.start < end <= o_end:
+            return True
+    return False
+
+
+def trim_pfn_device(iomem, regions, region, ns_start: int, ns_size: int, align: int) -> tuple[int, int]:
+    """``trim_pfn_device`` of v5.1/v5.2 (MN §3.1 step 4): ``(start_pad, end_trunc)``.
+
+    Head probe [SEC_DN(start), end): REGION_MIXED with System RAM or another region ->
+    start_pad = SEC_UP(start) - start.  Tail probe [start, SEC_UP(end)): MIXED, or end not a
+    multiple of ``align``, or another region -> end_trunc = end - min(SEC_DN(end), ADN(end, align)).
+    """
+    start, end = ns_start, ns_start + ns_size
+    sp = et = 0
+    h0 = _sec_dn(start)
+    if (iomem.region_intersects_ram(h0, end - h0) == REGION_MIXED
+            or nd_region_conflict(regions, region, h0, end - h0)):
+        sp = _sec_up(start) - start
+    t1 = _sec_up(end)
+    if (iomem.region_intersects_ram(start, t1 - start) == REGION_MIXED
+            or end % align
+            or nd_region_conflict(regions, region, start, t1 - start)):
+        et = end - min(_sec_dn(end), adn(end, align))
+    return sp, et
+
+
+@dataclass
+class PfnLayout:
+    """What ``nd_pfn_init`` computes for a new block (MN §3)."""
+
+    start_pad: int
+    end_trunc: int
+    dataoff: int
+    npfns: int
+    npfns_reserved: int
+    version_minor: int
+
+
+def compute_layout(model, ns_start: int, ns_size: int, mode: int, align: int, *, start_pad: int = 0,
+                   end_trunc: int = 0) -> tuple[int, Optional[PfnLayout], Optional[str]]:
+    """Steps 5-8 of ``nd_pfn_init`` (MN §3.1 pre-series with the given trim, §3.2 v5.3).
+
+    Returns ``(0, layout, None)`` or ``(-errno, None, reason)``; ``reason`` is the dev_err text
+    (``"unable to satisfy requested alignment"``) or None.
+    """
+    if model.nvdimm_pads_to_sections:
+        sp, et = start_pad, end_trunc
+        base = ns_start + sp
+        avail = ns_size - sp - et - SZ_8K
+        npfns_r = aup(max(avail, 0) // SZ_4K, C.PAGES_PER_SECTION)
+        if mode == PFN_MODE_PMEM:
+            dataoff = aup(base + SZ_8K + 64 * npfns_r, max(align, SZ_2M)) - base
+        elif mode == PFN_MODE_RAM:
+            dataoff = aup(base + SZ_8K, align) - base
+        else:
+            return -errno.ENXIO, None, None
+        if dataoff + sp + et >= ns_size:
+            return -errno.ENXIO, None, "unable to satisfy requested alignment"
+        npfns = (ns_size - dataoff - sp - et) // SZ_4K
+    else:
+        sp = 0
+        a = max(align, SZ_2M)
+        end = ns_start + ns_size
+        et = end - adn(end, a) if model.nvdimm_end_trunc_for_align else 0
+        npfns_r = max(ns_size - SZ_8K, 0) // SZ_4K
+        if mode == PFN_MODE_PMEM:
+            dataoff = aup(ns_start + SZ_8K + 64 * npfns_r, a) - ns_start
+        elif mode == PFN_MODE_RAM:
+            dataoff = aup(ns_start + SZ_8K, a) - ns_start
+        else:
+            return -errno.ENXIO, None, None
+        if dataoff >= ns_size:
+            return -errno.ENXIO, None, "unable to satisfy requested alignment"
+        npfns = (ns_size - dataoff - et) // SZ_4K  # may be <= 0: DERIVED underflow (§3.2 step 8)
+        if npfns < 0:
+            npfns &= (1 << 64) - 1
+    return 0, PfnLayout(sp, et, dataoff, npfns, npfns_r, model.infoblock_minor), None
+
+
+@dataclass
+class ValidateResult:
+    """Outcome of :func:`nd_pfn_validate`: ``rc`` (0 or -errno), the in-memory block after the
+    compat defaults and align substitution (or None), the check number of §4 that decided, and
+    the dev_err line (or None)."""
+
+    rc: int
+    sb: Optional[InfoBlock]
+    check: int
+    message: Optional[str] = None
+
+
+def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size: int, ns_uuid: bytes,
+                    ns_name: str = "namespace0.0", region_is_pmem: bool = True, init: Optional[dict] = None,
+                    read_error: bool = False) -> ValidateResult:
+    """``nd_pfn_validate`` (MN §4), checks in the table's order; never raises on bad media.
+
+    ``data``: the 4096 bytes at namespace offset 4096 (None = no buffer/namespace, check #1).
+    ``init``: None for the probe path (settings adopted from media, #10a), else a dict with the
+    configured ``uuid`` (16 bytes), ``align`` and ``mode`` (#10b, #10c).
+    Check #14 (bad-block clearing) is a no-op: the simulation keeps no bad-block list.
+    """
+    if data is None:
+        return ValidateResult(-errno.ENODEV, None, 1)
+    if not region_is_pmem:
+        return ValidateResult(-errno.ENODEV, None, 2)
+    if read_error or len(data) != INFO_BLOCK_SIZE:
+        return ValidateResult(-errno.ENXIO, None, 3)
+    raw = bytes(data)
+    if raw[:16] != sig:
+        return ValidateResult(-errno.ENODEV, None, 4)
+    stored = int.from_bytes(raw[4088:4096], "little")
+    if sb_checksum(raw) != stored:
+        return ValidateResult(-errno.ENODEV, None, 5)
+    sb = InfoBlock.unpack(raw, verify=False)
+    if sb.parent_uuid != bytes(ns_uuid):
+        return ValidateResult(-errno.ENODEV, sb, 6)
+    sb = apply_compat_defaults(sb)                                  # #7
+    if sb.mode not in (PFN_MODE_RAM, PFN_MODE_PMEM):
+        return ValidateResult(-errno.ENXIO, sb, 8)
+    align = sb.align                                                 # #9
+    if align == 0:
+        align = 1 << (sb.dataoff.bit_length() - 1) if sb.dataoff else 0
+    sb = sb.copy(align=align)
+    if init is not None:
+        if sb.uuid != bytes(init["uuid"]):
+            return ValidateResult(-errno.ENODEV, sb, 10)
+        if init["align"] != align or init["mode"] != sb.mode:
+            return ValidateResult(-errno.EINVAL, sb, 10, "init failed, settings mismatch")
+    if align > ns_size:
+        return ValidateResult(-errno.EINVAL, sb, 11, f"alignment: {align:x} exceeds capacity {ns_size:x}")
+    if sb.dataoff >= ns_size:
+        return ValidateResult(-errno.EBUSY, sb, 12, f"pfn array size exceeds capacity of {ns_name}")
+    if (align and (ns_start + sb.dataoff + sb.start_pad) % align) or sb.dataoff % SZ_4K:
+        return ValidateResult(-errno.ENXIO, sb, 13, f"bad offset: {sb.dataoff:#x} dax disabled align: {align:#x}")
+    return ValidateResult(0, sb, 14)
+
+
+@dataclass
+class SetupResult:
+    """``__nvdimm_setup_pfn`` output (MN §5): the pgmap range ``[start, end]`` (inclusive),
+    altmap fields (or None for RAM mode), npfns, and the optional dev_info line."""
+
+    start: int
+    end: int
+    altmap: Optional[tuple[int, int, int]]  # (base_pfn, reserve, free)
+    npfns: int
+    message: Optional[str] = None
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+
+def nvdimm_setup_pfn(model, sb: InfoBlock, ns_start: int, ns_size: int) -> tuple[int, Optional[SetupResult], str]:
+    """``__nvdimm_setup_pfn`` (MN §5): ``(0, SetupResult, "")`` or ``(-errno, None, why)``.
+
+    altmap base_pfn: v5.1/v5.2 section-aligned (``SEC_DN(PFN(base))``), v5.3 2 MiB-aligned
+    (``ADN(PFN(base), 512)``); reserve = 2 + head; free = PFN(dataoff - 8 KiB).
+    """
+    sp, et, off = sb.start_pad, sb.end_trunc, sb.dataoff
+    start = ns_start + sp
+    end = ns_start + ns_size - 1 - et
+    if end < start:
+        return -errno.ENXIO, None, f"start_pad {sp:#x} + end_trunc {et:#x} exceed the namespace size {ns_size:#x}"
+    base_pfn0 = C.PHYS_PFN(start)
+    rlen = end - start + 1
+    if sb.mode == PFN_MODE_RAM:
+        if off < SZ_8K:
+            return -errno.EINVAL, None, f"RAM mode dataoff {off:#x} < 8 KiB"
+        return 0, SetupResult(start, end, None, sb.npfns), ""
+    if sb.mode != PFN_MODE_PMEM:
+        return -errno.ENXIO, None, f"pfn mode {sb.mode} is neither ram nor pmem"
+    if model.memremap_expands_to_sections:
+        base_pfn = adn(base_pfn0, C.PAGES_PER_SECTION)
+        npfns = aup(max(rlen - off, 0) // SZ_4K, C.PAGES_PER_SECTION)
+    else:
+        base_pfn = adn(base_pfn0, C.PAGES_PER_SUBSECTION)
+        npfns = max(rlen - off, 0) // SZ_4K
+    reserve = 2 + (base_pfn0 - base_pfn)
+    free = C.PHYS_PFN(off - SZ_8K) if off >= SZ_8K else 0
+    msg = None
+    if sb.npfns > npfns:
+        msg = f"number of pfns truncated from {sb.npfns} to {npfns}"
+    return 0, SetupResult(start, end, (base_pfn, reserve, free), npfns, msg), ""
+
+
+def new_block(model, sig: bytes, uuid: bytes, parent_uuid: bytes, layout: PfnLayout, mode: int,
+              align: int) -> InfoBlock:
+    """The block ``nd_pfn_init`` fills (MN §3.1 step 8 / §3.2 step 9)."""
+    return InfoBlock.new(sig, uuid, parent_uuid, dataoff=layout.dataoff, npfns=layout.npfns, mode=mode,
+                         start_pad=layout.start_pad, end_trunc=layout.end_trunc, align=align,
+                         version_minor=model.infoblock_minor)
+
+
+__all__ += ["nd_region_conflict", "new_block", "PFN_SIG", "DAX_SIG", "INFO_BLOCK_OFFSET",
+            "INFO_BLOCK_RESERVE", "PFN_MODE_NONE", "PFN_MODE_RAM", "PFN_MODE_PMEM"]

@@ -1,0 +1,248 @@
+"""``sparsemem report --plot FILE.png``: the physical address map around every pmem region.
+
+One panel per (layout, kernel).  Every column is one 128 MiB section, its 64 sub-sections
+(2 MiB each) stacked bottom (low address) to top, each coloured by what owns most of its
+bytes after the report created the default namespace on every region: System RAM, a
+namespace's data, its memmap/metadata area (``dataoff``), padding (``start_pad`` /
+``end_trunc``: lost capacity), region space no namespace uses, or nothing (a hole).
+
+Huge regions are not drawn whole: around every region boundary the sections ``±CONTEXT``
+are shown, and the sections in between are replaced by a visible break that says how many
+were left out.  Failed namespaces are marked with their errno above their region.
+
+matplotlib is an optional extra: ``pip install 'sparsemem[plot]'``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .report import SECTION_SIZE, SUBSECTIONS, format_size, owner_intervals, subsection_owners
+
+__all__ = ["require_matplotlib", "plot_report", "CONTEXT"]
+
+#: sections shown on each side of a region boundary
+CONTEXT = 2
+
+_RAM = "#8c8c8c"
+_HOLE = "#ffffff"
+_FREE = "#fde9a9"
+_PADDING = "#e0301e"
+_NS_COLOURS = ["#1f5fa8", "#2e9e44", "#7b4fb0", "#138d90", "#a8651f", "#b0306a"]
+
+
+def require_matplotlib():
+    """Import matplotlib with the non-interactive Agg backend; ImportError when missing."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt  # noqa: F401
+
+    return matplotlib
+
+
+def _lighter(hex_colour: str, amount: float = 0.55) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    r, g, b = (int(c + (255 - c) * amount) for c in (r, g, b))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _columns(regions: list[dict], context: int = CONTEXT) -> list[Optional[int]]:
+    """Section numbers to draw, in order, with ``None`` where a break goes."""
+    wanted: set[int] = set()
+    for reg in regions:
+        for boundary in (reg["start"], reg["end"] + 1):
+            sec = boundary // SECTION_SIZE
+            # the boundary section itself when the boundary is mid-section, else the two sides
+            lo = sec - context
+            hi = sec + context if boundary % SECTION_SIZE else sec + context - 1
+            wanted.update(range(max(lo, 0), hi + 1))
+    cols: list[Optional[int]] = []
+    prev = None
+    for s in sorted(wanted):
+        if prev is not None and s != prev + 1:
+            cols.append(None)
+        cols.append(s)
+        prev = s
+    return cols
+
+
+def _legend_key(kind: str, owner: str) -> str:
+    if kind == "ram":
+        return "System RAM"
+    if kind == "hole":
+        return "nothing (hole)"
+    if kind == "free":
+        return "region space, no namespace"
+    if kind == "padding":
+        return "padding (lost: start_pad/end_trunc)"
+    if kind == "memmap":
+        return f"{owner} memmap/metadata (dataoff)"
+    return f"{owner} data"
+
+
+def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
+    """Draw the address map of every layout/kernel in ``report`` (built with
+    ``keep_state=True``) into the PNG ``path``."""
+    require_matplotlib()
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    panels = []
+    for lay in report["layouts"]:
+        state = lay.get("_state") or {}
+        for kinfo in report["kernels"]:
+            k = kinfo["version"]
+            if k in state:
+                panels.append((lay, kinfo, state[k]))
+    if not panels:
+        fig, ax = plt.subplots(figsize=(8, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no pmem regions in these layouts", ha="center", va="center")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
+
+    # colours: fixed ones first, namespaces in order of appearance
+    colour_of: dict[tuple[str, str], str] = {}
+    ns_order: list[str] = []
+
+    def colour(kind: str, owner: str) -> str:
+        if kind == "ram":
+            return _RAM
+        if kind == "hole":
+            return _HOLE
+        if kind == "free":
+            return _FREE
+        if kind == "padding":
+            return _PADDING
+        if owner not in ns_order:
+            ns_order.append(owner)
+        base = _NS_COLOURS[ns_order.index(owner) % len(_NS_COLOURS)]
+        return base if kind == "data" else _lighter(base)
+
+    prepared = []
+    max_cols = 1
+    for lay, kinfo, st in panels:
+        cols = _columns(st["regions"], context)
+        intervals = owner_intervals(st["ram"], st["regions"])
+        grid_keys = []
+        for c in cols:
+            if c is None:
+                grid_keys.append(None)
+            else:
+                grid_keys.append(subsection_owners(intervals, c))
+        prepared.append((lay, kinfo, st, cols, grid_keys))
+        max_cols = max(max_cols, len(cols))
+
+    palette: list[str] = []
+    index_of: dict[str, int] = {}
+    legend: dict[str, str] = {}
+
+    def idx(kind: str, owner: str) -> int:
+        col = colour(kind, owner)
+        if col not in index_of:
+            index_of[col] = len(palette)
+            palette.append(col)
+        legend.setdefault(_legend_key(kind, owner), col)
+        return index_of[col]
+
+    idx("hole", "")  # index 0 is the break background too
+    matrices = []
+    for lay, kinfo, st, cols, grid_keys in prepared:
+        mat = []
+        for keys in grid_keys:
+            if keys is None:
+                mat.append([0] * SUBSECTIONS)
+            else:
+                mat.append([idx(kind, owner) for kind, owner, _mixed in keys])
+        matrices.append(mat)
+    legend.pop("nothing (hole)", None)
+    legend["nothing (hole)"] = _HOLE
+
+    n = len(prepared)
+    width = max(9.0, 0.55 * max_cols + 3.0)
+    fig, axes = plt.subplots(n, 1, figsize=(width, 3.1 * n + 1.4), squeeze=False)
+    cmap = ListedColormap(palette)
+    import numpy as np
+
+    for ax, (lay, kinfo, st, cols, grid_keys), mat in zip(axes[:, 0], prepared, matrices):
+        data = np.array(mat, dtype=float).T  # rows = sub-sections, columns = sections
+        ax.pcolormesh(np.arange(len(cols) + 1), np.arange(SUBSECTIONS + 1), data, cmap=cmap,
+                      vmin=-0.5, vmax=len(palette) - 0.5, edgecolors="none", shading="flat")
+        # section borders and breaks
+        for x, c in enumerate(cols):
+            if c is None:
+                ax.axvspan(x, x + 1, color="#f2f2f2", zorder=2)
+                left = next((cols[i] for i in range(x - 1, -1, -1) if cols[i] is not None), None)
+                right = next((cols[i] for i in range(x + 1, len(cols)) if cols[i] is not None), None)
+                hidden = (right - left - 1) if left is not None and right is not None else 0
+                ax.text(x + 0.5, SUBSECTIONS / 2, f"// {hidden} sections\n({format_size(hidden * SECTION_SIZE)}) //",
+                        rotation=90, ha="center", va="center", fontsize=7, color="#444444", zorder=3)
+            ax.axvline(x, color="#333333", lw=0.6, zorder=2)
+        ax.axvline(len(cols), color="#333333", lw=0.6, zorder=2)
+        for y in (16, 32, 48):
+            ax.axhline(y, color="#ffffff", lw=0.3, alpha=0.6, zorder=1)
+        ax.set_xlim(0, len(cols))
+        ax.set_ylim(0, SUBSECTIONS)
+        ax.set_yticks([0, 32, 64])
+        ax.set_yticklabels(["+0", "+64M", "+128M"], fontsize=7)
+        ax.set_ylabel("sub-sections", fontsize=8)
+        ax.set_xticks([x + 0.5 for x, c in enumerate(cols) if c is not None])
+        ax.set_xticklabels([f"{c:#x}\n{c * SECTION_SIZE:#x}" for c in cols if c is not None],
+                           fontsize=6, rotation=90)
+        # region annotations: boundary arrows and results
+        by_name = {r["name"]: r for r in lay["regions"]}
+        for reg in st["regions"]:
+            rep = by_name.get(reg["name"])
+            res = next((r for r in (rep or {}).get("results", []) if r["kernel"] == kinfo["version"]), None)
+            sec0 = reg["start"] // SECTION_SIZE
+            if sec0 not in cols:
+                continue
+            x = cols.index(sec0) + (reg["start"] % SECTION_SIZE) / SECTION_SIZE
+            ax.plot([x, x], [0, SUBSECTIONS], color="black", lw=1.2, ls="--", zorder=4)
+            if res is None:
+                label = reg["name"]
+                col = "black"
+            elif res["result"] == "ok":
+                label = f"{reg['name']}: ok, {format_size(res['capacity'])} usable"
+                col = "#145a14"
+            else:
+                label = f"{reg['name']}: FAILED {res['result']}"
+                col = "#c00000"
+            ax.annotate(label, (x, SUBSECTIONS), xytext=(2, 3), textcoords="offset points",
+                        fontsize=8, color=col, fontweight="bold", ha="left", va="bottom",
+                        annotation_clip=False)
+            if res is not None and res["result"] != "ok":
+                # cross out the region's first columns
+                xs = [i for i, c in enumerate(cols) if c is not None and reg["start"] // SECTION_SIZE <= c
+                      <= reg["end"] // SECTION_SIZE]
+                for xi in xs:
+                    ax.plot([xi, xi + 1], [0, SUBSECTIONS], color="#c00000", lw=0.8, alpha=0.7, zorder=5)
+                    ax.plot([xi, xi + 1], [SUBSECTIONS, 0], color="#c00000", lw=0.8, alpha=0.7, zorder=5)
+            secn = (reg["end"] + 1) // SECTION_SIZE
+            if secn in cols or (reg["end"] // SECTION_SIZE) in cols:
+                xe = (cols.index(reg["end"] // SECTION_SIZE) + ((reg["end"] + 1) % SECTION_SIZE or SECTION_SIZE)
+                      / SECTION_SIZE) if (reg["end"] // SECTION_SIZE) in cols else cols.index(secn)
+                ax.plot([xe, xe], [0, SUBSECTIONS], color="black", lw=1.2, ls="--", zorder=4)
+        total = next((t for t in lay["totals"] if t["kernel"] == kinfo["version"]), None)
+        import os
+
+        title = f"{os.path.basename(lay['file'])} - kernel {kinfo['version']} ({kinfo['era']})"
+        if total is not None:
+            title += f": {format_size(total['capacity'])} usable"
+            if total["failed"]:
+                title += f", {total['failed']} namespace(s) FAILED"
+        ax.set_title(title, fontsize=10, loc="left", pad=16)
+    handles = [Patch(facecolor=c, edgecolor="#555555", label=k) for k, c in legend.items()]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.2 / fig.get_figheight()), ncol=min(4, len(handles)),
+               fontsize=8, frameon=False)
+    fig.text(0.01, 0.005, "one column = one 128 MiB section (label: section nr, address); 64 rows = its "
+             "2 MiB sub-sections; dashed lines: region boundaries; red X: namespace failed",
+             fontsize=7, color="#444444")
+    legend_rows = (len(handles) + 3) // 4
+    fig.tight_layout(rect=(0, (0.3 + 0.24 * legend_rows) / fig.get_figheight(), 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,126 @@
+"""devm_memremap_pages / release / get_dev_pagemap (memremap-nvdimm.md §6), both eras."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from sparsemem.errors import KernelError
+from sparsemem.machine import Machine
+
+MiB = 1 << 20
+LAYOUT = "100000000-203ffffff : System RAM\n204000000-2ffffffff : Persistent Memory\n"
+
+
+@pytest.fixture(params=["5.2", "5.3"])
+def m(request):
+    return Machine.from_iomem(LAYOUT, kernel=request.param)
+
+
+def test_exact_vs_section_expansion(m):
+    """§6.1 step 1 (legacy widening) vs §6.2 (exact range)."""
+    pg = m.memremap_pages(0x2_1000_0000, 32 * MiB, type="devdax")
+    if m.model.memremap_expands_to_sections:
+        assert (pg.mapped_start, pg.mapped_size) == (0x2_1000_0000, 128 * MiB)
+        assert m.sections.present_section_nr(0x2_1000_0000 >> 27)
+    else:
+        assert (pg.mapped_start, pg.mapped_size) == (0x2_1000_0000, 32 * MiB)
+        assert m.sections.subsection_map(0x2_1000_0000 >> 27) == 0xFFFF
+    assert m.get_dev_pagemap(0x2_1000_0000 >> 12) is pg
+    assert m.get_dev_pagemap((0x2_1000_0000 + 32 * MiB) >> 12) is None   # index holds the exact range
+    assert m.pgmaps == [pg]
+    m.memunmap_pages(pg)
+    assert m.pgmaps == [] and m.get_dev_pagemap(0x2_1000_0000 >> 12) is None
+    assert not m.sections.valid_section_nr(0x2_1000_0000 >> 27)
+
+
+def test_conflict_in_same_section(m):
+    """§6.1 step 2 / §6.2: endpoint probes; legacy catches a neighbour in the same section."""
+    a = m.memremap_pages(0x2_1000_0000, 16 * MiB, type="devdax")
+    snap = m.snapshot()
+    if m.model.memremap_expands_to_sections:
+        with pytest.raises(KernelError) as ei:
+            m.memremap_pages(0x2_1100_0000, 16 * MiB, type="devdax")
+        assert ei.value.errno == errno.ENOMEM
+        assert m.dmesg[-1] == "Conflicting mapping in same section"
+        assert m.snapshot() == snap
+    else:
+        b = m.memremap_pages(0x2_1100_0000, 16 * MiB, type="devdax")
+        m.memunmap_pages(b)
+    # an exact overlap conflicts in both eras
+    with pytest.raises(KernelError) as ei:
+        m.memremap_pages(0x2_1000_0000, 2 * MiB, type="devdax")
+    assert ei.value.errno == errno.ENOMEM
+    m.memunmap_pages(a)
+
+
+def test_mixed_region_enxio_warn_once(m):
+    """§6.1 step 3: System RAM in the (widened) range -> WARN_ONCE + -ENXIO, nothing changed."""
+    snap = m.snapshot()
+    with pytest.raises(KernelError) as ei:
+        m.memremap_pages(0x2_0000_0000, 128 * MiB, type="devdax")
+    assert ei.value.errno == errno.ENXIO
+    assert "WARNING: devm_memremap_pages attempted on mixed region [mem 0x200000000-0x207ffffff flags 0x200]" in m.dmesg
+    n = len(m.dmesg)
+    with pytest.raises(KernelError):
+        m.memremap_pages(0x2_0000_0000, 64 * MiB, type="devdax")
+    assert not any("attempted on" in line for line in m.dmesg[n:])     # WARN_ONCE
+    assert m.snapshot() == snap
+    # legacy widening turns a pure-pmem range sharing section 64 with RAM into a mixed one
+    if m.model.memremap_expands_to_sections:
+        with pytest.raises(KernelError) as ei:
+            m.memremap_pages(0x2_0400_0000, 4 * MiB, type="devdax")
+        assert ei.value.errno == errno.ENXIO
+    else:
+        m.memunmap_pages(m.memremap_pages(0x2_0400_0000, 4 * MiB, type="devdax"))
+
+
+def test_invalid_altmap(m):
+    """§6.2 __add_pages step 1: base_pfn must equal the first (mapped) pfn -> -EINVAL."""
+    from sparsemem.memremap import make_altmap
+    alt = make_altmap(m, 0x210000 + 1, 2, 100)
+    snap = m.snapshot()["nvdimm"]
+    with pytest.raises(KernelError) as ei:
+        m.memremap_pages(0x2_1000_0000, 128 * MiB, type="fsdax", altmap=alt)
+    assert ei.value.errno == errno.EINVAL
+    assert "memory add fail, invalid altmap" in m.dmesg
+    assert m.pgmaps == [] and m.get_dev_pagemap(0x210000) is None
+    assert m.snapshot()["nvdimm"] == snap
+
+
+def test_misaligned_v53(m):
+    """§6.2 step 2: check_pfn_span on the exact range (v5.3 only; legacy widens)."""
+    if m.model.memremap_expands_to_sections:
+        pg = m.memremap_pages(0x2_1000_1000, 4 * MiB, type="devdax")
+        assert pg.mapped_size == 128 * MiB
+        return
+    with pytest.raises(KernelError) as ei:
+        m.memremap_pages(0x2_1000_1000, 4 * MiB, type="devdax")
+    assert ei.value.errno == errno.EINVAL
+    assert any("Misaligned __add_pages start: 0x210001 end: #210400" in line for line in m.dmesg)
+
+
+def test_zone_device_memmap(m):
+    """§6.1 step 8 / §6.2: pages become ZONE_DEVICE from the first data pfn to the mapped end."""
+    from sparsemem.constants import ZONE_DEVICE
+    from sparsemem.memremap import make_altmap
+    alt = make_altmap(m, 0x210000, 2, 1022)
+    pg = m.memremap_pages(0x2_1000_0000, 128 * MiB, type="fsdax", altmap=alt)
+    assert m.sections.page_zonenum(0x210000 + 1024) == ZONE_DEVICE
+    assert m.sections.page_zonenum(0x210000 + 32767) == ZONE_DEVICE
+    assert alt.alloc == 512 and m.sections.vmemmap_stats()["pmds_altmap"] == 1
+    m.memunmap_pages(pg)
+    assert alt.alloc == 0
+
+
+def test_argument_errors(m):
+    with pytest.raises(TypeError):
+        m.memremap_pages("0", 4096)
+    with pytest.raises(ValueError):
+        m.memremap_pages(-4096, 4096)
+    with pytest.raises(ValueError):
+        m.memremap_pages(0x2_1000_0000, 4096, type="bogus")
+    with pytest.raises(TypeError):
+        m.get_dev_pagemap(1.5)
+    assert m.get_dev_pagemap(-1) is None
