@@ -89,15 +89,17 @@
  * means "never initialised / poisoned" (page_init_poison fills struct pages with 0xff). */
 #define SM_ZN_POISON               0xffffu
 
-/* One mem_section with its usage and the simulation's bookkeeping. */
+/* One mem_section with its usage and the simulation's bookkeeping: one 64-byte cache line. */
 typedef struct sm_section {
     uint64_t mem_map;          /* section_mem_map: flags | encoded memmap / early nid */
     uint64_t subsection_map;   /* usage->subsection_map (valid iff usage != NONE) */
     uint64_t init_mask;        /* sub-sections whose struct pages were initialised */
     uint64_t pte_mask;         /* SM_VMM_PTE: sub-sections whose 8 memmap pages exist */
     uint64_t fd_mask;          /* huge PMD: sub-sections of memmap filled with 0xFD */
+    uint64_t pb_mask;          /* usage->pageblock_flags: pageblocks set to MIGRATE_MOVABLE
+                                  (the only migratetype the simulation writes; 4 bits each
+                                  in the kernel's usemap, one bit each here) */
     uint16_t *zn;              /* 64 zone/nid words, allocated on first memmap_init_zone */
-    uint8_t  usemap[SM_USEMAP_BYTES]; /* usage->pageblock_flags */
     int32_t  nid;              /* node recorded by memory_present / sparse_add_section */
     uint8_t  usage;            /* SM_USAGE_* */
     uint8_t  vmm;              /* SM_VMM_* */
@@ -159,8 +161,74 @@ static inline uint64_t sm_popcount_words(const uint64_t *w, uint64_t n)
     return a + b + c + d;
 }
 
+
 /* sparse_encode_mem_map(NULL, nr) written on full deactivation in v5.3-v5.5: -(nr << 21) */
 static inline uint64_t sm_encode_null(uint64_t nr) { return (uint64_t)0 - (nr << 21); }
+
+/* ---- fast paths of the __add_pages/__remove_pages section loops ------------------------- */
+/* Activate up to `count` whole sections from `nr` on, each fresh (no usage, no memmap, not
+ * present), with a RAM PMD of memmap and no altmap: exactly what section_activate +
+ * sparse_add_section do for such a section.  Stops at the first section that is not fresh or
+ * whose root is not allocated; returns how many it did.  `submap` is the bitmap to store
+ * (all ones; 0 in the legacy era, which has none). */
+static inline uint64_t sm_add_fresh_sections(sm_root *const *roots, const uint32_t *root_idx, uint64_t nr,
+                                             uint64_t count, int32_t nid, uint64_t submap, uint64_t keep,
+                                             uint64_t memmap_base, uint64_t *highest)
+{
+    uint64_t i;
+    for (i = 0; i < count; i++, nr++) {
+        uint32_t idx = root_idx[nr >> SM_SECTION_ROOT_SHIFT];
+        sm_root *r;
+        sm_section *s;
+        if (!idx)
+            break;
+        r = roots[idx];
+        s = &r->sec[nr & SM_SECTION_ROOT_MASK];
+        if (s->usage | s->vmm | (s->mem_map & SM_SECTION_MARKED_PRESENT))
+            break;
+        s->usage = SM_USAGE_SLAB;
+        s->subsection_map = submap;
+        s->pb_mask = 0;
+        s->vmm = SM_VMM_PMD_RAM;
+        s->fd_mask = 0;
+        s->init_mask = 0;
+        s->mem_map = ((s->mem_map | SM_SECTION_MARKED_PRESENT) & keep) | memmap_base | SM_SECTION_HAS_MEM_MAP;
+        s->nid = nid;
+        r->valid[nr & SM_SECTION_ROOT_MASK] = ~0ULL;
+    }
+    if (i && nr - 1 > *highest)
+        *highest = nr - 1;
+    return i;
+}
+
+/* Deactivate up to `count` whole hot-added sections from `nr` on, each with a full bitmap
+ * (`full_map`), a RAM PMD, no 0xFD marks and not early, without an altmap: what
+ * section_deactivate does for them (the word becomes `sm_encode_null(nr)` or 0 as
+ * `encoded_null` says).  Stops at the first other section; returns how many it did. */
+static inline uint64_t sm_remove_full_sections(sm_root *const *roots, const uint32_t *root_idx, uint64_t nr,
+                                               uint64_t count, uint64_t full_map, int encoded_null)
+{
+    uint64_t i;
+    for (i = 0; i < count; i++, nr++) {
+        uint32_t idx = root_idx[nr >> SM_SECTION_ROOT_SHIFT];
+        sm_root *r;
+        sm_section *s;
+        if (!idx)
+            break;
+        r = roots[idx];
+        s = &r->sec[nr & SM_SECTION_ROOT_MASK];
+        if (s->usage != SM_USAGE_SLAB || s->vmm != SM_VMM_PMD_RAM || s->fd_mask || s->subsection_map != full_map
+            || (s->mem_map & (SM_SECTION_IS_EARLY | SM_SECTION_HAS_MEM_MAP)) != SM_SECTION_HAS_MEM_MAP)
+            break;
+        s->mem_map = encoded_null ? sm_encode_null(nr) : 0;
+        s->subsection_map = 0;
+        s->usage = SM_USAGE_NONE;
+        s->vmm = SM_VMM_NONE;
+        s->init_mask = 0;
+        r->valid[nr & SM_SECTION_ROOT_MASK] = 0;
+    }
+    return i;
+}
 
 /* ---- the batch pfn_valid kernel (runs without the GIL) -------------------------------- */
 /* roots[idx[r]] is the root of root number r; idx 0 is a shared all-zero root. */

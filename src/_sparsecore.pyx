@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-# cython: initializedcheck=False, embedsignature=True, binding=True
+# cython: initializedcheck=False, embedsignature=True, embedsignature.format=clinic, binding=True
 """The compiled core of sparsemem: ``mm/sparse.c`` over flat C arrays.
 
 ``SectionTable`` is the ``mem_section`` array of one x86_64 machine with
@@ -66,6 +66,11 @@ cdef extern from "sparsemem.h" nogil:
     int sm_popcount64(uint64_t x)
     uint64_t sm_popcount_words(const uint64_t *w, uint64_t n)
     uint64_t sm_encode_null(uint64_t nr)
+    uint64_t sm_add_fresh_sections(sm_root **roots, const uint32_t *root_idx, uint64_t nr, uint64_t count,
+                                   int32_t nid, uint64_t submap, uint64_t keep, uint64_t memmap_base,
+                                   uint64_t *highest)
+    uint64_t sm_remove_full_sections(sm_root **roots, const uint32_t *root_idx, uint64_t nr, uint64_t count,
+                                     uint64_t full_map, int encoded_null)
     void sm_pfn_valid_batch(const uint64_t *pfns, uint8_t *out, uint64_t n, const uint32_t *root_idx,
                             sm_root **roots, uint64_t pfn_limit)
 
@@ -267,6 +272,7 @@ cdef class SectionTable:
 
     @property
     def max_physmem_bits(self):
+        """MAX_PHYSMEM_BITS: 46 (4-level paging) or 52 (5-level)."""
         return self.bits
 
     @property
@@ -421,7 +427,7 @@ cdef class SectionTable:
         cdef sm_section *s = self._sec_obj(nr)
         if s == NULL or s.usage == SM_USAGE_NONE:
             return 0
-        return int.from_bytes(bytes((<uint8_t *>s.usemap)[:SM_USEMAP_BYTES]), "little")
+        return K.pageblock_flags_word(s.pb_mask)
 
     def section_vmemmap(self, nr):
         """How section ``nr``'s memmap is mapped: None, "boot-pmd", "pmd-ram", "pmd-altmap", "pte"."""
@@ -439,6 +445,8 @@ cdef class SectionTable:
             return 0
         return self.c_pfn_valid(<uint64_t>v)
 
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
     def pfn_valid(self, pfn):
         """``pfn_valid`` (§4.2): legacy = ``valid_section``; v5.3 adds the early/bitmap test.
 
@@ -584,7 +592,7 @@ cdef class SectionTable:
                     self._acct(s, -1)
                     s.usage = SM_USAGE_BOOT
                     s.subsection_map = 0
-                    memset(s.usemap, 0, SM_USEMAP_BYTES)
+                    s.pb_mask = 0
                     s.vmm = SM_VMM_BOOT_PMD
                     s.fd_mask = 0
                     s.init_mask = 0
@@ -712,7 +720,7 @@ cdef class SectionTable:
         if new_usage:
             s.usage = SM_USAGE_SLAB
             s.subsection_map = 0
-            memset(s.usemap, 0, SM_USEMAP_BYTES)
+            s.pb_mask = 0
         if s.subsection_map & mask:
             if new_usage:
                 s.usage = SM_USAGE_NONE
@@ -761,7 +769,7 @@ cdef class SectionTable:
             self._depopulate(s, ALL, altmap)
             return -EEXIST_
         s.usage = SM_USAGE_SLAB
-        memset(s.usemap, 0, SM_USEMAP_BYTES)
+        s.pb_mask = 0
         s.subsection_map = 0
         s.init_mask = 0
         self._mark_present(s, nr, nid)
@@ -823,8 +831,9 @@ cdef class SectionTable:
 
     cdef int _remove_piece(self, uint64_t pfn, uint64_t nr_pages, VmemAltmap altmap) except -1:
         cdef uint64_t nr = pfn >> SM_PFN_SECTION_SHIFT
-        cdef sm_section *s = self.c_section(nr)
+        cdef sm_section *s
         cdef int usage
+        s = self.c_section(nr)
         if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
             self._warn_once(("remove_section", 0), "mm/memory_hotplug.c __remove_section",
                             f"section {nr} (pfn 0x{pfn:x}) has no valid memmap")
@@ -874,13 +883,27 @@ cdef class SectionTable:
         start, nr = K.check_range(start_pfn, nr_pages, self.pfn_limit_, self.bits,
                                   bool(self.kflags & SM_K_SUBSECTION), one_section=False, what="sparse_add_range")
         cdef VmemAltmap am = self._altmap(altmap)
-        cdef uint64_t pfn = start, end = start + nr, step
+        cdef uint64_t pfn = start, end = start + nr, step = 0, done, r
         cdef int rc = 0
         cdef bint swallow = (self.kflags & SM_K_SWALLOW_EEXIST) != 0
+        cdef uint64_t submap = ALL if (self.kflags & SM_K_SUBSECTION) else 0
         self._enter_hotplug("sparse_add_range")
         pthread_rwlock_wrlock(&self.lock)
         try:
+            r = start >> (SM_PFN_SECTION_SHIFT + SM_SECTION_ROOT_SHIFT)
+            while r <= (end - 1) >> (SM_PFN_SECTION_SHIFT + SM_SECTION_ROOT_SHIFT):
+                self._index_init(r << SM_SECTION_ROOT_SHIFT)
+                r += 1
             while pfn < end:
+                if am is None and (pfn & (PPS - 1)) == 0 and end - pfn >= PPS:
+                    # whole fresh sections: the same steps as below, in one C loop
+                    done = sm_add_fresh_sections(self.roots, self.root_idx, pfn >> SM_PFN_SECTION_SHIFT,
+                                                 (end - pfn) >> SM_PFN_SECTION_SHIFT, c_nid, submap,
+                                                 self.keep_mask, self.vmemmap_base, &self.highest_present)
+                    if done:
+                        self.n_pmd_ram += done
+                        pfn += done << SM_PFN_SECTION_SHIFT
+                        continue
                 step = min(end - pfn, PPS - (pfn & (PPS - 1)))
                 rc = self._add_piece(c_nid, pfn, step, am)
                 if rc == -EEXIST_ and swallow:
@@ -899,12 +922,23 @@ cdef class SectionTable:
                                   bool(self.kflags & SM_K_SUBSECTION), one_section=False,
                                   what="sparse_remove_range")
         cdef VmemAltmap am = self._altmap(altmap)
-        cdef uint64_t pfn = start, end = start + nr, step
+        cdef uint64_t pfn = start, end = start + nr, step, done
         cdef int64_t removed = 0
+        cdef uint64_t full_map = ALL if (self.kflags & SM_K_SUBSECTION) else 0
+        cdef int encoded_null = (self.kflags & SM_K_ENCODED_NULL) != 0
         self._enter_hotplug("sparse_remove_range")
         pthread_rwlock_wrlock(&self.lock)
         try:
             while pfn < end:
+                if am is None and (pfn & (PPS - 1)) == 0 and end - pfn >= PPS:
+                    # whole hot-added sections with a RAM PMD: section_deactivate in one C loop
+                    done = sm_remove_full_sections(self.roots, self.root_idx, pfn >> SM_PFN_SECTION_SHIFT,
+                                                   (end - pfn) >> SM_PFN_SECTION_SHIFT, full_map, encoded_null)
+                    if done:
+                        self.n_pmd_ram -= done
+                        removed += done
+                        pfn += done << SM_PFN_SECTION_SHIFT
+                        continue
                 step = min(end - pfn, PPS - (pfn & (PPS - 1)))
                 removed += self._remove_piece(pfn, step, am)
                 pfn += step
@@ -979,11 +1013,9 @@ cdef class SectionTable:
                         off = p & (PPS - 1)
                         first = (off + SM_PAGEBLOCK_NR_PAGES - 1) // SM_PAGEBLOCK_NR_PAGES
                         last = (off + step - 1) // SM_PAGEBLOCK_NR_PAGES
-                        b = first
-                        while b <= last:
-                            s.usemap[b >> 1] = <uint8_t>((s.usemap[b >> 1] & ~(0xF << ((b & 1) * 4)))
-                                                         | (SM_MIGRATE_MOVABLE << ((b & 1) * 4)))
-                            b += 1
+                        if first <= last:
+                            s.pb_mask |= sm_subsection_mask(first * SM_PAGEBLOCK_NR_PAGES,
+                                                            (last - first + 1) * SM_PAGEBLOCK_NR_PAGES)
                 p += step
                 left -= step
         finally:
@@ -1114,7 +1146,7 @@ cdef class SectionTable:
                 s = &self.roots[self.root_idx[r]].sec[j]
                 nr = (r << SM_SECTION_ROOT_SHIFT) + j
                 zn = None if s.zn == NULL else tuple([s.zn[i] for i in range(SM_SUBSECTIONS_PER_SECTION)])
-                usemap = int.from_bytes(bytes((<uint8_t *>s.usemap)[:SM_USEMAP_BYTES]), "little")
+                usemap = K.pageblock_flags_word(s.pb_mask)
                 if all_fields:
                     if s.mem_map or s.usage or s.vmm or s.init_mask or s.zn != NULL:
                         rows.append((nr, s.mem_map, s.subsection_map, s.init_mask, s.pte_mask, s.fd_mask,
@@ -1168,9 +1200,7 @@ cdef class SectionTable:
                 self._acct(s, -1)
                 s.mem_map, s.subsection_map, s.init_mask, s.pte_mask, s.fd_mask = mem_map, smap, init, pte, fd
                 s.nid, s.usage, s.vmm = nid, usage, vmm
-                raw = int(usemap).to_bytes(SM_USEMAP_BYTES, "little")
-                for i in range(SM_USEMAP_BYTES):
-                    s.usemap[i] = raw[i]
+                s.pb_mask = K.pageblock_mask(usemap)
                 if zn is not None:
                     if s.zn == NULL:
                         s.zn = <uint16_t *>malloc(SM_SUBSECTIONS_PER_SECTION * sizeof(uint16_t))

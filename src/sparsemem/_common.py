@@ -138,6 +138,16 @@ def add_error(rc: int, subsection: bool, pfn: int, nr_pages: int, overlap: int, 
     return KernelError(-rc, f"sparse_add_section: pfn 0x{pfn:x} nr_pages 0x{nr_pages:x}: error {rc}")
 
 
+def pageblock_flags_word(mask: int) -> int:
+    """The 256-bit ``pageblock_flags`` of a section whose pageblocks ``mask`` are MIGRATE_MOVABLE."""
+    return sum(C.MIGRATE_MOVABLE << (C.NR_PAGEBLOCK_BITS * i) for i in range(64) if mask >> i & 1)
+
+
+def pageblock_mask(flags: int) -> int:
+    """Inverse of :func:`pageblock_flags_word` (pageblocks whose 4 bits are MIGRATE_MOVABLE)."""
+    return sum(1 << i for i in range(64) if (flags >> (C.NR_PAGEBLOCK_BITS * i)) & 0xF == C.MIGRATE_MOVABLE)
+
+
 def stats(boot: int, ram: int, alt: int, pages: int, tables: int, fd: int) -> dict:
     """``vmemmap_stats()``: counts by backing and the bytes they come to (MN §7.4)."""
     pmd = C.PMD_SIZE

@@ -8,6 +8,7 @@
 #
 # Compile such code with sparsemem.get_include() on the include path (include/sparsemem.h).
 
+cimport cython
 from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int32_t, int64_t
 
 cdef extern from "pthread.h" nogil:
@@ -21,8 +22,8 @@ cdef extern from "sparsemem.h" nogil:
         uint64_t init_mask
         uint64_t pte_mask
         uint64_t fd_mask
+        uint64_t pb_mask
         uint16_t *zn
-        uint8_t usemap[32]
         int32_t nid
         uint8_t usage
         uint8_t vmm
@@ -32,6 +33,7 @@ cdef extern from "sparsemem.h" nogil:
         sm_section sec[256]
 
 
+@cython.final
 cdef class VmemAltmap:
     cdef public unsigned long long base_pfn
     cdef public unsigned long long reserve
@@ -42,6 +44,7 @@ cdef class VmemAltmap:
     cdef void c_free(self, uint64_t nr_pfns) noexcept
 
 
+@cython.final
 cdef class SectionTable:
     cdef object _model
     cdef readonly list dmesg
