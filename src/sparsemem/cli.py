@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from typing import Optional, Sequence
 
 from . import __version__
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _LABEL_W = 18
 _COL_W = 40
+_WIDTH = 100
 
 
 def _hex_range(start: int, end: int) -> str:
@@ -221,6 +223,12 @@ def format_report(rep: dict) -> str:
             else:
                 for i, (k, t) in enumerate(zip(kernels, results)):
                     lines.append(_row("result" if i == 0 else "", [f"{k}: {t}"]))
+            for k, r in zip(kernels, res):
+                # a bare WARNING says little: add the simulator's explanation
+                if r and r["result"] != "ok" and r["detail"] and (r["message"] or "").startswith("WARNING"):
+                    lines.extend(textwrap.wrap(f"{k} why: {r['detail']}", width=_WIDTH,
+                                               initial_indent=" " * (_LABEL_W + 2),
+                                               subsequent_indent=" " * (_LABEL_W + 4)))
         totals = lay["totals"]
         diff = {d["kernel"]: d["bytes"] for d in lay["capacity_difference"]}
         parts = [f"{t['kernel']} {format_size(t['capacity'])}" for t in totals]

@@ -15,6 +15,7 @@ matplotlib is an optional extra: ``pip install 'sparsemem[plot]'``.
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from .report import SECTION_SIZE, SUBSECTIONS, format_size, owner_intervals, subsection_owners
@@ -66,6 +67,34 @@ def _columns(regions: list[dict], context: int = CONTEXT) -> list[Optional[int]]
         cols.append(s)
         prev = s
     return cols
+
+
+def _x_of(cols: list, addr: int) -> Optional[float]:
+    """x coordinate of a physical address in the drawn columns (None when not drawn)."""
+    sec, off = divmod(addr, SECTION_SIZE)
+    if sec in cols:
+        return cols.index(sec) + off / SECTION_SIZE
+    if off == 0 and sec - 1 in cols:
+        return cols.index(sec - 1) + 1.0
+    return None
+
+
+def _hatch_range(ax, cols: list, start: int, end: int) -> None:
+    """Red cross-hatching over the sub-sections of ``[start, end)`` in the drawn columns
+    (at least one sub-section high, so that a tiny failed region is still visible)."""
+    from matplotlib.patches import Rectangle
+
+    sub = SECTION_SIZE // SUBSECTIONS
+    for x, c in enumerate(cols):
+        if c is None:
+            continue
+        lo, hi = max(start, c * SECTION_SIZE), min(end, (c + 1) * SECTION_SIZE)
+        if lo >= hi:
+            continue
+        y0 = (lo - c * SECTION_SIZE) / sub
+        y1 = max((hi - c * SECTION_SIZE) / sub, y0 + 1)
+        ax.add_patch(Rectangle((x, y0), 1, y1 - y0, fill=False, hatch="xx", edgecolor="#c00000",
+                               lw=1.0, zorder=5))
 
 
 def _legend_key(kind: str, owner: str) -> str:
@@ -193,54 +222,48 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
         ax.set_xticks([x + 0.5 for x, c in enumerate(cols) if c is not None])
         ax.set_xticklabels([f"{c:#x}\n{c * SECTION_SIZE:#x}" for c in cols if c is not None],
                            fontsize=6, rotation=90)
-        # region annotations: boundary arrows and results
+        # region annotations: boundary lines, results (stacked in tiers so they never overlap)
         by_name = {r["name"]: r for r in lay["regions"]}
+        pt_per_col = width * 72 * 0.9 / max(len(cols), 1)
+        tiers_end: list[float] = []
         for reg in st["regions"]:
             rep = by_name.get(reg["name"])
             res = next((r for r in (rep or {}).get("results", []) if r["kernel"] == kinfo["version"]), None)
-            sec0 = reg["start"] // SECTION_SIZE
-            if sec0 not in cols:
+            for addr in (reg["start"], reg["end"] + 1):
+                xb = _x_of(cols, addr)
+                if xb is not None:
+                    ax.plot([xb, xb], [0, SUBSECTIONS], color="black", lw=1.2, ls="--", zorder=4)
+            x = _x_of(cols, reg["start"])
+            if x is None:
                 continue
-            x = cols.index(sec0) + (reg["start"] % SECTION_SIZE) / SECTION_SIZE
-            ax.plot([x, x], [0, SUBSECTIONS], color="black", lw=1.2, ls="--", zorder=4)
             if res is None:
-                label = reg["name"]
-                col = "black"
+                label, col = reg["name"], "black"
             elif res["result"] == "ok":
-                label = f"{reg['name']}: ok, {format_size(res['capacity'])} usable"
-                col = "#145a14"
+                label, col = f"{reg['name']}: ok, {format_size(res['capacity'])}", "#145a14"
             else:
-                label = f"{reg['name']}: FAILED {res['result']}"
-                col = "#c00000"
-            ax.annotate(label, (x, SUBSECTIONS), xytext=(2, 3), textcoords="offset points",
+                label, col = f"{reg['name']}: FAILED {res['result']}", "#c00000"
+            span = (len(label) * 8 * 0.62 + 6) / pt_per_col
+            tier = next((i for i, e in enumerate(tiers_end) if e <= x), len(tiers_end))
+            if tier == len(tiers_end):
+                tiers_end.append(0.0)
+            tiers_end[tier] = x + span
+            ax.annotate(label, (x, SUBSECTIONS), xytext=(2, 3 + 11 * tier), textcoords="offset points",
                         fontsize=8, color=col, fontweight="bold", ha="left", va="bottom",
                         annotation_clip=False)
             if res is not None and res["result"] != "ok":
-                # cross out the region's first columns
-                xs = [i for i, c in enumerate(cols) if c is not None and reg["start"] // SECTION_SIZE <= c
-                      <= reg["end"] // SECTION_SIZE]
-                for xi in xs:
-                    ax.plot([xi, xi + 1], [0, SUBSECTIONS], color="#c00000", lw=0.8, alpha=0.7, zorder=5)
-                    ax.plot([xi, xi + 1], [SUBSECTIONS, 0], color="#c00000", lw=0.8, alpha=0.7, zorder=5)
-            secn = (reg["end"] + 1) // SECTION_SIZE
-            if secn in cols or (reg["end"] // SECTION_SIZE) in cols:
-                xe = (cols.index(reg["end"] // SECTION_SIZE) + ((reg["end"] + 1) % SECTION_SIZE or SECTION_SIZE)
-                      / SECTION_SIZE) if (reg["end"] // SECTION_SIZE) in cols else cols.index(secn)
-                ax.plot([xe, xe], [0, SUBSECTIONS], color="black", lw=1.2, ls="--", zorder=4)
+                _hatch_range(ax, cols, reg["start"], reg["end"] + 1)
         total = next((t for t in lay["totals"] if t["kernel"] == kinfo["version"]), None)
-        import os
-
         title = f"{os.path.basename(lay['file'])} - kernel {kinfo['version']} ({kinfo['era']})"
         if total is not None:
             title += f": {format_size(total['capacity'])} usable"
             if total["failed"]:
                 title += f", {total['failed']} namespace(s) FAILED"
-        ax.set_title(title, fontsize=10, loc="left", pad=16)
+        ax.set_title(title, fontsize=10, loc="left", pad=16 + 11 * max(len(tiers_end) - 1, 0))
     handles = [Patch(facecolor=c, edgecolor="#555555", label=k) for k, c in legend.items()]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.2 / fig.get_figheight()), ncol=min(4, len(handles)),
                fontsize=8, frameon=False)
     fig.text(0.01, 0.005, "one column = one 128 MiB section (label: section nr, address); 64 rows = its "
-             "2 MiB sub-sections; dashed lines: region boundaries; red X: namespace failed",
+             "2 MiB sub-sections; dashed lines: region boundaries; red hatching: region whose namespace failed",
              fontsize=7, color="#444444")
     legend_rows = (len(handles) + 3) // 4
     fig.tight_layout(rect=(0, (0.3 + 0.24 * legend_rows) / fig.get_figheight(), 1, 1))

@@ -47,8 +47,11 @@ For each (region, kernel) the report gives, in bytes:
 ``result``
     ``"ok"``, or the errno name of the ``KernelError`` (``"ENOMEM"``) with ``message``: the
     first kernel log line the attempt printed that is not informational (``alignment
-    collision``, ``WARNING:`` and backtraces are skipped), e.g. ``"nd_pmem pfn1.0:
-    Conflicting mapping in same section"``; the exception text when the log says nothing.
+    collision``, ``cut here`` markers and backtraces are skipped; a ``WARNING:`` line only
+    when nothing more specific was logged), e.g. ``"nd_pmem pfn1.0: Conflicting mapping in
+    same section"``; the exception text when the log says nothing.  ``errno`` is the probe's
+    own error (ndctl itself sees ``ENXIO``, "failed to enable", for every probe failure), and
+    ``detail`` the simulator's explanation (the text of that probe error, with numbers).
 
 Per layout, ``totals`` sums the capacity per kernel and ``capacity_difference`` gives each
 kernel's total minus the first kernel's total.
@@ -71,6 +74,7 @@ given::
           "results": [{
             "kernel": "5.2", "era": "legacy",
             "result": "ok" | "ENOMEM" | ...,  "errno": null | 12,  "message": null | "…",
+            "detail": null | "…",   (the simulator's explanation: the probe error's text)
             "namespace": null | {"name", "start", "end", "raw_size", "mode", "map", "align",
                                  "start_pad", "end_trunc", "dataoff", "npfns", "size",
                                  "enabled"},
@@ -149,6 +153,7 @@ _RESULT_SCHEMA = _obj({
     "result": _STR,
     "errno": {"type": ["integer", "null"]},
     "message": _NSTR,
+    "detail": _NSTR,
     "namespace": {"type": ["object", "null"], **{k: v for k, v in _NAMESPACE_SCHEMA.items() if k != "type"}},
     "capacity": _INT,
     "lost": _obj({"total": _INT, "padding": _INT, "metadata": _INT, "unallocated": _INT, "other": _INT}),
@@ -229,10 +234,16 @@ def format_size(n: int) -> str:
     """
     sign = "-" if n < 0 else ""
     n = abs(int(n))
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
+    units = (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10), ("B", 0))
+    for i, (unit, shift) in enumerate(units):
+        if n >= 1 << shift or not shift:
             if n % (1 << shift) == 0:
                 return f"{sign}{n >> shift} {unit}"
+            # below 10 units, an exact value in the next unit reads better than "1.00 MiB"
+            if n < 10 << shift:
+                small_unit, small = units[i + 1]
+                if n % (1 << small) == 0:
+                    return f"{sign}{n >> small} {small_unit}"
             return f"{sign}{n / (1 << shift):.2f} {unit}"
     return f"{sign}{n} B"
 
@@ -284,20 +295,24 @@ def _strip_prefix(line: str) -> str:
 
 
 def _failure_line(lines: Sequence[str]) -> Optional[str]:
-    """The first non-informational kernel log line of a failed attempt."""
+    """The first non-informational kernel log line of a failed attempt (a ``WARNING:`` line
+    only when nothing more specific was logged)."""
+    warning = None
     for raw in lines:
         if not raw or raw[:1].isspace():
             continue  # backtrace continuation
         line = _strip_prefix(raw)
         low = line.lower()
-        if not line or low.startswith(("warning:", "call trace", "---[", "modules linked", "cpu:",
+        if low.startswith("warning:") and warning is None:
+            warning = line
+        if not line or "cut here" in low or low.startswith(("warning:", "call trace", "---[", "modules linked", "cpu:",
                                       "hardware name", "rip:", "code:", "rsp:", "rax:", "rdx:",
                                       "rbp:", "r10:", "r13:", "fs:", "cs:", "cr2:")):
             continue
         if any(k in low for k in _INFORMATIONAL):
             continue
         return line
-    return None
+    return warning
 
 
 def _ns_name(ns, fallback: str) -> str:
@@ -481,6 +496,7 @@ def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], li
             leftovers = [n for n in (_get(region, "namespaces", []) or []) if id(n) not in before_ids]
             ns = leftovers[0] if leftovers else None
         nsd = _ns_dict(ns, f"namespace{index}.0") if ns is not None else None
+        detail = None
         if err is None:
             result, errno_, message = "ok", None, None
             capacity = nsd["size"] if nsd else 0
@@ -493,7 +509,9 @@ def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], li
                 result, errno_ = "BUG", None
             else:
                 result, errno_ = type(err).__name__, None
-            message = _failure_line(new_lines) or (getattr(err, "strerror", None) or str(err))
+            cause = err.__cause__ if isinstance(err.__cause__, KernelError) else err
+            detail = " ".join(str(getattr(cause, "strerror", None) or cause).split())
+            message = _failure_line(new_lines) or detail
             capacity = 0
         if nsd is not None:
             padding = nsd["start_pad"] + nsd["end_trunc"]
@@ -514,6 +532,7 @@ def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], li
             "result": result,
             "errno": errno_,
             "message": message,
+            "detail": detail,
             "namespace": nsd,
             "capacity": capacity,
             "lost": {"total": lost_total, "padding": padding, "metadata": metadata,
