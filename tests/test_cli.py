@@ -16,16 +16,18 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
-SRC = REPO / "src"
 GOLDEN = HERE / "golden"
 REGEN = os.environ.get("SPARSEMEM_REGEN_GOLDEN") == "1"
 
 
 def _env() -> dict:
     env = dict(os.environ)
-    # before installation: the checkout's src/; once installed, src/ may not exist
-    if (SRC / "sparsemem").is_dir():
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
+    # the child imports the same sparsemem as this process: the checkout's src/ after an
+    # in-place build, the installed package after `pip install .`
+    import sparsemem
+
+    pkg_parent = str(pathlib.Path(sparsemem.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
     env.setdefault("COLUMNS", "100")
     env["PYTHONIOENCODING"] = "utf-8"
     return env
@@ -111,8 +113,6 @@ def validate(value, schema: dict, where: str = "$") -> list[str]:
 
 
 def _schema():
-    if (SRC / "sparsemem").is_dir() and str(SRC) not in sys.path:
-        sys.path.insert(0, str(SRC))
     from sparsemem.report import REPORT_SCHEMA
 
     return REPORT_SCHEMA
@@ -263,9 +263,9 @@ def test_lsmem_golden():
 
 
 def test_lsmem_ndctl76_matches_ram():
-    bundled = SRC / "sparsemem" / "data" / "ndctl-issue-76.txt"
-    if not bundled.exists():
-        pytest.skip("bundled layout not in a source checkout")
+    import sparsemem
+
+    bundled = pathlib.Path(sparsemem.__file__).resolve().parent / "data" / "ndctl-issue-76.txt"
     proc = run("lsmem", bundled, "--kernel", "5.2", check=True)
     lines = proc.stdout.splitlines()
     ranges = [line.split()[0] for line in lines[1:] if line.startswith("0x")]
@@ -280,8 +280,6 @@ def test_lsmem_ndctl76_matches_ram():
 
 
 def test_lsmem_size_format():
-    if str(SRC) not in sys.path:
-        sys.path.insert(0, str(SRC))
     from sparsemem.cli import _lsmem_size
 
     assert _lsmem_size(0) == "0B"
@@ -344,8 +342,6 @@ def test_layout_without_pmem(tmp_path):
 
 
 def test_main_returns_status_in_process(capsys):
-    if str(SRC) not in sys.path:
-        sys.path.insert(0, str(SRC))
     from sparsemem.cli import main
 
     assert main(["report", "--kernel", "x.y"]) == 2

@@ -25,6 +25,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "get_include",
     "KernelError",
     "KernelBug",
     "KernelModel",
@@ -32,6 +33,17 @@ __all__ = [
     "DEFAULT_KERNEL",
     *_LAZY,
 ]
+
+
+def get_include() -> str:
+    """Folder holding ``sparsemem.h``, for Cython code that ``cimport``s the compiled core."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    packaged = os.path.join(here, "include")
+    if os.path.exists(os.path.join(packaged, "sparsemem.h")):
+        return packaged
+    return os.path.join(os.path.dirname(os.path.dirname(here)), "include")  # source checkout
 
 
 def __getattr__(name: str):

@@ -323,15 +323,20 @@ def _request_resource(root: Resource, new: Resource) -> Optional[Resource]:
     start, end = new.start, new.end
     if end < start or start < root.start or end > root.end:
         return root
-    for i, tmp in enumerate(root.children):
-        if tmp.start > end:
-            root.children.insert(i, new)
-            new.parent = root
-            return None
-        if tmp.end < start:
-            continue
-        return tmp
-    root.children.append(new)
+    # Children are sorted and disjoint, so their ends ascend too: binary-search the first child
+    # with tmp.end >= start (the kernel's linear walk stops at the same child), which keeps
+    # parsing N sibling lines O(N log N) instead of O(N^2).
+    kids = root.children
+    lo, hi = 0, len(kids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if kids[mid].end < start:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < len(kids) and kids[lo].start <= end:
+        return kids[lo]
+    kids.insert(lo, new)
     new.parent = root
     return None
 
