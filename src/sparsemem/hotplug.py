@@ -610,44 +610,39 @@ def _all_holes(m, nid: int, zidx, zs: int, ze: int, start: int, end: int) -> boo
     return _first_match(m, nid, zidx, g, ze) is None
 
 
+def _shrink_span(m, nid: int, zone_idx, span_start: int, span_end: int, start_pfn: int, end_pfn: int):
+    """The algorithm shared by ``shrink_zone_span`` and ``shrink_pgdat_span`` (§6.5).
+
+    Returns the new ``(start, spanned)`` after removing [start_pfn, end_pfn) from the span
+    [span_start, span_end) of node ``nid`` (``zone_idx`` None: any zone).
+    """
+    S = m.sections
+    start, spanned = span_start, span_end - span_start
+    if span_start == start_pfn:
+        pfn = S.find_smallest_section_pfn(nid, zone_idx, end_pfn, min(span_end, S.pfn_limit))
+        if pfn:
+            start, spanned = pfn, span_end - pfn
+    elif span_end == end_pfn:
+        pfn = S.find_biggest_section_pfn(nid, zone_idx, span_start, start_pfn)
+        if pfn:
+            spanned = pfn - span_start + 1
+    if _all_holes(m, nid, zone_idx, span_start, span_end, start_pfn, end_pfn):
+        return 0, 0
+    return start, spanned
+
+
 def shrink_zone_span(m, zone, start_pfn: int, end_pfn: int) -> None:
     """``shrink_zone_span(zone, start, end)`` (§6.5; legacy step 32768, §7)."""
-    S = m.sections
-    nid, zi = zone.nid, zone.idx
-    zs, ze = zone.zone_start_pfn, zone.zone_start_pfn + zone.spanned_pages
-    if zs == start_pfn:
-        pfn = S.find_smallest_section_pfn(nid, zi, end_pfn, min(ze, S.pfn_limit))
-        if pfn:
-            zone.zone_start_pfn = pfn
-            zone.spanned_pages = ze - pfn
-    elif ze == end_pfn:
-        pfn = S.find_biggest_section_pfn(nid, zi, zs, start_pfn)
-        if pfn:
-            zone.spanned_pages = pfn - zs + 1
-    if not _all_holes(m, nid, zi, zs, ze, start_pfn, end_pfn):
-        return
-    zone.zone_start_pfn = 0
-    zone.spanned_pages = 0
+    zs = zone.zone_start_pfn
+    zone.zone_start_pfn, zone.spanned_pages = _shrink_span(
+        m, zone.nid, zone.idx, zs, zs + zone.spanned_pages, start_pfn, end_pfn)
 
 
 def shrink_pgdat_span(m, pgdat, start_pfn: int, end_pfn: int) -> None:
     """``shrink_pgdat_span(pgdat, start, end)`` (§6.5): as the zone version, any zone."""
-    S = m.sections
-    nid = pgdat.nid
-    ps, pe = pgdat.node_start_pfn, pgdat.node_start_pfn + pgdat.node_spanned_pages
-    if ps == start_pfn:
-        pfn = S.find_smallest_section_pfn(nid, None, end_pfn, min(pe, S.pfn_limit))
-        if pfn:
-            pgdat.node_start_pfn = pfn
-            pgdat.node_spanned_pages = pe - pfn
-    elif pe == end_pfn:
-        pfn = S.find_biggest_section_pfn(nid, None, ps, start_pfn)
-        if pfn:
-            pgdat.node_spanned_pages = pfn - ps + 1
-    if not _all_holes(m, nid, None, ps, pe, start_pfn, end_pfn):
-        return
-    pgdat.node_start_pfn = 0
-    pgdat.node_spanned_pages = 0
+    ps = pgdat.node_start_pfn
+    pgdat.node_start_pfn, pgdat.node_spanned_pages = _shrink_span(
+        m, pgdat.nid, None, ps, ps + pgdat.node_spanned_pages, start_pfn, end_pfn)
 
 
 def remove_zone(m, zone, start_pfn: int, nr_pages: int) -> None:

@@ -203,6 +203,14 @@ REGION_MIXED = 2
 
 #: r_show() indents at most this many levels.
 MAX_IORES_LEVEL = 5
+#: Deepest nesting :func:`parse` accepts.  A real /proc/iomem never indents more than
+#: MAX_IORES_LEVEL levels; the cap keeps deepcopy/pickle of the tree (recursive) far from
+#: Python's recursion limit.
+MAX_PARSE_DEPTH = 32
+#: Most resource / e820 lines :func:`parse` accepts (a large server shows a few thousand;
+#: the kernel's e820 table holds at most 3200 entries).  Beyond it parsing stops at once with
+#: a ValueError naming the line, instead of building millions of Resource objects.
+MAX_PARSE_LINES = 1 << 16
 
 # arch/x86/include/asm/e820/types.h
 E820_TYPE_RAM = 1
@@ -1137,6 +1145,9 @@ def parse(text, filename: Optional[str] = None) -> ParsedLayout:
             elif key.strip() == "observed":
                 out.observations.append(value.strip())
             continue
+        if len(iomem) + len(e820) >= MAX_PARSE_LINES:
+            raise fail(lineno, line, f"more than {MAX_PARSE_LINES} resource lines (a real /proc/iomem "
+                                     f"or e820 map has a few thousand at most)")
         m = _IOMEM_RE.match(line)
         if m:
             hs, he = m.group("start"), m.group("end")
@@ -1196,6 +1207,10 @@ def _build_iomem(out: ParsedLayout, lines: list[_Line], fail) -> None:
         while stack and stack[-1][0] >= ln.indent:
             stack.pop()
         parent = stack[-1][1] if stack else out.root
+        if len(stack) >= MAX_PARSE_DEPTH:
+            raise fail(ln.lineno, ln.text,
+                       f"nested more than {MAX_PARSE_DEPTH} levels deep (/proc/iomem indents at most "
+                       f"{MAX_IORES_LEVEL} levels)")
         flags, desc = iomem_flags_for_name(ln.name, ln.start, parent.desc if stack else IORES_DESC_NONE)
         res = Resource(ln.start, ln.end, ln.name, flags, desc)
         if stack and not parent.contains(ln.start, ln.end):
