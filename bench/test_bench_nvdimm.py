@@ -13,12 +13,7 @@ LAYOUT = "100000000-1ffffffff : System RAM\n400000000-7ffffffff : Persistent Mem
 
 
 def _machine(core):
-    try:
-        return Machine.from_iomem(LAYOUT, kernel="5.3", core=core)
-    except TypeError:  # pragma: no cover - Machine without core= selection
-        if core != "compiled":
-            pytest.skip("Machine(core=...) not available")
-        return Machine.from_iomem(LAYOUT, kernel="5.3")
+    return Machine.from_iomem(LAYOUT, kernel="5.3", core=core)
 
 
 @pytest.mark.parametrize("core", ["compiled", "reference"])

@@ -210,6 +210,21 @@ cdef class SectionTable:
     per range (../shared/spec/sparse-hotplug.md §3); hot-add and remove with
     ``sparse_add_section``/``sparse_remove_section`` (§5-§6) or the ``__add_pages``-style
     ``sparse_add_range``/``sparse_remove_range``.
+
+    Concurrency (../shared/spec/sparse-hotplug.md §11): every mutating method (and
+    ``__setstate__``) holds the table's write lock for the whole call, with the GIL held, so
+    writers are serialised and each call is one atomic write, however many sections it
+    touches (``sparse_add_range`` of N sections included).  ``pfn_valid_many`` releases the
+    GIL and takes the read lock once per chunk of 2**20 pfns: within a chunk every answer
+    comes from the same state between two writes, so each section is seen before or after a
+    change, never torn (different chunks of one batch may straddle a write).  The scalar
+    queries run with the GIL held and so never overlap a writer.  The kernel's
+    use-after-free of CVE-2023-52489 (a lockless ``pfn_valid`` loading ``ms->usage`` that
+    ``section_deactivate`` has just freed) cannot happen here: the bitmap a reader tests is
+    the per-root validity word, and roots (with their words and usage fields) are allocated
+    once and freed only by ``__dealloc__``, which cannot run while a reader's method call
+    holds a reference to the table; the root-pointer array, which ``realloc`` may move, is
+    only read under the read lock.  Tested by tests/test_concurrency.py.
     """
 
     def __cinit__(self, max_physmem_bits=46, kernel="5.3"):
