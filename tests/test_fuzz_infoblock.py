@@ -135,3 +135,11 @@ def test_random_sealed_blocks(data, sig, parent):
 def test_buffer_types(bad):
     vr = P.nd_pfn_validate(bad, PFN_SIG, ns_start=NS_START, ns_size=NS_SIZE, ns_uuid=NS_UUID)
     assert vr.rc in (-errno.ENODEV, -errno.ENXIO)
+
+
+@pytest.mark.parametrize("value", [1, 0x10, 0x80, 0xFF])
+def test_regression_dataoff_beyond_4g_with_zero_align(value):
+    """Found by this fuzzer in CI: a sealed block whose dataoff >= 4 GiB and align 0 makes check #9
+    substitute 2^ilog2(dataoff) > 2^32 (an unsigned long in the kernel), which must not raise."""
+    for base in BASES:
+        test_mutated_blocks.hypothesis.inner_test(base, [(60, value)], True, None)

@@ -124,3 +124,60 @@ def test_argument_errors(m):
     with pytest.raises(TypeError):
         m.get_dev_pagemap(1.5)
     assert m.get_dev_pagemap(-1) is None
+
+
+# ----------------------------------------------------------------------- review fixes (§6)
+def test_out_of_range_leaves_no_ghost_pgmap(m):
+    """§6.5/§6.1 step 4: a range beyond the physical address space is a ValueError raised
+    before the pfn index is touched -- no ghost pgmap is left behind."""
+    snap = m.snapshot()
+    top = 1 << m.sections.max_physmem_bits
+    with pytest.raises(ValueError):
+        m.memremap_pages(top, 2 * MiB)
+    assert m.get_dev_pagemap(top >> 12) is None
+    assert m.pgmaps == [] and m.snapshot() == snap
+
+
+def test_unwind_on_any_exception(m, monkeypatch):
+    """§6.1 step 9 / §6.2: the index entries are erased whatever arch_add_memory raises."""
+    import sparsemem.hotplug as hp
+
+    def boom(*a, **k):
+        raise RuntimeError("injected")
+    monkeypatch.setattr(hp, "arch_add_memory", boom)
+    with pytest.raises(RuntimeError):
+        m.memremap_pages(0x2_1000_0000, 32 * MiB, type="devdax")
+    assert m.get_dev_pagemap(0x2_1000_0000 >> 12) is None and m.pgmaps == []
+
+
+def test_release_warn_once_with_function_name(m):
+    """§6.3: the release WARN when altmap pages remain allocated names the releasing function
+    and is printed once per boot."""
+    from sparsemem.memremap import make_altmap, memremap_pages
+    line = "nd_pmem pfn0.0: devm_memremap_pages_release: failed to free all reserved pages"
+    for _ in range(2):
+        alt = make_altmap(m, 0x2_8000_0000 >> 12, 2, 4094)
+        pg = memremap_pages(m, 0x2_8000_0000, 256 * MiB, type="fsdax", altmap=alt, dev="nd_pmem pfn0.0")
+        alt.alloc += 1          # one pfn never handed back
+        m.memunmap_pages(pg)
+    assert m.dmesg.count(line) == 1
+    assert not any(l.endswith("failed to free all reserved pages") and l != line for l in m.dmesg)
+
+
+def test_device_private_removed_with_null_altmap(m):
+    """§6.3 (sparse-hotplug §8.7): MEMORY_DEVICE_PRIVATE is released with __remove_pages and
+    a NULL altmap, so memmap PMDs taken from an altmap are not given back to it (alloc stays)."""
+    from sparsemem.memremap import make_altmap
+    alt = make_altmap(m, 0x2_8000_0000 >> 12, 2, 4094)
+    pg = m.memremap_pages(0x2_8000_0000, 256 * MiB, type="private", altmap=alt)
+    used = alt.alloc
+    assert used == 2 * 512
+    m.memunmap_pages(pg)
+    assert alt.alloc == used
+    assert any(l.endswith("devm_memremap_pages_release: failed to free all reserved pages") for l in m.dmesg)
+    assert not m.sections.valid_section_nr(0x2_8000_0000 >> 27)
+    # an fsdax pgmap with the same altmap layout gives everything back (arch_remove_memory + altmap)
+    alt2 = make_altmap(m, 0x2_8000_0000 >> 12, 2, 4094)
+    pg = m.memremap_pages(0x2_8000_0000, 256 * MiB, type="fsdax", altmap=alt2)
+    m.memunmap_pages(pg)
+    assert alt2.alloc == 0

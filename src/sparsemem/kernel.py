@@ -83,6 +83,9 @@ class KernelModel:
     #: ``remove_memory`` of a range with an online block returns -EBUSY (v5.3
     #: ``try_remove_memory``); v5.2 ``__remove_memory`` BUG()s (sparse-hotplug.md §6.6, §7).
     remove_memory_ebusy: bool = True
+    #: ``nd_pmem_probe`` attaches the namespace as raw pmem when pfn/dax probing (validation)
+    #: fails (v5.1-v5.3); v5.4 stops falling back for -EOPNOTSUPP (memremap-nvdimm.md §4 "Deltas").
+    pmem_probe_falls_back_to_raw: bool = True
 
     @property
     def name(self) -> str:
@@ -123,6 +126,7 @@ _LEGACY = dict(
     check_pfn_span=False,
     memory_blocks_after_arch_add=False,
     remove_memory_ebusy=False,
+    pmem_probe_falls_back_to_raw=True,
 )
 
 _SUBSECTION = dict(
@@ -145,6 +149,7 @@ _SUBSECTION = dict(
     check_pfn_span=True,
     memory_blocks_after_arch_add=True,
     remove_memory_ebusy=True,
+    pmem_probe_falls_back_to_raw=True,
 )
 
 #: (first release, switches). A release uses the last row whose first release is <= it.

@@ -197,7 +197,7 @@ def get_dev_pagemap(machine, pfn) -> Optional[DevPagemap]:
     return pg if pg is not None and pg.live else None
 
 
-def _check_args(start, size, type, altmap, nid):
+def _check_args(start, size, type, altmap, nid, byte_range=False):
     for name, v in (("start", start), ("size", size), ("nid", nid)):
         if not isinstance(v, int) or isinstance(v, bool):
             raise TypeError(f"{name} must be an int, not {type_name(v)}")
@@ -207,7 +207,7 @@ def _check_args(start, size, type, altmap, nid):
         raise ValueError("size must be > 0")
     if start + size > 1 << 64:
         raise ValueError(f"range {start:#x}+{size:#x} runs past the 64-bit address space")
-    if (start | size) & (C.PAGE_SIZE - 1):
+    if not byte_range and (start | size) & (C.PAGE_SIZE - 1):
         raise ValueError(f"start {start:#x} and size {size:#x} must be page (4 KiB) aligned")
     if type not in PGMAP_TYPES:
         raise ValueError(f"unknown pgmap type {type!r}; expected one of {PGMAP_TYPES}")
@@ -220,7 +220,7 @@ def type_name(v) -> str:
 
 
 def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altmap=None, nid: int = 0,
-                   dev: Optional[str] = None) -> DevPagemap:
+                   dev: Optional[str] = None, byte_range: bool = False) -> DevPagemap:
     """``devm_memremap_pages`` (MN §6.1 v5.1/v5.2, §6.2 v5.3): map ``[start, start+size)`` as
     ZONE_DEVICE memory and return its :class:`DevPagemap`.
 
@@ -236,8 +236,16 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     On an ``arch_add_memory`` failure the index entries are erased but the sections added
     before the failing one **stay** (MN §6.1 step 9, §6.2: the kernel never calls
     ``arch_remove_memory`` on that path).  Every earlier failure changes nothing.
+
+    ``byte_range`` (used by the nvdimm driver, whose ``pgmap->res`` comes from on-media
+    offsets): accept a range that is not page aligned, as the kernel does -- ``arch_add_memory``
+    then works on ``PHYS_PFN(start)`` and ``PHYS_PFN(size)``, so in v5.3 such a range fails
+    ``check_pfn_span`` with -EINVAL ("Misaligned __add_pages ...", MN §6.2 step 2).  Without it
+    (the public API) a misaligned range is a ``ValueError``.  A range that ends beyond the
+    machine's physical address space is a ``ValueError`` raised before anything (the pfn
+    index included) is touched.
     """
-    _check_args(start, size, type, altmap, nid)
+    _check_args(start, size, type, altmap, nid, byte_range)
     m = machine.model
     devp = f"{dev}: " if dev else ""
     end = start + size - 1
@@ -245,6 +253,10 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
         a0, a1 = _sec_dn(start), _sec_up(end + 1)           # MN §6.1 step 1
     else:
         a0, a1 = start, end + 1                               # MN §6.2
+    limit = machine.sections.pfn_limit
+    if C.PHYS_PFN(a1 - 1) >= limit:
+        raise ValueError(f"devm_memremap_pages: range [mem {a0:#x}-{a1 - 1:#x}] exceeds the "
+                         f"{machine.sections.max_physmem_bits}-bit physical address space")
     # step 2: the two endpoint probes (get_dev_pagemap on the first and the last pfn)
     for probe in (C.PHYS_PFN(a0), C.PHYS_PFN(a1 - 1)):
         other = get_dev_pagemap(machine, probe)
@@ -273,8 +285,9 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
             add(machine, nid, C.PHYS_PFN(a0), (a1 - a0) >> C.PAGE_SHIFT, altmap)
         else:
             hp.arch_add_memory(machine, nid, a0, a1 - a0, altmap)
-    except KernelError:
-        idx.erase_range(lo, hi)   # unwind: xarray erased; added sections stay (§6.1 step 9)
+    except BaseException:
+        # unwind on any exception: xarray erased; added sections stay (§6.1 step 9)
+        idx.erase_range(lo, hi)
         pg.live = False
         raise
     start_pfn, nr = C.PHYS_PFN(a0), (a1 - a0) >> C.PAGE_SHIFT
@@ -291,19 +304,26 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
 def memunmap_pages(machine, pgmap: DevPagemap) -> None:
     """``devm_memremap_pages_release`` (MN §6.3): ``arch_remove_memory`` over the mapped range
     (legacy: the whole widened sections, including ones silently shared with another pgmap --
-    the **DERIVED** hazard of §6.3), erase the index range, WARN ``"<dev>: failed to free all
-    reserved pages"`` if altmap pages are still allocated."""
+    the **DERIVED** hazard of §6.3), erase the index range, WARN_ONCE
+    ``"<dev>: devm_memremap_pages_release: failed to free all reserved pages"`` (once per
+    boot) if altmap pages are still allocated.
+    Device-private memory is removed with ``__remove_pages`` and a NULL altmap (MN §6.3)."""
     if not isinstance(pgmap, DevPagemap):
         raise TypeError(f"expected a DevPagemap, not {type_name(pgmap)}")
     if not pgmap.live or pgmap not in machine.pgmaps:
         raise KernelError(errno.EINVAL, f"memunmap_pages: {pgmap!r} is not live on this machine")
     hp = _hotplug()
     if pgmap.type == "private":
-        hp.remove_pages(machine, C.ZONE_DEVICE, C.PHYS_PFN(pgmap.mapped_start), pgmap.nr_pages, pgmap.altmap)
+        # MEMORY_DEVICE_PRIVATE: __remove_pages with a NULL altmap (MN §6.3; sparse-hotplug §8.7)
+        hp.remove_pages(machine, C.ZONE_DEVICE, C.PHYS_PFN(pgmap.mapped_start), pgmap.nr_pages, None)
     else:
         hp.arch_remove_memory(machine, pgmap.nid, pgmap.mapped_start, pgmap.mapped_size, pgmap.altmap)
     pgmap_index(machine).erase_range(C.PHYS_PFN(pgmap.start), C.PHYS_PFN(pgmap.end))
     pgmap.live = False
     machine.pgmaps.remove(pgmap)
     if pgmap.altmap is not None and pgmap.altmap.alloc:
-        machine.log(f"{pgmap.dev + ': ' if pgmap.dev else ''}failed to free all reserved pages")
+        # a device WARN_ONCE whose text carries the releasing function's name: printed once
+        # per boot, prefixed with the device (MN §6.3)
+        _warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
+                   f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
+                   f"failed to free all reserved pages")

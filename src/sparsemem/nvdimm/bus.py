@@ -25,7 +25,7 @@ from ..errors import KernelError
 from . import pfn as P
 from .infoblock import DAX_SIG, PFN_MODE_PMEM, PFN_SIG
 from .media import Media
-from .namespace import BTT_SIG, Namespace
+from .namespace import BTT_SIG, Namespace, error_line
 from .region import Region
 
 __all__ = ["NvdimmBus", "attach", "reboot", "PMEM_NAMES"]
@@ -88,13 +88,26 @@ def attach(machine, pmem_resources, regions=None) -> NvdimmBus:
     return bus
 
 
+class _ProbeValidateError(KernelError):
+    """A failed ``nd_pfn_validate`` on the probe path (no fallback to raw in this era)."""
+
+
 def _probe_namespace(ns: Namespace) -> None:
-    """``nd_pmem_probe`` order: BTT, pfn (fsdax), dax (devdax), else raw (probe path, MN §4)."""
+    """``nd_pmem_probe`` order: BTT, pfn (fsdax), dax (devdax), else raw (probe path, MN §4).
+
+    A validation error other than -ENODEV (e.g. -ENXIO "bad offset", §4 #13): with
+    ``model.pmem_probe_falls_back_to_raw`` (v5.1-v5.3; dropped for -EOPNOTSUPP in v5.4, §4
+    "Deltas") the probe keeps going and the namespace is attached as a raw pmem device (full
+    raw size, enabled); the validator's dev_err line stays in dmesg and ``ns.error`` records
+    ``(errno, line)``.  Without the switch the error is raised (namespace left disabled).
+    """
+    m = ns.machine
     data = ns._read_block()
     if data[:16] == BTT_SIG:
         ns.mode = "sector"
         ns._enable()
         return
+    failed = None
     for sig, mode in ((PFN_SIG, "fsdax"), (DAX_SIG, "devdax")):
         vr = P.nd_pfn_validate(data, sig, ns_start=ns.start, ns_size=ns.raw_size, ns_uuid=ns.uuid,
                                ns_name=ns.dev, init=None)
@@ -102,17 +115,24 @@ def _probe_namespace(ns: Namespace) -> None:
             continue
         ns.mode = mode
         if vr.rc:
+            mark = len(m.dmesg)
             if vr.message:
                 ns._log(vr.message)
-            raise KernelError(-vr.rc, f"nd_pfn_validate of {ns.dev}: check #{vr.check} failed"
-                                      + (f": {vr.message}" if vr.message else ""))
+            err = _ProbeValidateError(-vr.rc, f"nd_pfn_validate of {ns.dev}: check #{vr.check} failed"
+                                              + (f": {vr.message}" if vr.message else ""))
+            if not m.model.pmem_probe_falls_back_to_raw:
+                raise err
+            failed = (err.errno, error_line(m.dmesg[mark:], err.strerror))
+            continue
         sb = vr.sb
         ns.pfn_uuid, ns.align = sb.uuid, sb.align
         ns.map = "dev" if sb.mode == PFN_MODE_PMEM else "mem"
-        ns._enable(probe_sb=sb)
+        ns._enable(probe_sb=sb, probe_raw_align=vr.raw_align)
         return
     ns.mode = "raw"
     ns._enable()
+    if failed is not None:
+        ns.error = failed      # raw fallback after a failed pfn/dax probe (MN §4 "Deltas: v5.4")
 
 
 def probe_all(bus: NvdimmBus) -> None:
@@ -127,10 +147,15 @@ def probe_all(bus: NvdimmBus) -> None:
                 _probe_namespace(ns)
             except KernelError as e:
                 ns.enabled = False
-                lines = m.dmesg[mark:]
-                ns.error = (e.errno, lines[-1] if lines else e.strerror)
-                if ns.mode in ("fsdax", "devdax") and e.errno not in (errno.ENODEV, errno.ENXIO):
+                ns.error = (e.errno, error_line(m.dmesg[mark:], e.strerror))
+                # driver core's line for a failing pfn/dax device probe (enable path only: a
+                # failed nd_pfn_validate is not a device probe failure)
+                if (ns.mode in ("fsdax", "devdax") and e.errno not in (errno.ENODEV, errno.ENXIO)
+                        and not isinstance(e, _ProbeValidateError)):
                     m.log(f"{ns.driver}: probe of {ns.pfn_dev} failed with error -{e.errno}")
+            except Exception as e:  # reboot never raises for media contents
+                ns.enabled = False
+                ns.error = (errno.EINVAL, f"{ns.dev}: probe failed: {e}")
 
 
 def reboot(machine, iomem=None, kernel=None):

@@ -23,12 +23,22 @@ from ..memremap import make_altmap, memremap_pages, memunmap_pages
 from . import pfn as P
 from .infoblock import DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_SIZE, PFN_MODE_PMEM, PFN_MODE_RAM, PFN_SIG, InfoBlock
 
-__all__ = ["Namespace", "MODES", "BTT_SIG", "enable_error"]
+__all__ = ["Namespace", "MODES", "BTT_SIG", "enable_error", "error_line"]
 
 MODES = ("raw", "sector", "fsdax", "devdax")
 MODE_ALIASES = {"memory": "fsdax", "dax": "devdax", "safe": "sector"}
 #: first 16 bytes of a BTT arena info-block (``BTT_SIG``), probed before pfn/dax.
 BTT_SIG = b"BTT_ARENA_INFO\0\0"
+
+
+def error_line(lines, default: str = "") -> str:
+    """The dmesg line that explains a failure: the last one that is not a WARN banner
+    (``------------[ cut here ]...`` / ``WARNING: CPU: ...``), e.g. the ``Misaligned
+    __add_pages ...`` text rather than the x86 ``add_pages`` WARN_ON_ONCE trailer after it."""
+    for line in reversed(lines):
+        if not (line.startswith("------------[ cut here") or line.startswith("WARNING: CPU:")):
+            return line
+    return lines[-1] if lines else default
 
 
 def enable_error(dev: str, err: KernelError) -> KernelError:
@@ -155,13 +165,14 @@ class Namespace:
                                  ns_uuid=self.uuid, ns_name=self.dev, init=init,
                                  region_is_pmem=True)
 
-    def _nd_pfn_init(self, sig: bytes) -> InfoBlock:
-        """``nd_pfn_init`` (MN §3): reuse a valid block, or compute and write a new one."""
+    def _nd_pfn_init(self, sig: bytes) -> tuple[InfoBlock, int]:
+        """``nd_pfn_init`` (MN §3): reuse a valid block, or compute and write a new one.
+        Returns the block in use and its raw on-media ``align`` field (MN §5.2)."""
         m = self.machine
         model = m.model
         vr = self._validate(sig, probe=False)
         if vr.rc == 0:
-            return vr.sb
+            return vr.sb, vr.raw_align
         if vr.rc != -errno.ENODEV:
             if vr.message:
                 self._log(vr.message)
@@ -186,13 +197,17 @@ class Namespace:
                                    f"size {self.raw_size:#x} start_pad {sp:#x} end_trunc {et:#x})")
         sb = P.new_block(model, sig, self.pfn_uuid, self.uuid, layout, mode, self.align)
         self.media.write(self.offset + INFO_BLOCK_OFFSET, sb.pack())
-        return sb
+        return sb, sb.align
 
-    def _enable_pfn(self, probe_sb: Optional[InfoBlock] = None) -> None:
-        """fsdax (``pmem_attach_disk``) / devdax (``__dax_pmem_probe``) enable (MN §3-§6)."""
+    def _enable_pfn(self, probe_sb: Optional[InfoBlock] = None, probe_raw_align: int = 0) -> None:
+        """fsdax (``pmem_attach_disk``) / devdax (``__dax_pmem_probe``) enable (MN §3-§6).
+        ``probe_raw_align``: the raw on-media align of ``probe_sb`` (``ValidateResult.raw_align``)."""
         m = self.machine
         sig = DAX_SIG if self.mode == "devdax" else PFN_SIG
-        sb = probe_sb if probe_sb is not None else self._nd_pfn_init(sig)
+        if probe_sb is not None:
+            sb, raw_align = probe_sb, probe_raw_align
+        else:
+            sb, raw_align = self._nd_pfn_init(sig)
         rc, setup, why = P.nvdimm_setup_pfn(m.model, sb, self.start, self.raw_size)
         if rc:
             raise KernelError(-rc, f"__nvdimm_setup_pfn of {self.dev}: {why}")
@@ -207,7 +222,8 @@ class Namespace:
                 except KernelError as e:
                     self._log("could not reserve metadata")
                     raise KernelError(errno.EBUSY, f"{self.dev}: could not reserve metadata: {e.strerror}") from None
-                raw_align = sb.align if sb.version_minor >= 2 else 0
+                # alloc_dax_region uses the raw on-media sb.align, not the #9 substitute:
+                # a zero align (minor < 2, or align 0 on media) always fails (MN §5.2)
                 dstart, dsize = setup.start + off, setup.end + 1 - (setup.start + off)
                 if not raw_align or dstart % raw_align or dsize % raw_align:
                     raise KernelError(errno.ENOMEM, f"alloc_dax_region: [mem {dstart:#x}+{dsize:#x}] not aligned "
@@ -217,11 +233,17 @@ class Namespace:
             altmap = None
             if setup.altmap is not None:
                 altmap = make_altmap(m, *setup.altmap)
+            # the range comes from on-media offsets and need not be page aligned: the kernel
+            # truncates with PHYS_PFN and v5.3 then fails check_pfn_span with -EINVAL (MN §5, §6.2)
             self.pgmap = memremap_pages(m, setup.start, setup.size, type=self.mode, altmap=altmap,
-                                        dev=f"{self.driver} {self.pfn_dev}")
+                                        dev=f"{self.driver} {self.pfn_dev}", byte_range=True)
             if self.mode == "devdax":
                 self._request(setup.start + off, setup.end + 1 - (setup.start + off), self.chardev)
-        except KernelError:
+        except BaseException:
+            # any failure (not only KernelError) leaves no resource claimed
+            if self.pgmap is not None:
+                memunmap_pages(m, self.pgmap)
+                self.pgmap = None
             self._release_resources()
             raise
         self.start_pad, self.end_trunc, self.dataoff = sb.start_pad, sb.end_trunc, sb.dataoff
@@ -234,9 +256,9 @@ class Namespace:
         self._request(self.start, self.raw_size, self.dev)
         self.start_pad = self.end_trunc = self.dataoff = self.npfns = 0
 
-    def _enable(self, probe_sb: Optional[InfoBlock] = None) -> None:
+    def _enable(self, probe_sb: Optional[InfoBlock] = None, probe_raw_align: int = 0) -> None:
         if self.mode in ("fsdax", "devdax"):
-            self._enable_pfn(probe_sb)
+            self._enable_pfn(probe_sb, probe_raw_align)
         else:
             self._enable_raw()
         self.enabled = True
@@ -250,10 +272,11 @@ class Namespace:
             return
         if self not in self.region.namespaces:
             raise KernelError(errno.ENODEV, f"{self.dev} was destroyed")
+        mark = len(self.machine.dmesg)
         try:
             self._enable()
         except KernelError as e:
-            self.error = (e.errno, self.machine.dmesg[-1] if self.machine.dmesg else "")
+            self.error = (e.errno, error_line(self.machine.dmesg[mark:], e.strerror))
             raise enable_error(self.pfn_dev if self.mode in ("fsdax", "devdax") else self.dev, e) from e
 
     def disable(self) -> None:

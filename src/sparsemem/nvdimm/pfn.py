@@ -31,6 +31,7 @@ SZ_8K = 8192
 SZ_2M = 2 << 20
 SZ_1G = 1 << 30
 SECTION = C.SECTION_SIZE
+_U64 = (1 << 64) - 1
 #: ``nd_pfn_supported_alignments`` on x86_64 with THP and PUD THP (MN §2).
 SUPPORTED_ALIGNMENTS = (SZ_4K, SZ_2M, SZ_1G)
 #: ``PFN_DEFAULT_ALIGNMENT`` with CONFIG_TRANSPARENT_HUGEPAGE (MN §2).
@@ -54,15 +55,17 @@ def _sec_up(addr: int) -> int:
 
 
 def nd_region_conflict(regions, region, start: int, size: int) -> bool:
-    """``nd_region_conflict`` (MN §3.1): another region of the bus holds the probe's first byte,
-    or the probe's exclusive end lies in (other.start, other.end].  Namespaces of the same
-    region are never considered."""
+    """``nd_region_conflict`` (MN §3.1): another region of the bus holds the probe's first byte
+    (``o.start <= start < o.end``), or the probe's exclusive end lies in ``(o.start, o.end]``,
+    where ``o.end = o.start + o.size`` is the other region's exclusive end -- so a probe ending
+    exactly where the other region ends conflicts.  Namespaces of the same region are never
+    considered."""
     end = start + size
     for o in regions:
         if o is region:
             continue
-        o_end = o.start + o.size - 1
-        if o.start <= start <= o_end:
+        o_end = o.start + o.size  # exclusive (MN §3.1)
+        if o.start <= start < o_end:
             return True
         if o.start < end <= o_end:
             return True
@@ -146,13 +149,16 @@ def compute_layout(model, ns_start: int, ns_size: int, mode: int, align: int, *,
 @dataclass
 class ValidateResult:
     """Outcome of :func:`nd_pfn_validate`: ``rc`` (0 or -errno), the in-memory block after the
-    compat defaults and align substitution (or None), the check number of §4 that decided, and
-    the dev_err line (or None)."""
+    compat defaults and align substitution (or None), the check number of §4 that decided, the
+    dev_err line (or None) and the raw on-media align (``raw_align``)."""
 
     rc: int
     sb: Optional[InfoBlock]
     check: int
     message: Optional[str] = None
+    #: the on-media ``align`` field after the compat defaults of #7 (0 for a minor < 2 block),
+    #: *before* the #9 substitution by 2^ilog2(dataoff): what ``alloc_dax_region`` uses (MN §5.2).
+    raw_align: int = 0
 
 
 def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size: int, ns_uuid: bytes,
@@ -183,22 +189,29 @@ def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size
     sb = apply_compat_defaults(sb)                                  # #7
     if sb.mode not in (PFN_MODE_RAM, PFN_MODE_PMEM):
         return ValidateResult(-errno.ENXIO, sb, 8)
-    align = sb.align                                                 # #9
+    raw_align = sb.align                                             # #9
+    align = raw_align
     if align == 0:
         align = 1 << (sb.dataoff.bit_length() - 1) if sb.dataoff else 0
-    sb = sb.copy(align=align)
+    # the kernel keeps this in nd_pfn->align, an unsigned long: 2^ilog2(dataoff) may exceed the
+    # u32 on-media field (dataoff >= 4 GiB), so it is set on the in-memory copy without the
+    # field-width check (this copy is never packed back to media)
+    sb = sb.copy()
+    sb.align = align
     if init is not None:
         if sb.uuid != bytes(init["uuid"]):
-            return ValidateResult(-errno.ENODEV, sb, 10)
+            return ValidateResult(-errno.ENODEV, sb, 10, raw_align=raw_align)
         if init["align"] != align or init["mode"] != sb.mode:
-            return ValidateResult(-errno.EINVAL, sb, 10, "init failed, settings mismatch")
+            return ValidateResult(-errno.EINVAL, sb, 10, "init failed, settings mismatch", raw_align)
     if align > ns_size:
-        return ValidateResult(-errno.EINVAL, sb, 11, f"alignment: {align:x} exceeds capacity {ns_size:x}")
+        return ValidateResult(-errno.EINVAL, sb, 11, f"alignment: {align:x} exceeds capacity {ns_size:x}",
+                              raw_align)
     if sb.dataoff >= ns_size:
-        return ValidateResult(-errno.EBUSY, sb, 12, f"pfn array size exceeds capacity of {ns_name}")
+        return ValidateResult(-errno.EBUSY, sb, 12, f"pfn array size exceeds capacity of {ns_name}", raw_align)
     if (align and (ns_start + sb.dataoff + sb.start_pad) % align) or sb.dataoff % SZ_4K:
-        return ValidateResult(-errno.ENXIO, sb, 13, f"bad offset: {sb.dataoff:#x} dax disabled align: {align:#x}")
-    return ValidateResult(0, sb, 14)
+        return ValidateResult(-errno.ENXIO, sb, 13, f"bad offset: {sb.dataoff:#x} dax disabled align: {align:#x}",
+                              raw_align)
+    return ValidateResult(0, sb, 14, raw_align=raw_align)
 
 
 @dataclass
@@ -236,14 +249,17 @@ def nvdimm_setup_pfn(model, sb: InfoBlock, ns_start: int, ns_size: int) -> tuple
         return 0, SetupResult(start, end, None, sb.npfns), ""
     if sb.mode != PFN_MODE_PMEM:
         return -errno.ENXIO, None, f"pfn mode {sb.mode} is neither ram nor pmem"
+    # u64 arithmetic as in the kernel (MN §5): range_len < dataoff wraps npfns to a huge value
+    # (so no "number of pfns truncated" line), and dataoff < 8 KiB wraps ``free`` -- the
+    # altmap then fails __add_pages' check ("memory add fail, invalid altmap", -EINVAL, §6.2).
     if model.memremap_expands_to_sections:
         base_pfn = adn(base_pfn0, C.PAGES_PER_SECTION)
-        npfns = aup(max(rlen - off, 0) // SZ_4K, C.PAGES_PER_SECTION)
+        npfns = aup(((rlen - off) & _U64) >> C.PAGE_SHIFT, C.PAGES_PER_SECTION) & _U64
     else:
         base_pfn = adn(base_pfn0, C.PAGES_PER_SUBSECTION)
-        npfns = max(rlen - off, 0) // SZ_4K
+        npfns = ((rlen - off) & _U64) >> C.PAGE_SHIFT
     reserve = 2 + (base_pfn0 - base_pfn)
-    free = C.PHYS_PFN(off - SZ_8K) if off >= SZ_8K else 0
+    free = ((off - SZ_8K) & _U64) >> C.PAGE_SHIFT
     msg = None
     if sb.npfns > npfns:
         msg = f"number of pfns truncated from {sb.npfns} to {npfns}"

@@ -150,11 +150,14 @@ class Region:
             self.media.write(off + P.INFO_BLOCK_OFFSET, BTT_SIG + ns.pfn_uuid + bytes(4096 - 32))
         try:
             ns._enable()
-        except KernelError as e:
+        except BaseException as e:
+            # roll back on *any* exception, so nothing can leave a half-created namespace
             self.namespaces.remove(ns)
             self.media.restore(saved)
             self.media.labels = labels
-            raise enable_error(ns.pfn_dev if mode in ("fsdax", "devdax") else ns.dev, e) from e
+            if isinstance(e, KernelError):
+                raise enable_error(ns.pfn_dev if mode in ("fsdax", "devdax") else ns.dev, e) from e
+            raise
         self._sync_labels()
         return ns
 
