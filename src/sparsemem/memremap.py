@@ -127,18 +127,22 @@ class _PgmapIndex:
         return None
 
     def _cut(self, lo: int, hi: int) -> None:
-        out = []
-        for a, b, pg in self.items:
-            if b < lo or a > hi:
-                out.append((a, b, pg))
-                continue
-            if a < lo:
-                out.append((a, lo - 1, pg))
-            if b > hi:
-                out.append((hi + 1, b, pg))
-        out.sort(key=lambda t: t[0])
-        self.items = out
-        self.starts = [t[0] for t in out]
+        """Erase pfns [lo, hi]: trim or drop the (contiguous run of) intervals that overlap."""
+        i = bisect.bisect_right(self.starts, lo) - 1
+        if i < 0 or self.items[i][1] < lo:
+            i += 1
+        j = bisect.bisect_right(self.starts, hi)
+        if i >= j:
+            return
+        keep = []
+        a, _, pg = self.items[i]
+        if a < lo:
+            keep.append((a, lo - 1, pg))
+        _, b, pg = self.items[j - 1]
+        if b > hi:
+            keep.append((hi + 1, b, pg))
+        self.items[i:j] = keep
+        self.starts[i:j] = [t[0] for t in keep]
 
     def store_range(self, lo: int, hi: int, pg: DevPagemap) -> None:
         self._cut(lo, hi)

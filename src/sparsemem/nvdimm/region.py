@@ -8,6 +8,8 @@ lowest one on a tie).  ``available_size`` is the total free capacity, as sysfs s
 
 from __future__ import annotations
 
+import bisect
+
 import errno
 import uuid as _uuid
 from typing import Optional
@@ -83,10 +85,14 @@ class Region:
     def _remove(self, ns: Namespace) -> None:
         if ns in self.namespaces:
             self.namespaces.remove(ns)
-        self._sync_labels()
+        # the namespace's label goes (ndctl destroy-namespace); the others are untouched
+        self.media.labels = [lb for lb in self.media.labels if lb["offset"] != ns.offset]
 
-    def _sync_labels(self) -> None:
-        self.media.labels = [ns.label() for ns in sorted(self.namespaces, key=lambda n: n.offset)]
+    def _add_label(self, ns: Namespace) -> None:
+        """Write ``ns``'s label, keeping the label area in address order (ndctl create)."""
+        labels = self.media.labels
+        i = bisect.bisect_left([lb["offset"] for lb in labels], ns.offset)
+        labels.insert(i, ns.label())
 
     # ---------------------------------------------------------------- create
     def create_namespace(self, size: Optional[int] = None, mode: str = "fsdax", map: str = "dev",
@@ -158,7 +164,7 @@ class Region:
             if isinstance(e, KernelError):
                 raise enable_error(ns.pfn_dev if mode in ("fsdax", "devdax") else ns.dev, e) from e
             raise
-        self._sync_labels()
+        self._add_label(ns)
         return ns
 
     # ---------------------------------------------------------------- reporting
