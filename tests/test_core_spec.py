@@ -485,3 +485,16 @@ def test_huge_pmd_freed_once_all_0xfd(impl):
     t.sparse_remove_section(0x100200, 32768 - 512, a)
     s = t.vmemmap_stats()
     assert (s["pmds_altmap"], s["fd_subsections"], a.alloc) == (0, 0, 0)
+
+
+def test_five_level_address_space(impl, kernel):
+    """§1: with 5-level paging (52 bits) sections above 64 TiB exist; roots allocate lazily there."""
+    T, _ = impl
+    high = (1 << 40) - 32768  # the last section of the 52-bit space
+    t = T(52, kernel)
+    t.sparse_add_range(0, high, 32768)
+    assert t.pfn_valid(high) and t.pfn_valid(high + 32767) and not t.pfn_valid(1 << 40)
+    assert t.nr_roots_allocated == 1 and t.highest_present_section_nr == (1 << 25) - 1
+    assert t.section_mem_map(t.highest_present_section_nr) & ~0xF == C.VMEMMAP_BASE_5LVL
+    with pytest.raises(ValueError):
+        T(46, kernel).sparse_add_range(0, high, 32768)
