@@ -188,6 +188,21 @@ def _row(label: str, cells: Sequence[str]) -> str:
     return (f"  {label:<{_LABEL_W}}" + "".join(f"{c:<{_COL_W}}" for c in cells)).rstrip()
 
 
+def _kernel_label(r: dict) -> str:
+    """Column header of one kernel: ``5.3 (subsection)``; a release newer than the newest
+    modelled row says which rules it runs with: ``5.10 (subsection era, v5.3 rules)``
+    (:attr:`sparsemem.kernel.KernelModel.label`)."""
+    from .kernel import kernel_model
+
+    try:
+        model = kernel_model(r["kernel"])
+    except (ValueError, TypeError):
+        return f"{r['kernel']} ({r['era']})"
+    if model.approximate:
+        return f"{r['kernel']} ({r['era']} era, v{model.rules} rules)"
+    return f"{r['kernel']} ({r['era']})"
+
+
 def format_report(rep: dict) -> str:
     """The human-readable report (aligned for two kernels in 100 columns)."""
     lines: list[str] = []
@@ -208,7 +223,7 @@ def format_report(rep: dict) -> str:
                          f"  sections {reg['first_section']:#x}-{reg['last_section']:#x}")
             by_k = {r["kernel"]: r for r in reg["results"]}
             res = [by_k.get(k) for k in kernels]
-            lines.append(_row("", [f"{r['kernel']} ({r['era']})" if r else "" for r in res]))
+            lines.append(_row("", [_kernel_label(r) if r else "" for r in res]))
             cells = [_cells(r, reg["name"]) if r else {} for r in res]
             keys = list(cells[0]) if cells and cells[0] else []
             for key in keys:

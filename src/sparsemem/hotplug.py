@@ -19,9 +19,11 @@ Failure and partial state (as the kernel leaves it, §5.2, §5.5, §8.1):
 Simulation choices (documented deviations):
 
 * ``__remove_zone`` needs the zone that x86 ``arch_remove_memory`` reads from the struct page
-  of the first pfn (§6.1).  When that memmap was never initialised (memory added but never
-  onlined: poisoned / garbage in the kernel) the simulation uses *no* zone and skips the span
-  shrinking for that call; a ``CONFIG_DEBUG_VM`` kernel would dereference a garbage zone.
+  of the first pfn (§6.1).  When that memmap exists but was never initialised (memory added
+  but never onlined: poisoned / garbage in the kernel) the simulation uses *no* zone and skips
+  the span shrinking for that call; a ``CONFIG_DEBUG_VM`` kernel would dereference a garbage
+  zone.  When there is no memmap at all (section never added) the read faults: KernelBug.
+* WARN records: see :func:`warn_lines` (line numbers and offsets are nominal).
 * page allocations are not modelled: isolation at offline (and ``removable``) fails only for
   pages that are ``PageReserved`` because they are not System RAM (e820 holes inside a present
   section) or belong to the kernel image ("Kernel code/rodata/data/bss", "Crash kernel").
@@ -92,22 +94,91 @@ def _pa(v: int) -> str:
     return f"0x{v:016x}"
 
 
+#: Where each modelled WARN sits: symbol -> (source file, line).  The simulator has no object
+#: code, so the numbers are *nominal*: a fixed, plausible line per site (roughly where the
+#: function sits in the v5.3 sources, not checked against a build), and every WARNING line
+#: uses the offset ``+0x0`` and the size ``/0x100`` (:data:`WARN_SYMBOL_SIZE`).  They are
+#: consistent from run to run, so dmesg comparisons stay stable.
+WARN_SITES = {
+    "check_pfn_span": ("mm/memory_hotplug.c", 320),
+    "__remove_section": ("mm/memory_hotplug.c", 510),
+    "add_pages": ("arch/x86/mm/init_64.c", 860),
+    "arch_remove_memory": ("arch/x86/mm/init_64.c", 1210),
+    "mminit_validate_memmodel_limits": ("mm/sparse.c", 180),
+    "online_mem_sections": ("mm/sparse.c", 620),
+    "offline_mem_sections": ("mm/sparse.c", 640),
+    "section_deactivate": ("mm/sparse.c", 760),
+    "create_memory_block_devices": ("drivers/base/memory.c", 780),
+    "remove_memory_block_devices": ("drivers/base/memory.c", 810),
+    "pages_correctly_probed": ("drivers/base/memory.c", 200),
+    "state_show": ("drivers/base/memory.c", 170),
+}
+WARN_SYMBOL_SIZE = 0x100
+CUT_HERE = "------------[ cut here ]------------"
+
+#: Core WARN sites (``SectionTable.dmesg``) whose kernel WARN has no message (``WARN_ON`` /
+#: ``WARN_ON_ONCE``): the core's explanatory text is dropped when forwarding, because a
+#: real kernel prints only the banner and the WARNING line there.
+_CORE_WARN_ON = {"__remove_section", "online_mem_sections", "offline_mem_sections"}
+#: Core WARN_ON sites followed by a debug print of their own (``mminit_dprintk``, printed
+#: only with CONFIG_DEBUG_MEMORY_INIT and ``mminit_loglevel``): the text follows the
+#: WARNING line with the kernel's ``mminit::<prefix>`` tag.
+_CORE_WARN_ON_THEN_DPRINTK = {"mminit_validate_memmodel_limits": "mminit::pfnvalidation "}
+
+
+def warning_line(where: str) -> str:
+    """The ``WARNING: CPU: 0 PID: 1 at <file>:<line> <symbol>+0x0/0x100`` line of a WARN at
+    ``where`` (``"<file> <symbol>"``; line numbers and offsets are nominal, see
+    :data:`WARN_SITES`) (§5.1)."""
+    file, _, symbol = where.rpartition(" ")
+    site_file, line = WARN_SITES.get(symbol, (file, 0))
+    return f"WARNING: CPU: 0 PID: 1 at {file or site_file}:{line} {symbol}+0x0/{WARN_SYMBOL_SIZE:#x}"
+
+
+def warn_lines(where: str, text=None) -> list:
+    """The dmesg records of one WARN, as x86 prints them (§5.1): ``------------[ cut here
+    ]------------``, the message (only for ``WARN(cond, fmt...)``; a ``WARN_ON`` has none),
+    then :func:`warning_line`.  Register dump and backtrace are not modelled."""
+    out = [CUT_HERE]
+    if text is not None:
+        out.append(text)
+    out.append(warning_line(where))
+    return out
+
+
+def core_warning_lines(line: str) -> list:
+    """Reshape one of the core's single-line WARN records (``WARNING: at <file> <symbol>:
+    <text>``, from ``SectionTable.dmesg``) into the records of :func:`warn_lines`; any other
+    line is returned unchanged (as a one-element list)."""
+    if not line.startswith("WARNING: at "):
+        return [line]
+    where, sep, text = line[len("WARNING: at "):].partition(": ")
+    if not sep:
+        return [line]
+    symbol = where.rpartition(" ")[2]
+    if symbol in _CORE_WARN_ON:
+        return warn_lines(where)
+    if symbol in _CORE_WARN_ON_THEN_DPRINTK:
+        return warn_lines(where) + [_CORE_WARN_ON_THEN_DPRINTK[symbol] + text]
+    return warn_lines(where, text)
+
+
 def warn(m, where: str, text: str) -> None:
-    """A ``WARN(1, text)``: cut-here banner, the message, the WARNING line (§5.1)."""
+    """A ``WARN(1, text)`` at ``where`` (``"<file> <symbol>"``): the records of
+    :func:`warn_lines` with the message (§5.1)."""
     m._sync_core_dmesg()
-    m.log("------------[ cut here ]------------")
-    m.log(text)
-    m.log(f"WARNING: CPU: 0 PID: 1 at {where}")
+    for line in warn_lines(where, text):
+        m.log(line)
 
 
 def warn_on_once(m, key, where: str) -> None:
-    """``WARN_ON_ONCE(cond)`` (no message): once per boot."""
+    """``WARN_ON_ONCE(cond)`` (no message): once per boot, banner and WARNING line only."""
     if key in m._once:
         return
     m._once.add(key)
     m._sync_core_dmesg()
-    m.log("------------[ cut here ]------------")
-    m.log(f"WARNING: CPU: 0 PID: 1 at {where}")
+    for line in warn_lines(where):
+        m.log(line)
 
 
 def _pr_once(m, key, line: str) -> None:
@@ -655,13 +726,17 @@ def remove_zone(m, zone, start_pfn: int, nr_pages: int) -> None:
 def remove_section(m, zone, pfn: int, nr: int, altmap=None) -> bool:
     """``__remove_section(zone, pfn, nr, map_offset, altmap)`` (§6.3; legacy §7).
 
-    Not valid → WARN_ON_ONCE (the core's) and nothing; else (v5.2: unregister the section
+    Not valid → WARN_ON_ONCE (the core's) and nothing (v5.1: no WARN, KernelError(EINVAL),
+    §7); else (v5.2: unregister the section
     from its memory block,) ``__remove_zone`` while the range is still valid, then
     ``sparse_remove_section``.  Returns whether the piece was removed.
     """
     S = m.sections
     sec = pfn >> C.PFN_SECTION_SHIFT
     if not S.valid_section_nr(sec):
+        if m.model.remove_pages_stops_on_invalid:
+            # v5.1.15 __remove_section: no WARN, -EINVAL (§7)
+            raise KernelError(errno.EINVAL, f"__remove_section(pfn {pfn:#x}): section {sec:#x} is not valid")
         S.sparse_remove_section(pfn, nr, altmap)  # WARN_ON_ONCE, returns False
         return False
     if not m.model.memory_blocks_after_arch_add:
@@ -690,8 +765,10 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
     the first pfn's struct page, or node 0) or None (no span shrinking, see the module doc).
     v5.3: :func:`check_pfn_span` -- a misaligned range WARNs and nothing happens (returns 0);
     pieces are split at section boundaries.  v5.2: ``BUG_ON`` unless section-aligned
-    (KernelBug), whole sections.  May raise KernelBug from the span scan (§6.5 wrap hazard),
-    leaving the pieces before it removed.
+    (KernelBug), whole sections.  v5.1 (``model.remove_pages_stops_on_invalid``, §7): the
+    loop stops at the first section that is not valid and raises its KernelError(EINVAL),
+    the pieces before it staying removed (the kernel returns the error).  May raise
+    KernelBug from the span scan (§6.5 wrap hazard), leaving the pieces before it removed.
     """
     pfn = K.unsigned(pfn, "pfn")
     nr_pages = K.unsigned(nr_pages, "nr_pages")
@@ -726,18 +803,62 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
     return removed
 
 
+def _first_page_unmapped(m, pfn: int) -> bool:
+    """True when the struct page of ``pfn`` has no vmemmap at all (its section never got a
+    memmap, or it was freed): ``page_zone(pfn_to_page(pfn))`` then reads an unmapped
+    address and faults (§6.1).  A memmap that exists but was never initialised (poisoned)
+    is not "unmapped": :func:`_page_zone` returns None for it."""
+    S = m.sections
+    if pfn >= S.pfn_limit:
+        return False  # the range check of remove_pages reports this (ValueError)
+    nr = pfn >> C.PFN_SECTION_SHIFT
+    return not S.valid_section_nr(nr) and S.section_vmemmap(nr) is None
+
+
+def _check_first_page(m, pfn: int, what: str) -> None:
+    """Raise KernelBug (after the oops line) if x86 ``arch_remove_memory`` would fault reading
+    the zone of ``pfn`` (§6.1); nothing has changed when it raises."""
+    if not _first_page_unmapped(m, pfn):
+        return
+    base = C.VMEMMAP_BASE_5LVL if m.sections.max_physmem_bits == 52 else C.VMEMMAP_BASE_4LVL
+    addr = (base + pfn * C.STRUCT_PAGE_SIZE) & K.U64
+    m.log(f"BUG: unable to handle page fault for address: {addr:016x}")
+    raise KernelBug(f"{what}: page_zone(pfn_to_page({pfn:#x})) reads the vmemmap of section "
+                    f"{pfn >> C.PFN_SECTION_SHIFT:#x}, which has no memmap (never added or already "
+                    f"removed): page fault at {addr:#x}")
+
+
 def arch_remove_memory(m, nid, start, size, altmap=None) -> int:
     """x86 ``arch_remove_memory(nid, start, size, altmap)`` (§6.1): the zone is read from the
-    struct page of ``start_pfn + vmem_altmap_offset(altmap)`` (None when never initialised),
-    then :func:`remove_pages` and the direct-map teardown (not modelled)."""
+    struct page of ``start_pfn + vmem_altmap_offset(altmap)`` (None when that memmap exists
+    but was never initialised), then :func:`remove_pages` and the direct-map teardown (not
+    modelled).  Returns the section pieces removed.
+
+    * If that struct page has no memmap at all (the section was never added, or its memmap
+      was freed), the kernel faults on the unmapped vmemmap: KernelBug in every era, with
+      ``BUG: unable to handle page fault for address: ...`` logged and nothing changed.
+    * v5.1 (``model.remove_pages_stops_on_invalid``, §7): ``__remove_pages`` returns an error;
+      x86 ``WARN_ON_ONCE(ret)``s it and returns it: this returns the negative errno instead
+      of raising (every v5.1 caller ignores it); the pieces before the failing one stay
+      removed.
+    """
     _nid(nid)
     start = K.unsigned(start, "start")
     size = K.unsigned(size, "size")
     altmap = _altmap_arg(m, altmap)
     pfn = start >> C.PAGE_SHIFT
     off = altmap.offset() if altmap is not None else 0
+    nr = size >> C.PAGE_SHIFT
+    if pfn + nr <= m.sections.pfn_limit:
+        _check_first_page(m, pfn + off, "arch_remove_memory")
     zone = _page_zone(m, pfn + off) if pfn + off < m.sections.pfn_limit else None
-    return remove_pages(m, zone, pfn, size >> C.PAGE_SHIFT, altmap)
+    try:
+        return remove_pages(m, zone, pfn, nr, altmap)
+    except KernelError as e:
+        if not m.model.remove_pages_stops_on_invalid:
+            raise
+        warn_on_once(m, ("x86 arch_remove_memory",), "arch/x86/mm/init_64.c arch_remove_memory")
+        return -e.errno
 
 
 # ---------------------------------------------------------------------------------------------
@@ -755,15 +876,27 @@ def check_hotplug_memory_range(m, start: int, size: int) -> None:
 
 
 def register_memory_resource(m, start: int, size: int) -> Resource:
-    """``register_memory_resource(start, size)`` (§8.1): -E2BIG beyond ``max_mem_size``, then a
-    busy "System RAM" region under iomem (``__request_region``); overlap → pr_debug
-    ``Unable to reserve System RAM region: %016llx->%016llx`` and -EEXIST."""
+    """``register_memory_resource(start, size)`` (§8.1): -E2BIG beyond ``max_mem_size``
+    (default U64_MAX), then a busy "System RAM" region under iomem (``__request_region``);
+    overlap → pr_debug ``Unable to reserve System RAM region: %016llx->%016llx`` and -EEXIST.
+
+    x86 sets ``iomem_resource.end`` to ``(1 << max_physmem_bits) - 1``, so a range ending
+    beyond the physical address space does not fit under the root and fails the same way
+    (pr_debug line, -EEXIST).  :class:`~sparsemem.iomem.ResourceTree` has no constructor
+    argument for the root's end (its root spans 64 bits), so that check is emulated here.
+    """
     if start + size > m.max_mem_size:
         raise KernelError(errno.E2BIG, f"add_memory: [mem {start:#x}-{start + size - 1:#x}] ends above "
                                        f"max_mem_size {m.max_mem_size:#x}")
     root = m.iomem.root
     kids = root.children
     end = start + size - 1
+    root_end = (1 << m.sections.max_physmem_bits) - 1
+    if size and end > root_end:
+        line = f"Unable to reserve System RAM region: {start:016x}->{start + size:016x}"
+        m.log(line)
+        raise KernelError(errno.EEXIST, f"{line} ([mem {start:#x}-{end:#x}] ends above the end of "
+                                        f"iomem_resource {root_end:#x}, (1 << max_physmem_bits) - 1)")
     if size:
         i = bisect.bisect_right(kids, start, key=lambda r: r.start)
         prev = kids[i - 1] if i else None
@@ -871,7 +1004,8 @@ def remove_memory(m, nid, start, size) -> None:
     -EBUSY with nothing changed (v5.2: ``BUG()``, KernelBug).  Then (v5.3) the block devices
     go, ``arch_remove_memory``, the "System RAM" resource is released
     (``release_mem_region_adjustable``; a failure only warns ``Unable to release resource``),
-    and ``try_offline_node``.
+    and ``try_offline_node``.  A range whose first section has no memmap makes x86
+    ``arch_remove_memory`` fault (§6.1): KernelBug, raised before anything changes.
     """
     from . import memory_block as MB
     nid = _nid(nid)
@@ -889,9 +1023,12 @@ def remove_memory(m, nid, start, size) -> None:
             if m.model.remove_memory_ebusy:
                 raise KernelError(errno.EBUSY, line)
             raise KernelBug(f"__remove_memory: BUG() (v5.2 cannot fail): {line}")
+    # arch_remove_memory would fault on an unmapped first struct page (§6.1); checked before
+    # the block devices go, so the KernelBug leaves everything as it was
+    _check_first_page(m, start >> C.PAGE_SHIFT, "remove_memory: arch_remove_memory")
     if m.model.memory_blocks_after_arch_add:
         MB.remove_memory_block_devices(m, start, size)
-    arch_remove_memory(m, nid, start, size)
+    arch_remove_memory(m, nid, start, size)  # v5.1: its error return is ignored (§7)
     try:
         m.iomem.release_mem_region_adjustable(start, size)
     except KernelError as e:

@@ -86,6 +86,35 @@ class KernelModel:
     #: ``nd_pmem_probe`` attaches the namespace as raw pmem when pfn/dax probing (validation)
     #: fails (v5.1-v5.3); v5.4 stops falling back for -EOPNOTSUPP (memremap-nvdimm.md §4 "Deltas").
     pmem_probe_falls_back_to_raw: bool = True
+    #: v5.1 ``__remove_pages`` returns int and stops at the first section whose
+    #: ``__remove_section`` fails (-EINVAL for a section that is not valid, no WARN); x86
+    #: ``arch_remove_memory`` WARN_ON_ONCEs the error.  v5.2 is void: ``__remove_section``
+    #: WARN_ON_ONCEs an invalid section and the loop goes on (sparse-hotplug.md §7).
+    remove_pages_stops_on_invalid: bool = False
+    #: first release of the :data:`ERAS` row this model was built from (filled in by
+    #: :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
+    row_release: tuple[int, int] = (5, 3)
+
+    @property
+    def rules(self) -> str:
+        """The release whose rules are modelled, e.g. ``"5.3"``: the first release of this
+        model's row of :data:`ERAS`."""
+        return "%d.%d" % self.row_release
+
+    @property
+    def approximate(self) -> bool:
+        """True when the version is newer than the release its row describes, i.e. it runs
+        with older rules (``5.10`` runs with the v5.3 rules until later rows are added).
+        Each row describes exactly one release line: ``5.1`` and ``5.2`` are exact."""
+        return self.version[:2] > self.row_release
+
+    @property
+    def label(self) -> str:
+        """How reports name the model: ``"5.3 (subsection)"``, or for an approximated newer
+        release ``"5.10 (subsection era, v5.3 rules)"``."""
+        if self.approximate:
+            return f"{self.name} ({self.era} era, v{self.rules} rules)"
+        return f"{self.name} ({self.era})"
 
     @property
     def name(self) -> str:
@@ -127,7 +156,12 @@ _LEGACY = dict(
     memory_blocks_after_arch_add=False,
     remove_memory_ebusy=False,
     pmem_probe_falls_back_to_raw=True,
+    remove_pages_stops_on_invalid=False,
 )
+
+#: v5.1 (checked in 5.1.15): as v5.2 except ``__remove_pages`` / ``__remove_section``
+#: return errors (sparse-hotplug.md §7 "v5.1 (checked in 5.1.15)").
+_LEGACY_5_1 = dict(_LEGACY, remove_pages_stops_on_invalid=True)
 
 _SUBSECTION = dict(
     _LEGACY,
@@ -155,7 +189,8 @@ _SUBSECTION = dict(
 #: (first release, switches). A release uses the last row whose first release is <= it.
 #: Add later eras here (e.g. ``((5, 4), dict(_SUBSECTION, era="5.4", infoblock_minor=4))``).
 ERAS: tuple[tuple[tuple[int, int], dict], ...] = (
-    ((5, 1), _LEGACY),  # v5.1, v5.2: section-granular hotplug
+    ((5, 1), _LEGACY_5_1),  # v5.1: section-granular hotplug, __remove_pages returns errors
+    ((5, 2), _LEGACY),  # v5.2: section-granular hotplug, void __remove_pages
     ((5, 3), _SUBSECTION),  # v5.3: "mm: Sub-section memory hotplug support" (v10)
 )
 
@@ -184,12 +219,12 @@ def kernel_model(version: str = DEFAULT_KERNEL) -> KernelModel:
     if isinstance(version, KernelModel):
         return version
     v = parse_version(version)
-    row = None
+    row = first_release = None
     for first, switches in ERAS:
         if v[:2] >= first:
-            row = switches
+            row, first_release = switches, first
     assert row is not None  # parse_version guarantees v >= OLDEST
-    return KernelModel(version=v, **row)
+    return KernelModel(version=v, row_release=first_release, **row)
 
 
 def as_model(kernel) -> KernelModel:

@@ -10,8 +10,11 @@ Boot (§3, §1.1, §8.4)
     Top-level "System RAM" resources are boot memory, each ``[PFN_UP(start),
     PFN_DOWN(end + 1))`` on node 0: ``memory_present`` per range, ``sparse_init``,
     ``subsection_map_init`` per range (the kernel's order), zones DMA ``[0, 16 MiB)``, DMA32
-    ``[16 MiB, 4 GiB)``, Normal above (Movable and Device empty), spanning from their first to
-    their last boot page, ``memmap_init_zone`` over each zone span (so span scans see the
+    ``[16 MiB, 4 GiB)``, Normal above (Movable and Device empty), each spanning the node span
+    (first boot page .. end of the highest boot RAM) clamped to the zone's limits, holes
+    included (``zone_spanned_pages_in_node``; e.g. DMA32 = ``[0x1000, 0x100000)`` for
+    :data:`DEFAULT_IOMEM`) with ``present_pages`` the RAM inside, ``memmap_init_zone`` over
+    each zone span (so span scans see the
     right zone and node), ``max_pfn`` = end of the highest boot RAM, the memory block size
     (§1.1: 128 MiB below 64 GiB of ``max_pfn``; ``bare_metal_2g_blocks`` and not
     ``hypervisor`` → 2 GiB; else the largest of 2G/1G/512M/256M dividing the boot end; the
@@ -179,6 +182,17 @@ class Machine:
     core="compiled", movable_node=False, auto_online=False, iomem=None)``; ``iomem`` is
     ``/proc/iomem`` text (or e820 dmesg lines, or a parsed :class:`ResourceTree`), default
     :data:`DEFAULT_IOMEM`.
+
+    ``dmesg`` (list of str): the kernel log records of this machine, one per line, without
+    timestamps or log levels.  It records what a kernel built with dynamic debug enabled
+    for mm/memory_hotplug.c would show: the pr_debug lines ``online_pages [mem ...]
+    failed``, ``memory offlining [mem ...] failed due to ...`` and ``Unable to reserve
+    System RAM region: ...`` (§5.5, §5.6, §8.1) are kept, unprefixed, although a default
+    v5.3 kernel does not print them; likewise the ``mminit::...`` line that follows the
+    ``mminit_validate_memmodel_limits`` WARN (CONFIG_DEBUG_MEMORY_INIT).  WARNs appear as
+    ``------------[ cut here ]------------``, the message (``WARN(cond, fmt)`` only), then
+    ``WARNING: CPU: 0 PID: 1 at <file>:<line> <symbol>+0x0/0x100`` with nominal line
+    numbers and offsets (:data:`sparsemem.hotplug.WARN_SITES`, §5.1).
     """
 
     def __init__(self, kernel: str = DEFAULT_KERNEL, max_physmem_bits: int = 46,
@@ -209,8 +223,9 @@ class Machine:
         self._core_seen = 0
         self._once: set = set()
         self.memory_notifier_error_inject: dict = {}
-        #: ``max_mem_size`` (``mem=``): the physical address space by default
-        self.max_mem_size = 1 << bits
+        #: ``max_mem_size`` (``mem=`` lowers it): U64_MAX by default (§8.1); a range beyond the
+        #: physical address space fails at the iomem request instead (-EEXIST)
+        self.max_mem_size = K.U64
         self.nodes: dict[int, Pgdat] = {}
         self._blocks: dict[int, MB.MemoryBlock] = {}
         self.pgmaps: list = []
@@ -267,14 +282,17 @@ class Machine:
             pg.node_start_pfn = ram[0][0]
             pg.node_spanned_pages = self.max_pfn - ram[0][0]
             pg.node_present_pages = sum(e - s for s, e in ram)
+        node_start, node_end = pg.node_start_pfn, pg.node_start_pfn + pg.node_spanned_pages
         for zi, (lo, hi) in _ZONE_LIMITS.items():
-            parts = [(max(s, lo), min(e, hi)) for s, e in ram if max(s, lo) < min(e, hi)]
-            if not parts:
+            # zone_spanned_pages_in_node (§3): the node span clamped to the zone's limits,
+            # holes included; present_pages counts only the RAM inside it
+            zs, ze = min(max(node_start, lo), hi), min(max(node_end, lo), hi)
+            if zs >= ze:
                 continue
             z = pg.zones[zi]
-            z.zone_start_pfn = parts[0][0]
-            z.spanned_pages = parts[-1][1] - parts[0][0]
-            z.present_pages = sum(e - s for s, e in parts)
+            z.zone_start_pfn = zs
+            z.spanned_pages = ze - zs
+            z.present_pages = sum(min(e, ze) - max(s, zs) for s, e in ram if max(s, zs) < min(e, ze))
             S.memmap_init_zone(0, zi, z.zone_start_pfn, z.spanned_pages)
         self._sync_core_dmesg()
         if bs_override is not None:
@@ -307,7 +325,10 @@ class Machine:
         """Forward the section table's new WARN lines into :attr:`dmesg`."""
         core = self.sections.dmesg
         if len(core) > self._core_seen:
-            self.dmesg.extend(core[self._core_seen:])
+            for line in core[self._core_seen:]:
+                # the core logs one "WARNING: at <file> <symbol>: <text>" record per WARN;
+                # dmesg shows the x86 shape (banner, message, WARNING line, §5.1)
+                self.dmesg.extend(H.core_warning_lines(line))
         self._core_seen = len(core)
 
     def log(self, line: str) -> None:
@@ -331,8 +352,12 @@ class Machine:
         return [self._blocks[i] for i in sorted(self._blocks)]
 
     def memory_block(self, block_id: int):
-        """The block with that id; KernelError(ENODEV) if there is none."""
-        blk = self._blocks.get(K.index(block_id, "block id"))
+        """The block with that id; ValueError for a negative id (api.md "Errors"),
+        KernelError(ENODEV) if there is none."""
+        block_id = K.index(block_id, "block id")
+        if block_id < 0:
+            raise ValueError(f"block id must be >= 0, not {block_id}")
+        blk = self._blocks.get(block_id)
         if blk is None:
             raise KernelError(19, f"memory{block_id}: no such memory block")
         return blk

@@ -374,31 +374,44 @@ class Sysfs:
     def __init__(self, machine):
         self._m = machine
 
-    def _split(self, path: str):
+    def _relative(self, path) -> str:
+        """``path`` relative to :attr:`ROOT`, without surrounding slashes; TypeError for a
+        non-str path (before anything is looked up)."""
         if not isinstance(path, str):
             raise TypeError(f"sysfs path must be a str, not {type(path).__name__}")
         p = path
         if p.startswith(self.ROOT):
             p = p[len(self.ROOT):]
-        p = p.strip("/")
+        return p.strip("/")
+
+    def _block_dir(self, name: str):
+        """The block whose directory is called ``name`` (exactly ``memory<N>`` with N in
+        canonical ASCII decimal, as the kernel names the devices), or None."""
+        digits = name[6:] if name.startswith("memory") else ""
+        if digits and digits.isascii() and digits.isdigit() and digits == str(int(digits)):
+            return self._m._blocks.get(int(digits))
+        return None
+
+    def _split(self, path: str):
+        p = self._relative(path)
         parts = p.split("/") if p else []
         if len(parts) == 1:
             if parts[0] in ("block_size_bytes", "auto_online_blocks"):
                 return None, parts[0]
-        elif len(parts) == 2 and parts[0].startswith("memory") and parts[0][6:].isdigit():
-            if parts[0][6:] == str(int(parts[0][6:])):
-                blk = self._m._blocks.get(int(parts[0][6:]))
-                if blk is not None and parts[1] in self.BLOCK_FILES:
-                    return blk, parts[1]
+        elif len(parts) == 2 and parts[1] in self.BLOCK_FILES:
+            blk = self._block_dir(parts[0])
+            if blk is not None:
+                return blk, parts[1]
         raise KernelError(errno.ENOENT, f"{self.ROOT}/{p}: No such file or directory")
 
     def listdir(self, path: str = "") -> list[str]:
-        """Entries of the directory (the memory root or ``memoryN``)."""
-        p = path[len(self.ROOT):] if path.startswith(self.ROOT) else path
-        p = p.strip("/")
+        """Entries of the directory (the memory root or ``memoryN``).  A non-str path is a
+        TypeError; a name that :meth:`read` would not find (``memory01``, non-ASCII digits)
+        is ENOENT, as for :meth:`read`."""
+        p = self._relative(path)
         if not p:
             return ["auto_online_blocks", "block_size_bytes"] + [f"memory{i}" for i in sorted(self._m._blocks)]
-        if p.startswith("memory") and p[6:].isdigit() and int(p[6:]) in self._m._blocks:
+        if "/" not in p and self._block_dir(p) is not None:
             return list(self.BLOCK_FILES)
         raise KernelError(errno.ENOENT, f"{self.ROOT}/{p}: No such file or directory")
 

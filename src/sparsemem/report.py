@@ -90,6 +90,12 @@ given::
       }, ...]
     }
 
+A release newer than the newest row of :data:`sparsemem.kernel.ERAS` (e.g. ``"5.10"``) runs
+with that row's rules (v5.3 for the sub-section era): ``era`` names the row as for any other
+release, and the text report labels the column ``5.10 (subsection era, v5.3 rules)``
+(:attr:`sparsemem.kernel.KernelModel.approximate` / ``rules``); the JSON fields stay as they
+are, since new fields only come with a new ``version``.
+
 ``end`` values are inclusive (as ``/proc/iomem`` prints them).  :data:`REPORT_SCHEMA` is the
 same contract as a JSON-schema-like dict (``type``, ``required``, ``properties``, ``items``,
 ``enum``, ``additionalProperties``).  New fields are only ever added with a new ``version``.
