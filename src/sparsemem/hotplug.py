@@ -101,6 +101,7 @@ def _pa(v: int) -> str:
 #: consistent from run to run, so dmesg comparisons stay stable.
 WARN_SITES = {
     "check_pfn_span": ("mm/memory_hotplug.c", 320),
+    "devm_memremap_pages": ("mm/memremap.c", 188),
     "__remove_section": ("mm/memory_hotplug.c", 510),
     "add_pages": ("arch/x86/mm/init_64.c", 860),
     "arch_remove_memory": ("arch/x86/mm/init_64.c", 1210),

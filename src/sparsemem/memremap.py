@@ -173,6 +173,11 @@ def _warn_once(machine, key, line: str) -> None:
     machine.log(line)
 
 
+def _memremap_file(machine) -> str:
+    """Where devm_memremap_pages lives: kernel/memremap.c before v5.3, mm/memremap.c after."""
+    return "kernel/memremap.c" if machine.model.memremap_expands_to_sections else "mm/memremap.c"
+
+
 def _hotplug():
     return importlib.import_module("sparsemem.hotplug")
 
@@ -265,7 +270,9 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     for probe in (C.PHYS_PFN(a0), C.PHYS_PFN(a1 - 1)):
         other = get_dev_pagemap(machine, probe)
         if other is not None:
-            machine.log(f"{devp}Conflicting mapping in same section")
+            for line in _hotplug().warn_lines(f"{_memremap_file(machine)} devm_memremap_pages",
+                                              f"{devp}Conflicting mapping in same section"):
+                machine.log(line)  # dev_WARN: banner, message, WARNING line
             raise KernelError(errno.ENOMEM,
                               f"devm_memremap_pages {_pr(start, end)}: pfn {probe:#x} is already mapped by "
                               f"{other.dev or 'a pgmap'} [mem {other.start:#x}-{other.end:#x}]: "
@@ -275,7 +282,11 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     if is_ram != REGION_DISJOINT:
         word = "mixed" if is_ram == REGION_MIXED else "ram"
         line = f"devm_memremap_pages attempted on {word} region {_pr(start, end)}"
-        _warn_once(machine, ("devm_memremap_pages", "ram"), f"WARNING: {line}")
+        done = machine.__dict__.setdefault("_memremap_warned_once", set())
+        if ("devm_memremap_pages", "ram") not in done:  # WARN_ONCE with a message
+            done.add(("devm_memremap_pages", "ram"))
+            for rec in _hotplug().warn_lines(f"{_memremap_file(machine)} devm_memremap_pages", line):
+                machine.log(rec)
         raise KernelError(errno.ENXIO, f"{line}: [mem {a0:#x}-{a1 - 1:#x}] "
                                        f"{'overlaps' if is_ram == REGION_INTERSECTS else 'mixes'} System RAM")
     pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0)
