@@ -165,6 +165,18 @@ static inline uint64_t sm_popcount_words(const uint64_t *w, uint64_t n)
 /* sparse_encode_mem_map(NULL, nr) written on full deactivation in v5.3-v5.5: -(nr << 21) */
 static inline uint64_t sm_encode_null(uint64_t nr) { return (uint64_t)0 - (nr << 21); }
 
+/* __nr_to_section over allocated roots only: NULL when the root of `nr` is not allocated;
+ * `*rootp` gets the root (for its validity words). */
+static inline sm_section *sm_root_section(sm_root *const *roots, const uint32_t *root_idx, uint64_t nr,
+                                          sm_root **rootp)
+{
+    uint32_t idx = root_idx[nr >> SM_SECTION_ROOT_SHIFT];
+    if (!idx)
+        return NULL;
+    *rootp = roots[idx];
+    return &(*rootp)->sec[nr & SM_SECTION_ROOT_MASK];
+}
+
 /* ---- fast paths of the __add_pages/__remove_pages section loops ------------------------- */
 /* Activate up to `count` whole sections from `nr` on, each fresh (no usage, no memmap, not
  * present), with a RAM PMD of memmap and no altmap: exactly what section_activate +
@@ -177,14 +189,9 @@ static inline uint64_t sm_add_fresh_sections(sm_root *const *roots, const uint32
 {
     uint64_t i;
     for (i = 0; i < count; i++, nr++) {
-        uint32_t idx = root_idx[nr >> SM_SECTION_ROOT_SHIFT];
         sm_root *r;
-        sm_section *s;
-        if (!idx)
-            break;
-        r = roots[idx];
-        s = &r->sec[nr & SM_SECTION_ROOT_MASK];
-        if (s->usage | s->vmm | (s->mem_map & SM_SECTION_MARKED_PRESENT))
+        sm_section *s = sm_root_section(roots, root_idx, nr, &r);
+        if (!s || (s->usage | s->vmm | (s->mem_map & SM_SECTION_MARKED_PRESENT)))
             break;
         s->usage = SM_USAGE_SLAB;
         s->subsection_map = submap;
@@ -210,14 +217,9 @@ static inline uint64_t sm_remove_full_sections(sm_root *const *roots, const uint
 {
     uint64_t i;
     for (i = 0; i < count; i++, nr++) {
-        uint32_t idx = root_idx[nr >> SM_SECTION_ROOT_SHIFT];
         sm_root *r;
-        sm_section *s;
-        if (!idx)
-            break;
-        r = roots[idx];
-        s = &r->sec[nr & SM_SECTION_ROOT_MASK];
-        if (s->usage != SM_USAGE_SLAB || s->vmm != SM_VMM_PMD_RAM || s->fd_mask || s->subsection_map != full_map
+        sm_section *s = sm_root_section(roots, root_idx, nr, &r);
+        if (!s || s->usage != SM_USAGE_SLAB || s->vmm != SM_VMM_PMD_RAM || s->fd_mask || s->subsection_map != full_map
             || (s->mem_map & (SM_SECTION_IS_EARLY | SM_SECTION_HAS_MEM_MAP)) != SM_SECTION_HAS_MEM_MAP)
             break;
         s->mem_map = encoded_null ? sm_encode_null(nr) : 0;
