@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import sparsemem
-from sparsemem import KernelBug, KernelError, Machine, reference
+from sparsemem import KernelError, Machine, reference
 
 ALLOWED = (TypeError, ValueError, KernelError, RuntimeError)   # KernelBug is a RuntimeError
 REGRESSIONS = pathlib.Path(__file__).parent / "regressions" / "api_cases.json"

@@ -2,7 +2,6 @@
 offline / sysfs writes on a compiled-core and a reference-core machine driven identically
 (sparse-hotplug.md §5.5, §5.6, §6.5, §6.6, §8)."""
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule

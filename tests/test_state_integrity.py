@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import errno
 import pickle
-import resource
 import time
 
 import numpy as np

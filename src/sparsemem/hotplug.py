@@ -33,7 +33,6 @@ Simulation choices (documented deviations):
 
 from __future__ import annotations
 
-import bisect
 import errno
 
 from . import _common as K
@@ -43,8 +42,6 @@ from .iomem import (
     IORESOURCE_BUSY,
     IORESOURCE_SYSTEM_RAM,
     Resource,
-    resource_ext_type,
-    resource_type,
 )
 
 __all__ = [
@@ -242,7 +239,7 @@ def check_pfn_span(m, pfn, nr_pages, reason: str) -> None:
     align = C.PAGES_PER_SUBSECTION
     if pfn % align or nr_pages % align:
         text = f"Misaligned __{reason}_pages start: {K.hexfmt(pfn)} end: #{(pfn + nr_pages - 1) & K.U64:x}"
-        warn(m, f"mm/memory_hotplug.c check_pfn_span", text)
+        warn(m, "mm/memory_hotplug.c check_pfn_span", text)
         raise KernelError(errno.EINVAL, f"__{reason}_pages: {text} (pfn and nr_pages must be multiples of {align})")
 
 
@@ -436,41 +433,10 @@ def zone_for_pfn_range(m, online_type: int, nid, start_pfn, nr_pages):
 
 def walk_system_ram_range(m, start_pfn: int, nr_pages: int) -> list[tuple[int, int]]:
     """``walk_system_ram_range(start_pfn, nr_pages)``: ``(pfn, nr)`` pieces of busy System RAM
-    at any depth of ``machine.iomem``.
-
-    Same answers as :meth:`sparsemem.iomem.ResourceTree.walk_system_ram_range`, but only the
-    top-level resources that overlap the range are visited (bisect), so a machine with
-    thousands of hot-added "System RAM" resources stays fast.
-    """
+    at any depth of ``machine.iomem`` (kernel/resource.c)."""
     if nr_pages <= 0:
         return []
-    start = start_pfn << C.PAGE_SHIFT
-    end = ((start_pfn + nr_pages) << C.PAGE_SHIFT) - 1
-    kids = m.iomem.root.children
-    i = bisect.bisect_right(kids, start, key=lambda r: r.start)
-    if i:
-        i -= 1
-    want = IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY
-    out = []
-    cur = start
-    j = i
-    while j < len(kids) and kids[j].start <= end and cur <= end:
-        stack = [kids[j]]
-        j += 1
-        while stack and cur <= end:
-            r = stack.pop()
-            if r.end < cur or r.start > end:
-                continue
-            if (r.flags & want) == want:
-                s, e = max(cur, r.start), min(end, r.end)
-                p, ep = (s + C.PAGE_SIZE - 1) >> C.PAGE_SHIFT, (e + 1) >> C.PAGE_SHIFT
-                if ep > p:
-                    out.append((p, ep - p))
-                cur = e + 1
-                continue  # nested resources inside a reported one are skipped
-            stack.extend(reversed(r.children))
-    return out
-
+    return m.iomem.walk_system_ram_range(start_pfn, nr_pages)
 
 def _notify(m, action: str) -> int:
     """``memory_notify(action)`` with notifier-error-inject: returns 0 or -errno."""
@@ -575,13 +541,7 @@ def _has_unmovable(m, start_pfn: int, nr_pages: int) -> bool:
                 q = (q | (C.PAGES_PER_SUBSECTION - 1)) + 1
             cur = p + n
     lo, hi = start_pfn << C.PAGE_SHIFT, ((start_pfn + nr_pages) << C.PAGE_SHIFT) - 1
-    kids = m.iomem.root.children
-    i = bisect.bisect_right(kids, lo, key=lambda r: r.start)
-    for r in kids[max(i - 1, 0):]:
-        if r.start > hi:
-            break
-        if r.end < lo:
-            continue
+    for r in m.iomem.top_level_overlapping(lo, hi):
         for _, c in m.iomem.walk(r):
             if c.name in _KERNEL_RESERVED and c.start <= hi and lo <= c.end:
                 return True
@@ -889,8 +849,6 @@ def register_memory_resource(m, start: int, size: int) -> Resource:
     if start + size > m.max_mem_size:
         raise KernelError(errno.E2BIG, f"add_memory: [mem {start:#x}-{start + size - 1:#x}] ends above "
                                        f"max_mem_size {m.max_mem_size:#x}")
-    root = m.iomem.root
-    kids = root.children
     end = start + size - 1
     root_end = (1 << m.sections.max_physmem_bits) - 1
     if size and end > root_end:
@@ -898,18 +856,6 @@ def register_memory_resource(m, start: int, size: int) -> Resource:
         m.log(line)
         raise KernelError(errno.EEXIST, f"{line} ([mem {start:#x}-{end:#x}] ends above the end of "
                                         f"iomem_resource {root_end:#x}, (1 << max_physmem_bits) - 1)")
-    if size:
-        i = bisect.bisect_right(kids, start, key=lambda r: r.start)
-        prev = kids[i - 1] if i else None
-        nxt = kids[i] if i < len(kids) else None
-        if (prev is None or prev.end < start) and (nxt is None or nxt.start > end):
-            # fast path of __request_region: no top-level conflict, link it right here
-            res = Resource(start, end, "System RAM",
-                           resource_type(root) | resource_ext_type(root) | IORESOURCE_BUSY | IORESOURCE_SYSTEM_RAM,
-                           root.desc)
-            kids.insert(i, res)
-            res.parent = root
-            return res
     try:
         return m.iomem.request(start, size, "System RAM", IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY)
     except KernelError as e:

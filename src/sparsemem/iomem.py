@@ -331,22 +331,30 @@ def _request_resource(root: Resource, new: Resource) -> Optional[Resource]:
     start, end = new.start, new.end
     if end < start or start < root.start or end > root.end:
         return root
-    # Children are sorted and disjoint, so their ends ascend too: binary-search the first child
-    # with tmp.end >= start (the kernel's linear walk stops at the same child), which keeps
-    # parsing N sibling lines O(N log N) instead of O(N^2).
     kids = root.children
-    lo, hi = 0, len(kids)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if kids[mid].end < start:
-            lo = mid + 1
-        else:
-            hi = mid
+    lo = _first_ending_at_or_after(kids, start)  # where the kernel's linear walk stops
     if lo < len(kids) and kids[lo].start <= end:
         return kids[lo]
     kids.insert(lo, new)
     new.parent = root
     return None
+
+
+def _first_ending_at_or_after(kids: list, addr: int) -> int:
+    """Index of the first of the sorted, disjoint siblings ``kids`` whose end is >= ``addr``.
+
+    Their ends ascend with their starts, so a binary search finds the sibling that the
+    kernel's linear walks stop at: inserting N siblings or walking a range among them costs
+    O(log N) per step instead of O(N).
+    """
+    lo, hi = 0, len(kids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if kids[mid].end < addr:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def resource_type(res: Resource) -> int:
@@ -386,6 +394,14 @@ class ResourceTree:
             depth, res = stack.pop()
             yield depth, res
             stack.extend((depth + 1, c) for c in reversed(res.children))
+
+    def top_level_overlapping(self, start: int, end: int) -> Iterator[Resource]:
+        """The top-level resources overlapping ``[start, end]`` (inclusive), in address order."""
+        kids = self.root.children
+        for i in range(_first_ending_at_or_after(kids, start), len(kids)):
+            if kids[i].start > end:
+                return
+            yield kids[i]
 
     def __iter__(self) -> Iterator[Resource]:
         return (res for _, res in self.walk())
@@ -788,7 +804,10 @@ class ResourceTree:
         resource (depth-first over the whole tree unless ``first_lvl``)."""
         if start >= end:
             return None
-        it = self.root.children if first_lvl else self
+        # resources wholly below ``start`` (and so their children) can never match: start the
+        # depth-first walk at the first top-level resource that reaches ``start``
+        tops = self.top_level_overlapping(start, RESOURCE_MAX)
+        it = tops if first_lvl else (r for top in tops for r in (top, *(c for _, c in self.walk(top))))
         for p in it:
             if (p.flags & flags) != flags:
                 continue

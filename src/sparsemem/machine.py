@@ -51,7 +51,7 @@ from . import constants as C
 from . import hotplug as H
 from . import memory_block as MB
 from .errors import KernelError
-from .iomem import ParsedLayout, ResourceTree, parse
+from .iomem import ResourceTree, parse
 from .kernel import DEFAULT_KERNEL, as_model
 
 __all__ = ["Machine", "Zone", "Pgdat", "DEFAULT_IOMEM", "probe_memory_block_size"]

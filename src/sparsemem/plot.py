@@ -135,7 +135,6 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
         return
 
     # colours: fixed ones first, namespaces in order of appearance
-    colour_of: dict[tuple[str, str], str] = {}
     ns_order: list[str] = []
 
     def colour(kind: str, owner: str) -> str:

@@ -24,7 +24,6 @@ from typing import Optional
 from ..errors import KernelError
 from . import pfn as P
 from .infoblock import DAX_SIG, PFN_MODE_PMEM, PFN_SIG
-from .media import Media
 from .namespace import BTT_SIG, Namespace, error_line
 from .region import Region
 

@@ -17,7 +17,6 @@ import errno
 import uuid as _uuid
 from typing import Optional
 
-from .. import constants as C
 from ..errors import KernelError
 from ..memremap import make_altmap, memremap_pages, memunmap_pages
 from . import pfn as P
