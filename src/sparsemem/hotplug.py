@@ -99,6 +99,7 @@ def _pa(v: int) -> str:
 WARN_SITES = {
     "check_pfn_span": ("mm/memory_hotplug.c", 320),
     "devm_memremap_pages": ("mm/memremap.c", 188),
+    "devm_memremap_pages_release": ("mm/memremap.c", 100),
     "__remove_section": ("mm/memory_hotplug.c", 510),
     "add_pages": ("arch/x86/mm/init_64.c", 860),
     "arch_remove_memory": ("arch/x86/mm/init_64.c", 1210),
@@ -169,14 +170,20 @@ def warn(m, where: str, text: str) -> None:
         m.log(line)
 
 
-def warn_on_once(m, key, where: str) -> None:
-    """``WARN_ON_ONCE(cond)`` (no message): once per boot, banner and WARNING line only."""
+def warn_once(m, key, where: str, text=None) -> None:
+    """``WARN_ONCE(cond, text)`` (``WARN_ON_ONCE`` when ``text`` is None): the records of
+    :func:`warn_lines`, once per boot for each ``key``."""
     if key in m._once:
         return
     m._once.add(key)
     m._sync_core_dmesg()
-    for line in warn_lines(where):
+    for line in warn_lines(where, text):
         m.log(line)
+
+
+def warn_on_once(m, key, where: str) -> None:
+    """``WARN_ON_ONCE(cond)`` (no message): once per boot, banner and WARNING line only."""
+    warn_once(m, key, where)
 
 
 def _pr_once(m, key, line: str) -> None:

@@ -165,14 +165,6 @@ def pgmap_index(machine) -> _PgmapIndex:
     return idx
 
 
-def _warn_once(machine, key, line: str) -> None:
-    done = machine.__dict__.setdefault("_memremap_warned_once", set())
-    if key in done:
-        return
-    done.add(key)
-    machine.log(line)
-
-
 def _memremap_file(machine) -> str:
     """Where devm_memremap_pages lives: kernel/memremap.c before v5.3, mm/memremap.c after."""
     return "kernel/memremap.c" if machine.model.memremap_expands_to_sections else "mm/memremap.c"
@@ -282,11 +274,8 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     if is_ram != REGION_DISJOINT:
         word = "mixed" if is_ram == REGION_MIXED else "ram"
         line = f"devm_memremap_pages attempted on {word} region {_pr(start, end)}"
-        done = machine.__dict__.setdefault("_memremap_warned_once", set())
-        if ("devm_memremap_pages", "ram") not in done:  # WARN_ONCE with a message
-            done.add(("devm_memremap_pages", "ram"))
-            for rec in _hotplug().warn_lines(f"{_memremap_file(machine)} devm_memremap_pages", line):
-                machine.log(rec)
+        _hotplug().warn_once(machine, ("devm_memremap_pages", "ram"),
+                             f"{_memremap_file(machine)} devm_memremap_pages", line)
         raise KernelError(errno.ENXIO, f"{line}: [mem {a0:#x}-{a1 - 1:#x}] "
                                        f"{'overlaps' if is_ram == REGION_INTERSECTS else 'mixes'} System RAM")
     pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0)
@@ -339,6 +328,7 @@ def memunmap_pages(machine, pgmap: DevPagemap) -> None:
     if pgmap.altmap is not None and pgmap.altmap.alloc:
         # a device WARN_ONCE whose text carries the releasing function's name: printed once
         # per boot, prefixed with the device (MN §6.3)
-        _warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
-                   f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
-                   f"failed to free all reserved pages")
+        _hotplug().warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
+                             f"{_memremap_file(machine)} devm_memremap_pages_release",
+                             f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
+                             f"failed to free all reserved pages")
