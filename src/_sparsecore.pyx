@@ -111,10 +111,8 @@ cdef enum:
 cdef uint64_t ALL = 0xffffffffffffffffULL
 cdef uint64_t PPS = SM_PAGES_PER_SECTION
 
-_USAGE_NAMES = {0: None, 1: "boot", 2: "slab"}
-_VMM_NAMES = {0: None, 1: "boot-pmd", 2: "pmd-ram", 3: "pmd-altmap", 4: "pte"}
 
-K = None  # sparsemem._common, bound at the end of the module (it imports our constants)
+K = C = None  # sparsemem._common and sparsemem.constants, bound at the end of the module
 
 
 cdef class VmemAltmap:
@@ -435,7 +433,7 @@ cdef class SectionTable:
     def section_usage(self, nr):
         """Where section ``nr``'s usage came from: ``"boot"``, ``"slab"`` or None."""
         cdef sm_section *s = self._sec_obj(nr)
-        return _USAGE_NAMES[s.usage] if s != NULL else None
+        return C.USAGE_NAMES[s.usage] if s != NULL else None
 
     def pageblock_flags(self, nr):
         """``usage->pageblock_flags`` as a 256-bit integer (4 bits per 2 MiB pageblock)."""
@@ -447,7 +445,7 @@ cdef class SectionTable:
     def section_vmemmap(self, nr):
         """How section ``nr``'s memmap is mapped: None, "boot-pmd", "pmd-ram", "pmd-altmap", "pte"."""
         cdef sm_section *s = self._sec_obj(nr)
-        return _VMM_NAMES[s.vmm] if s != NULL else None
+        return C.VMM_NAMES[s.vmm] if s != NULL else None
 
     # ------------------------------------------------------------------ pfn queries
     cdef inline int _valid_obj(self, object pfn) except -1:
@@ -1243,3 +1241,4 @@ cdef class SectionTable:
 
 
 from sparsemem import _common as K  # noqa: E402  (imports sparsemem.constants, which reads _CONSTANTS)
+from sparsemem import constants as C  # noqa: E402  (its names are read at call time)

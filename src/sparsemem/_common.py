@@ -17,6 +17,7 @@ from .errors import KernelError
 U64 = (1 << 64) - 1
 
 
+
 def index(value, what: str) -> int:
     """``operator.index`` with a message that names the argument."""
     try:

@@ -65,6 +65,12 @@ USAGE_BOOT: int = _K["USAGE_BOOT"]
 USAGE_SLAB: int = _K["USAGE_SLAB"]
 ZN_POISON: int = _K["ZN_POISON"]
 
+#: ``SectionTable.section_usage()`` answers: where a section's usage came from
+USAGE_NAMES = {USAGE_NONE: None, USAGE_BOOT: "boot", USAGE_SLAB: "slab"}
+#: ``SectionTable.section_vmemmap()`` answers: how a section's memmap is mapped (MN §7.4)
+VMM_NAMES = {VMM_NONE: None, VMM_BOOT_PMD: "boot-pmd", VMM_PMD_RAM: "pmd-ram",
+             VMM_PMD_ALTMAP: "pmd-altmap", VMM_PTE: "pte"}
+
 SECTION_SIZE: int = 1 << SECTION_SIZE_BITS
 SUBSECTION_SIZE: int = 1 << SUBSECTION_SHIFT
 

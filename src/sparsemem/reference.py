@@ -30,14 +30,6 @@ __all__ = ["SectionTable", "VmemAltmap"]
 
 _ALL = _U64  # all 64 sub-sections
 
-USAGE_NAMES = {C.USAGE_NONE: None, C.USAGE_BOOT: "boot", C.USAGE_SLAB: "slab"}
-VMM_NAMES = {
-    C.VMM_NONE: None,
-    C.VMM_BOOT_PMD: "boot-pmd",
-    C.VMM_PMD_RAM: "pmd-ram",
-    C.VMM_PMD_ALTMAP: "pmd-altmap",
-    C.VMM_PTE: "pte",
-}
 
 # phases of the boot protocol (§3): memory_present* -> sparse_init -> subsection_map_init*
 _FRESH, _PRESENT, _BOOTED = 0, 1, 2
@@ -193,7 +185,7 @@ class SectionTable:
         """Host bytes this table holds (a Python estimate; not comparable with the compiled one)."""
         total = sys.getsizeof(self.__dict__) + sys.getsizeof(self._roots)
         for root in self._roots.values():
-            total += sys.getsizeof(root) + len(root) * (_Section.__basicsize__ if hasattr(_Section, "__basicsize__") else 100)
+            total += sys.getsizeof(root) + len(root) * _Section.__basicsize__
         return total
 
     # ------------------------------------------------------------------ section access
@@ -257,7 +249,7 @@ class SectionTable:
     def section_usage(self, nr):
         """Where section ``nr``'s usage came from: ``"boot"``, ``"slab"`` or None."""
         ms = self._nr_to_section(self._section_arg(nr))
-        return USAGE_NAMES[ms.usage] if ms else None
+        return C.USAGE_NAMES[ms.usage] if ms else None
 
     def pageblock_flags(self, nr) -> int:
         """``usage->pageblock_flags`` as a 256-bit integer (4 bits per 2 MiB pageblock)."""
@@ -267,7 +259,7 @@ class SectionTable:
     def section_vmemmap(self, nr):
         """How section ``nr``'s memmap is mapped: None, "boot-pmd", "pmd-ram", "pmd-altmap", "pte"."""
         ms = self._nr_to_section(self._section_arg(nr))
-        return VMM_NAMES[ms.vmm] if ms else None
+        return C.VMM_NAMES[ms.vmm] if ms else None
 
     # ------------------------------------------------------------------ pfn queries
     def pfn_valid(self, pfn) -> bool:
