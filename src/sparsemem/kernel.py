@@ -91,6 +91,9 @@ class KernelModel:
     #: ``arch_remove_memory`` WARN_ON_ONCEs the error.  v5.2 is void: ``__remove_section``
     #: WARN_ON_ONCEs an invalid section and the loop goes on (sparse-hotplug.md §7).
     remove_pages_stops_on_invalid: bool = False
+    #: where ``devm_memremap_pages`` lives, as its WARNs print it: kernel/memremap.c until
+    #: v5.2, mm/memremap.c from v5.3 (memremap-nvdimm.md §0).
+    memremap_file: str = "mm/memremap.c"
     #: first release of the :data:`ERAS` row this model was built from (filled in by
     #: :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
     row_release: tuple[int, int] = (5, 3)
@@ -135,6 +138,7 @@ class KernelModel:
 
 
 _LEGACY = dict(
+    memremap_file="kernel/memremap.c",
     era="legacy",
     subsection=False,
     section_is_early=False,
@@ -165,6 +169,7 @@ _LEGACY_5_1 = dict(_LEGACY, remove_pages_stops_on_invalid=True)
 
 _SUBSECTION = dict(
     _LEGACY,
+    memremap_file="mm/memremap.c",
     era="subsection",
     subsection=True,
     section_is_early=True,

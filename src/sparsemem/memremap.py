@@ -165,11 +165,6 @@ def pgmap_index(machine) -> _PgmapIndex:
     return idx
 
 
-def _memremap_file(machine) -> str:
-    """Where devm_memremap_pages lives: kernel/memremap.c before v5.3, mm/memremap.c after."""
-    return "kernel/memremap.c" if machine.model.memremap_expands_to_sections else "mm/memremap.c"
-
-
 def _hotplug():
     return importlib.import_module("sparsemem.hotplug")
 
@@ -262,7 +257,7 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     for probe in (C.PHYS_PFN(a0), C.PHYS_PFN(a1 - 1)):
         other = get_dev_pagemap(machine, probe)
         if other is not None:
-            for line in _hotplug().warn_lines(f"{_memremap_file(machine)} devm_memremap_pages",
+            for line in _hotplug().warn_lines(f"{machine.model.memremap_file} devm_memremap_pages",
                                               f"{devp}Conflicting mapping in same section"):
                 machine.log(line)  # dev_WARN: banner, message, WARNING line
             raise KernelError(errno.ENOMEM,
@@ -275,7 +270,7 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
         word = "mixed" if is_ram == REGION_MIXED else "ram"
         line = f"devm_memremap_pages attempted on {word} region {_pr(start, end)}"
         _hotplug().warn_once(machine, ("devm_memremap_pages", "ram"),
-                             f"{_memremap_file(machine)} devm_memremap_pages", line)
+                             f"{machine.model.memremap_file} devm_memremap_pages", line)
         raise KernelError(errno.ENXIO, f"{line}: [mem {a0:#x}-{a1 - 1:#x}] "
                                        f"{'overlaps' if is_ram == REGION_INTERSECTS else 'mixes'} System RAM")
     pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0)
@@ -329,6 +324,6 @@ def memunmap_pages(machine, pgmap: DevPagemap) -> None:
         # a device WARN_ONCE whose text carries the releasing function's name: printed once
         # per boot, prefixed with the device (MN §6.3)
         _hotplug().warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
-                             f"{_memremap_file(machine)} devm_memremap_pages_release",
+                             f"{machine.model.memremap_file} devm_memremap_pages_release",
                              f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
                              f"failed to free all reserved pages")
