@@ -64,7 +64,7 @@
 #define SM_ZONE_DEVICE             4
 #define SM_MAX_NUMNODES            1024 /* NODES_SHIFT 10 (MAXSMP) */
 
-/* ---- behaviour switches (sparsemem.kernel.KernelModel.flags) ----------------------- */
+/* ---- behaviour switches: KernelModel fields as bits (_kernel_flags in _sparsecore.pyx) -- */
 #define SM_K_SUBSECTION            (1u << 0)
 #define SM_K_SECTION_IS_EARLY      (1u << 1)
 #define SM_K_SWALLOW_EEXIST        (1u << 2)

@@ -187,6 +187,17 @@ cdef class VmemAltmap:
         return (type(self), self._fields())
 
 
+cdef unsigned int _kernel_flags(object model):
+    """The switches of a KernelModel that the C helpers read, as include/sparsemem.h's SM_K_* bits."""
+    return ((SM_K_SUBSECTION if model.subsection else 0)
+            | (SM_K_SECTION_IS_EARLY if model.section_is_early else 0)
+            | (SM_K_SWALLOW_EEXIST if model.add_pages_swallows_eexist else 0)
+            | (SM_K_KADDR_BUG if model.subsection_memmap_kaddr_bug else 0)
+            | (SM_K_EARLY_PARTIAL_FREE if model.early_partial_remove_frees_memmap else 0)
+            | (SM_K_ENCODED_NULL if model.deactivate_writes_encoded_null else 0)
+            | (SM_K_USAGE_FREE_UNLESS_EARLY if model.usage_freed_unless_early else 0))
+
+
 cdef inline int64_t _small_index(object v) except? -2:
     """A Python int as a non-negative int64, or -1 for negative / too large values."""
     cdef int ovf = 0
@@ -235,7 +246,7 @@ cdef class SectionTable:
             raise RuntimeError("SectionTable.__init__ called twice")
         cdef int bits = K.check_bits(max_physmem_bits)
         self._model = as_model(kernel)
-        self.kflags = self._model.flags
+        self.kflags = _kernel_flags(self._model)
         self.bits = bits
         self.nr_sections = 1ULL << (bits - SM_SECTION_SIZE_BITS)
         self.nr_roots = (self.nr_sections + SM_SECTIONS_PER_ROOT - 1) // SM_SECTIONS_PER_ROOT

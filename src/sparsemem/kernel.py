@@ -123,19 +123,6 @@ class KernelModel:
     def name(self) -> str:
         return "%d.%d" % self.version[:2] if self.version[2] == 0 else "%d.%d.%d" % self.version
 
-    @property
-    def flags(self) -> int:
-        """The switches the compiled core reads, as the bit set of include/sparsemem.h."""
-        return (
-            (1 if self.subsection else 0)
-            | (2 if self.section_is_early else 0)
-            | (4 if self.add_pages_swallows_eexist else 0)
-            | (8 if self.subsection_memmap_kaddr_bug else 0)
-            | (16 if self.early_partial_remove_frees_memmap else 0)
-            | (32 if self.deactivate_writes_encoded_null else 0)
-            | (64 if self.usage_freed_unless_early else 0)
-        )
-
 
 _LEGACY = dict(
     memremap_file="kernel/memremap.c",
