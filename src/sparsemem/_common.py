@@ -59,6 +59,13 @@ def check_zone(zone, allow_none: bool = False):
     return zone
 
 
+def check_altmap(altmap, cls):
+    """``altmap`` if it is None or a ``cls`` (the core's ``VmemAltmap``), else TypeError."""
+    if altmap is not None and not isinstance(altmap, cls):
+        raise TypeError(f"altmap must be a {cls.__module__}.VmemAltmap or None, not {type(altmap).__name__}")
+    return altmap
+
+
 def check_range(start_pfn, nr_pages, pfn_limit: int, bits: int, subsection: bool, *,
                 one_section: bool, what: str) -> tuple[int, int]:
     """Validate a hotplug pfn range: the caller contract of the core's mutating calls.
@@ -99,6 +106,16 @@ def check_span(start_pfn, end_pfn, pfn_limit: int, what: str) -> tuple[int, int]
     if end > pfn_limit:
         raise ValueError(f"{what}: end_pfn 0x{end:x} exceeds max pfn 0x{pfn_limit:x}")
     return start, end
+
+
+def pieces(pfn: int, nr: int):
+    """Split ``[pfn, pfn+nr)`` at section boundaries (the __add_pages/__remove_pages loop):
+    yields ``(pfn, nr_pages)`` per section piece."""
+    end = pfn + nr
+    while pfn < end:
+        step = min(end - pfn, C.PAGES_PER_SECTION - (pfn & (C.PAGES_PER_SECTION - 1)))
+        yield pfn, step
+        pfn += step
 
 
 def hexfmt(v: int) -> str:
@@ -201,3 +218,17 @@ def batch_args(pfns, out):
         if not out.flags.c_contiguous or not out.flags.writeable:
             raise ValueError("out must be C-contiguous and writeable")
     return np.ascontiguousarray(arr, dtype=np.uint64), out
+
+
+def strict_int(value, what: str, minimum=None) -> int:
+    """An ``int`` that is not a ``bool`` (TypeError otherwise, naming ``what``), and with
+    ``minimum`` 0 or 1 not negative / positive (ValueError)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        if minimum == 0:
+            raise ValueError(f"{what} must not be negative (got {value})")
+        if minimum == 1:
+            raise ValueError(f"{what} must be positive, got {value}")
+        raise ValueError(f"{what} must be >= {minimum}, got {value}")
+    return value

@@ -24,6 +24,7 @@ import textwrap
 from typing import Optional, Sequence
 
 from . import __version__
+from .kernel import DEFAULT_KERNEL
 
 PROG = "sparsemem"
 
@@ -123,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="memory blocks of a layout, as util-linux lsmem prints them",
                        description="Boot a layout and list its memory blocks like lsmem.")
     m.add_argument("file", metavar="IOMEM_FILE", help="/proc/iomem text or dmesg e820 lines")
-    m.add_argument("--kernel", "-k", type=_kernel_arg, default="5.3", metavar="V",
-                   help="kernel version to model (default: 5.3)")
+    m.add_argument("--kernel", "-k", type=_kernel_arg, default=DEFAULT_KERNEL, metavar="V",
+                   help=f"kernel version to model (default: {DEFAULT_KERNEL})")
     return p
 
 
@@ -198,9 +199,7 @@ def _kernel_label(r: dict) -> str:
         model = kernel_model(r["kernel"])
     except (ValueError, TypeError):
         return f"{r['kernel']} ({r['era']})"
-    if model.approximate:
-        return f"{r['kernel']} ({r['era']} era, v{model.rules} rules)"
-    return f"{r['kernel']} ({r['era']})"
+    return model.label_for(r["kernel"])
 
 
 def format_report(rep: dict) -> str:

@@ -8,6 +8,7 @@ The values are defined once, in ``include/sparsemem.h``; the compiled core re-ex
 from __future__ import annotations
 
 from ._sparsecore import _CONSTANTS as _K
+from .kernel import DEFAULT_KERNEL
 
 PAGE_SHIFT: int = _K["PAGE_SHIFT"]
 PAGE_SIZE: int = _K["PAGE_SIZE"]
@@ -75,6 +76,16 @@ SECTION_SIZE: int = 1 << SECTION_SIZE_BITS
 SUBSECTION_SIZE: int = 1 << SUBSECTION_SHIFT
 
 
+def vmemmap_base(bits: int) -> int:
+    """``VMEMMAP_START`` of x86_64 with ``max_physmem_bits`` (52: 5-level paging, else 4-level)."""
+    return VMEMMAP_BASE_5LVL if bits == MAX_PHYSMEM_BITS_5LVL else VMEMMAP_BASE_4LVL
+
+
+def page_offset(bits: int) -> int:
+    """``PAGE_OFFSET`` (the direct map) of x86_64 with ``max_physmem_bits`` (52: 5-level, else 4-level)."""
+    return PAGE_OFFSET_5LVL if bits == MAX_PHYSMEM_BITS_5LVL else PAGE_OFFSET_4LVL
+
+
 def pfn_to_section_nr(pfn: int) -> int:
     """``pfn_to_section_nr``: the 128 MiB section holding ``pfn``."""
     return pfn >> PFN_SECTION_SHIFT
@@ -100,7 +111,7 @@ def PFN_PHYS(pfn: int) -> int:
     return pfn << PAGE_SHIFT
 
 
-def decode_section_flags(mem_map: int, kernel: str = "5.3") -> str:
+def decode_section_flags(mem_map: int, kernel: str = DEFAULT_KERNEL) -> str:
     """``"PRESENT|HAS_MEM_MAP|ONLINE|EARLY"``-style view of a ``section_mem_map`` word."""
     from .kernel import as_model
 

@@ -39,6 +39,7 @@ from . import _common as K
 from . import constants as C
 from .errors import KernelBug, KernelError
 from .iomem import (
+    _KERNEL_RESERVED,
     IORESOURCE_BUSY,
     IORESOURCE_SYSTEM_RAM,
     Resource,
@@ -75,7 +76,6 @@ MEM_CANCEL_OFFLINE = 32
 
 MAX_ORDER_NR_PAGES = 1024
 _SEC = C.PAGES_PER_SECTION
-_KERNEL_RESERVED = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss", "Crash kernel")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,23 +162,28 @@ def core_warning_lines(line: str) -> list:
     return warn_lines(where, text)
 
 
-def warn(m, where: str, text: str) -> None:
-    """A ``WARN(1, text)`` at ``where`` (``"<file> <symbol>"``): the records of
-    :func:`warn_lines` with the message (§5.1)."""
-    m._sync_core_dmesg()
+def warn(m, where: str, text=None) -> None:
+    """A ``WARN(1, text)`` at ``where`` (``"<file> <symbol>"``; ``WARN_ON`` when ``text`` is
+    None): the records of :func:`warn_lines` (§5.1), after any pending core lines (``m.log``
+    forwards them first).  The only WARN emitter; the ``*_once`` forms guard it."""
     for line in warn_lines(where, text):
         m.log(line)
+
+
+def _first_time(m, key) -> bool:
+    """The once-per-boot guard of ``WARN_ONCE`` / ``pr_*_once``: True (and ``key`` is
+    remembered) the first time ``key`` is seen on this machine."""
+    if key in m._once:
+        return False
+    m._once.add(key)
+    return True
 
 
 def warn_once(m, key, where: str, text=None) -> None:
-    """``WARN_ONCE(cond, text)`` (``WARN_ON_ONCE`` when ``text`` is None): the records of
-    :func:`warn_lines`, once per boot for each ``key``."""
-    if key in m._once:
-        return
-    m._once.add(key)
-    m._sync_core_dmesg()
-    for line in warn_lines(where, text):
-        m.log(line)
+    """``WARN_ONCE(cond, text)`` (``WARN_ON_ONCE`` when ``text`` is None): :func:`warn`,
+    once per boot for each ``key``."""
+    if _first_time(m, key):
+        warn(m, where, text)
 
 
 def warn_on_once(m, key, where: str) -> None:
@@ -187,31 +192,9 @@ def warn_on_once(m, key, where: str) -> None:
 
 
 def _pr_once(m, key, line: str) -> None:
-    if key not in m._once:
-        m._once.add(key)
+    """``pr_*_once``: log ``line`` once per boot for each ``key`` (the WARN_ONCE guard)."""
+    if _first_time(m, key):
         m.log(line)
-
-
-def _nid(nid) -> int:
-    return K.check_nid(nid)
-
-
-def _altmap_arg(m, altmap):
-    if altmap is None:
-        return None
-    cls = m._altmap_cls
-    if not isinstance(altmap, cls):
-        raise TypeError(f"altmap must be a {cls.__module__}.VmemAltmap or None, not {type(altmap).__name__}")
-    return altmap
-
-
-def _pieces(pfn: int, nr: int):
-    """Split ``[pfn, pfn+nr)`` at section boundaries (the __add_pages/__remove_pages loop)."""
-    end = pfn + nr
-    while pfn < end:
-        step = min(end - pfn, _SEC - (pfn & (_SEC - 1)))
-        yield pfn, step
-        pfn += step
 
 
 def _page_zone(m, pfn: int):
@@ -267,10 +250,10 @@ def add_pages(m, nid, pfn, nr_pages, altmap=None) -> None:
 
 
 def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
-    nid = _nid(nid)
+    nid = K.check_nid(nid)
     pfn = K.unsigned(pfn, "pfn")
     nr_pages = K.unsigned(nr_pages, "nr_pages")
-    altmap = _altmap_arg(m, altmap)
+    altmap = K.check_altmap(altmap, m._altmap_cls)
     S = m.sections
     if pfn + nr_pages > S.pfn_limit:
         raise ValueError(f"__add_pages: pfn range [{pfn:#x}-{pfn + nr_pages:#x}) exceeds the "
@@ -312,11 +295,8 @@ def _add_pages_zero(m, nid: int, pfn: int, altmap) -> None:
         if pfn == 0:
             raise KernelBug("__add_pages(pfn 0, nr_pages 0): the v5.2 section loop runs up to "
                             "pfn_to_section_nr(-1) and walks off mem_section[]")
-        try:
-            S.sparse_add_section(nid, pfn & ~(_SEC - 1), _SEC, altmap)
-        except KernelError as e:
-            if e.errno != errno.EEXIST:
-                raise
+        # the whole section; the core swallows -EEXIST (model.add_pages_swallows_eexist)
+        S.sparse_add_range(nid, pfn & ~(_SEC - 1), _SEC, altmap)
         return
     if pfn == 0:
         # the mask of sparse_add_section(nid, 0, 0) covers all 64 sub-sections (§2.3)
@@ -333,15 +313,22 @@ def arch_add_pages(m, nid, pfn, nr_pages, altmap=None) -> None:
     """x86 ``add_pages``: :func:`add_pages`, then ``WARN_ON_ONCE(ret)`` and
     ``update_end_of_memory_vars`` (``max_pfn`` grows even on failure), then the error (§5.2).
     ``devm_memremap_pages`` calls this for MEMORY_DEVICE_PRIVATE in v5.3."""
-    pfn_i = K.unsigned(pfn, "pfn")
-    nr_i = K.unsigned(nr_pages, "nr_pages")
+    # validated here (before __add_pages checks nid) to keep the order of argument errors
+    pfn = K.unsigned(pfn, "pfn")
+    nr_pages = K.unsigned(nr_pages, "nr_pages")
+    _x86_add_pages(m, nid, pfn, nr_pages, altmap, want_memblock=False)
+
+
+def _x86_add_pages(m, nid, pfn: int, nr: int, altmap, want_memblock: bool) -> None:
+    """x86 ``add_pages``: ``__add_pages``, ``WARN_ON_ONCE(ret)`` and
+    ``update_end_of_memory_vars`` (also on failure), then the error (§5.2)."""
     try:
-        add_pages(m, nid, pfn_i, nr_i, altmap)
+        _add_pages(m, nid, pfn, nr, altmap, want_memblock=want_memblock)
     except KernelError:
         warn_on_once(m, ("x86 add_pages",), "arch/x86/mm/init_64.c add_pages")
-        _update_end_of_memory_vars(m, pfn_i, nr_i)
+        _update_end_of_memory_vars(m, pfn, nr)
         raise
-    _update_end_of_memory_vars(m, pfn_i, nr_i)
+    _update_end_of_memory_vars(m, pfn, nr)
 
 
 def _update_end_of_memory_vars(m, pfn: int, nr: int) -> None:
@@ -358,14 +345,7 @@ def arch_add_memory(m, nid, start, size, altmap=None, *, _want_memblock: bool = 
     """
     start = K.unsigned(start, "start")
     size = K.unsigned(size, "size")
-    pfn, nr = start >> C.PAGE_SHIFT, size >> C.PAGE_SHIFT
-    try:
-        _add_pages(m, nid, pfn, nr, altmap, want_memblock=_want_memblock)
-    except KernelError:
-        warn_on_once(m, ("x86 add_pages",), "arch/x86/mm/init_64.c add_pages")
-        _update_end_of_memory_vars(m, pfn, nr)
-        raise
-    _update_end_of_memory_vars(m, pfn, nr)
+    _x86_add_pages(m, nid, start >> C.PAGE_SHIFT, size >> C.PAGE_SHIFT, altmap, want_memblock=_want_memblock)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,11 +361,11 @@ def move_pfn_range_to_zone(m, nid, zone_idx, start_pfn, nr_pages, altmap=None) -
     ``[base (+reserve if the range starts at base), base + reserve + free)`` -- the caller
     (memremap) initialises the rest (``memmap_init_zone_device``).
     """
-    nid = _nid(nid)
+    nid = K.check_nid(nid)
     zone_idx = K.check_zone(zone_idx)
     pfn = K.unsigned(start_pfn, "start_pfn")
     nr = K.unsigned(nr_pages, "nr_pages")
-    altmap = _altmap_arg(m, altmap)
+    altmap = K.check_altmap(altmap, m._altmap_cls)
     pgdat = m._pgdat(nid, create=True)
     zone = pgdat.zones[zone_idx]
     # zone
@@ -424,7 +404,7 @@ def default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages):
 
 def zone_for_pfn_range(m, online_type: int, nid, start_pfn, nr_pages):
     """``zone_for_pfn_range(online_type, nid, start_pfn, nr_pages)`` (§8.5)."""
-    nid = _nid(nid)
+    nid = K.check_nid(nid)
     if online_type == MMOP_ONLINE_KERNEL:
         return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
     movable = m._pgdat(nid, create=True).zones[C.ZONE_MOVABLE]
@@ -468,7 +448,7 @@ def online_pages(m, pfn, nr_pages, online_type=MMOP_ONLINE_KEEP, nid=0) -> int:
     """
     pfn = K.unsigned(pfn, "pfn")
     nr_pages = K.unsigned(nr_pages, "nr_pages")
-    nid = _nid(nid)
+    nid = K.check_nid(nid)
     if online_type not in (MMOP_ONLINE_KEEP, MMOP_ONLINE_KERNEL, MMOP_ONLINE_MOVABLE):
         raise ValueError(f"online_type must be MMOP_ONLINE_KEEP/KERNEL/MOVABLE (0/1/2), not {online_type!r}")
     zone = zone_for_pfn_range(m, online_type, nid, pfn, nr_pages)
@@ -531,6 +511,15 @@ def test_pages_in_a_zone(m, start_pfn: int, end_pfn: int):
     return zone, first, min(end_pfn, last)
 
 
+def _next_valid_pfn(S, q: int, end: int) -> int:
+    """Skip to the next ``pfn_valid`` sub-section: the first of ``q``, then the start of each
+    following 2 MiB sub-section, that is ``pfn_valid``; a value ``>= end`` when none below
+    ``end`` is."""
+    while q < end and not S.pfn_valid(q):
+        q = (q | (C.PAGES_PER_SUBSECTION - 1)) + 1
+    return q
+
+
 def _has_unmovable(m, start_pfn: int, nr_pages: int) -> bool:
     """Pages the isolation would find unmovable: PageReserved memmap outside System RAM, or the
     kernel image / crash kernel (page allocations are otherwise not modelled)."""
@@ -541,16 +530,13 @@ def _has_unmovable(m, start_pfn: int, nr_pages: int) -> bool:
         # a pfn_valid page that is not System RAM is a reserved boot page
         cur = start_pfn
         for p, n in pieces + [(start_pfn + nr_pages, 0)]:
-            q = cur
-            while q < p:
-                if S.pfn_valid(q):
-                    return True
-                q = (q | (C.PAGES_PER_SUBSECTION - 1)) + 1
+            if _next_valid_pfn(S, cur, p) < p:
+                return True
             cur = p + n
     lo, hi = start_pfn << C.PAGE_SHIFT, ((start_pfn + nr_pages) << C.PAGE_SHIFT) - 1
     for r in m.iomem.top_level_overlapping(lo, hi):
         for _, c in m.iomem.walk(r):
-            if c.name in _KERNEL_RESERVED and c.start <= hi and lo <= c.end:
+            if c.name in _KERNEL_RESERVED and c.overlaps(lo, hi):
                 return True
     return False
 
@@ -593,16 +579,13 @@ def offline_pages(m, start_pfn, nr_pages) -> int:
     S = m.sections
     offlined = 0
     for p, n in pieces:
-        q, e = p, p + n
-        while q < e and not S.pfn_valid(q):
-            q = (q | (C.PAGES_PER_SUBSECTION - 1)) + 1
+        e = p + n
+        q = _next_valid_pfn(S, p, e)
         if q >= e:
             continue
-        q = max(q, p)
         S.offline_mem_sections(q, e)
         offlined += e - q
-    m._sync_core_dmesg()
-    m.log(f"Offlined Pages {offlined}")
+    m.log(f"Offlined Pages {offlined}")  # forwards the core's WARN lines first
     zone.present_pages -= offlined
     zone.zone_pgdat.node_present_pages -= offlined
     return offlined
@@ -633,7 +616,7 @@ def _first_match(m, nid: int, zidx, lo: int, hi: int):
         lo = m.model.shrink_step
         if lo >= hi:
             return None
-    r = m.sections.find_smallest_section_pfn(nid, zidx, lo, min(hi, m.sections.pfn_limit))
+    r = m.sections.find_smallest_section_pfn(nid, zidx, lo, hi)
     return r if r else None
 
 
@@ -658,7 +641,7 @@ def _shrink_span(m, nid: int, zone_idx, span_start: int, span_end: int, start_pf
     S = m.sections
     start, spanned = span_start, span_end - span_start
     if span_start == start_pfn:
-        pfn = S.find_smallest_section_pfn(nid, zone_idx, end_pfn, min(span_end, S.pfn_limit))
+        pfn = S.find_smallest_section_pfn(nid, zone_idx, end_pfn, span_end)
         if pfn:
             start, spanned = pfn, span_end - pfn
     elif span_end == end_pfn:
@@ -740,7 +723,7 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
     """
     pfn = K.unsigned(pfn, "pfn")
     nr_pages = K.unsigned(nr_pages, "nr_pages")
-    altmap = _altmap_arg(m, altmap)
+    altmap = K.check_altmap(altmap, m._altmap_cls)
     zone = _resolve_zone(m, zone, pfn)
     if m.model.check_pfn_span:
         try:
@@ -764,7 +747,7 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
                          f"{m.sections.pfn_limit:#x}")
     removed = 0
     try:
-        for p, n in _pieces(pfn, nr_pages):
+        for p, n in K.pieces(pfn, nr_pages):
             removed += bool(remove_section(m, zone, p, n, altmap))
     finally:
         m._sync_core_dmesg()
@@ -788,8 +771,7 @@ def _check_first_page(m, pfn: int, what: str) -> None:
     the zone of ``pfn`` (§6.1); nothing has changed when it raises."""
     if not _first_page_unmapped(m, pfn):
         return
-    base = C.VMEMMAP_BASE_5LVL if m.sections.max_physmem_bits == 52 else C.VMEMMAP_BASE_4LVL
-    addr = (base + pfn * C.STRUCT_PAGE_SIZE) & K.U64
+    addr = (C.vmemmap_base(m.sections.max_physmem_bits) + pfn * C.STRUCT_PAGE_SIZE) & K.U64
     m.log(f"BUG: unable to handle page fault for address: {addr:016x}")
     raise KernelBug(f"{what}: page_zone(pfn_to_page({pfn:#x})) reads the vmemmap of section "
                     f"{pfn >> C.PFN_SECTION_SHIFT:#x}, which has no memmap (never added or already "
@@ -810,10 +792,10 @@ def arch_remove_memory(m, nid, start, size, altmap=None) -> int:
       of raising (every v5.1 caller ignores it); the pieces before the failing one stay
       removed.
     """
-    _nid(nid)
+    K.check_nid(nid)
     start = K.unsigned(start, "start")
     size = K.unsigned(size, "size")
-    altmap = _altmap_arg(m, altmap)
+    altmap = K.check_altmap(altmap, m._altmap_cls)
     pfn = start >> C.PAGE_SHIFT
     off = altmap.offset() if altmap is not None else 0
     nr = size >> C.PAGE_SHIFT
@@ -858,15 +840,14 @@ def register_memory_resource(m, start: int, size: int) -> Resource:
                                        f"max_mem_size {m.max_mem_size:#x}")
     end = start + size - 1
     root_end = (1 << m.sections.max_physmem_bits) - 1
+    line = f"Unable to reserve System RAM region: {start:016x}->{start + size:016x}"
     if size and end > root_end:
-        line = f"Unable to reserve System RAM region: {start:016x}->{start + size:016x}"
         m.log(line)
         raise KernelError(errno.EEXIST, f"{line} ([mem {start:#x}-{end:#x}] ends above the end of "
                                         f"iomem_resource {root_end:#x}, (1 << max_physmem_bits) - 1)")
     try:
         return m.iomem.request(start, size, "System RAM", IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY)
     except KernelError as e:
-        line = f"Unable to reserve System RAM region: {start:016x}->{start + size:016x}"
         m.log(line)
         raise KernelError(errno.EEXIST, f"{line} ({e.strerror})") from None
 
@@ -915,7 +896,7 @@ def add_memory(m, nid, start, size) -> None:
     """``add_memory(nid, start, size)`` → ``__add_memory`` (§8.1).  Order of checks: -E2BIG,
     the "System RAM" request (-EEXIST), then the block alignment (-EINVAL with the pr_err
     line); the resource is released again on any error."""
-    nid = _nid(nid)
+    nid = K.check_nid(nid)
     start = K.unsigned(start, "start")
     size = K.unsigned(size, "size")
     res = register_memory_resource(m, start, size)
@@ -933,16 +914,14 @@ def try_offline_node(m, nid: int) -> None:
     pg = m.nodes.get(nid)
     if pg is None or not pg.online or nid == 0:
         return
-    lo, hi = pg.node_start_pfn >> C.PFN_SECTION_SHIFT, -(-(pg.node_start_pfn + pg.node_spanned_pages) >> C.PFN_SECTION_SHIFT)
     S = m.sections
     pfn = pg.node_start_pfn
     end = pg.node_start_pfn + pg.node_spanned_pages
     for nr in S.present_section_nrs().tolist():
         p = nr << C.PFN_SECTION_SHIFT
-        if nr < lo or nr >= hi:
-            continue
-        # the kernel's probes are pfn, pfn + 32768, ... from node_start_pfn
-        q = pfn + ((max(p, pfn) - pfn + _SEC - 1) // _SEC) * _SEC if p > pfn else pfn
+        # the kernel's probes are pfn, pfn + 32768, ... from node_start_pfn; a section
+        # outside [pfn, end) gets none (q lands in another section or at/after end)
+        q = pfn + ((p - pfn + _SEC - 1) // _SEC) * _SEC if p > pfn else pfn
         while q < end and q >> C.PFN_SECTION_SHIFT == nr:
             if S.pfn_to_nid(q) == nid:
                 return
@@ -962,7 +941,7 @@ def remove_memory(m, nid, start, size) -> None:
     ``arch_remove_memory`` fault (§6.1): KernelBug, raised before anything changes.
     """
     from . import memory_block as MB
-    nid = _nid(nid)
+    nid = K.check_nid(nid)
     start = K.unsigned(start, "start")
     size = K.unsigned(size, "size")
     try:

@@ -115,6 +115,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from ._common import U64
 from .constants import PAGE_SHIFT, PAGE_SIZE
 from .errors import KernelError
 
@@ -170,7 +171,7 @@ __all__ = [
 
 
 #: Largest ``resource_size_t`` (the root's inclusive end).
-RESOURCE_MAX = (1 << 64) - 1
+RESOURCE_MAX = U64
 
 # include/linux/ioport.h: resource flags (the subset the simulation uses)
 IORESOURCE_TYPE_BITS = 0x00001F00
@@ -432,13 +433,15 @@ class ResourceTree:
         """``(depth, start, end, name)`` of every resource, in ``/proc/iomem`` order."""
         return tuple((d, r.start, r.end, r.name) for d, r in self.walk())
 
-    def _state(self):
+    def state(self) -> tuple[tuple[int, int, int, str, int, int], ...]:
+        """``(depth, start, end, name, flags, desc)`` of every resource, in ``/proc/iomem``
+        order: everything that tree equality compares."""
         return tuple((d, r.start, r.end, r.name, r.flags, r.desc) for d, r in self.walk())
 
     def __eq__(self, other):
         if not isinstance(other, ResourceTree):
             return NotImplemented
-        return self._state() == other._state()
+        return self.state() == other.state()
 
     __hash__ = None  # mutable
 
@@ -1027,6 +1030,8 @@ _E820_NAME_TYPE = {
     "Unknown E820 type": 0,
 }
 _KERNEL_IMAGE = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss")
+#: resources whose pages are reserved for the kernel (the image and the crash kernel)
+_KERNEL_RESERVED = _KERNEL_IMAGE + ("Crash kernel",)
 _PCI_FUNCTION_RE = re.compile(r"^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 
 

@@ -115,9 +115,14 @@ class KernelModel:
     def label(self) -> str:
         """How reports name the model: ``"5.3 (subsection)"``, or for an approximated newer
         release ``"5.10 (subsection era, v5.3 rules)"``."""
+        return self.label_for(self.name)
+
+    def label_for(self, name: str) -> str:
+        """:attr:`label` with the release spelled ``name`` (e.g. as the user typed it:
+        ``"v5.3"`` -> ``"v5.3 (subsection)"``)."""
         if self.approximate:
-            return f"{self.name} ({self.era} era, v{self.rules} rules)"
-        return f"{self.name} ({self.era})"
+            return f"{name} ({self.era} era, v{self.rules} rules)"
+        return f"{name} ({self.era})"
 
     @property
     def name(self) -> str:

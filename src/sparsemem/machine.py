@@ -58,7 +58,7 @@ __all__ = ["Machine", "Zone", "Pgdat", "DEFAULT_IOMEM", "probe_memory_block_size
 
 MiB = 1 << 20
 GiB = 1 << 30
-MIN_MEMORY_BLOCK_SIZE = 128 * MiB
+MIN_MEMORY_BLOCK_SIZE = C.SECTION_SIZE  # 1 << SECTION_SIZE_BITS (128 MiB)
 MAX_BLOCK_SIZE = 2 * GiB
 MEM_SIZE_FOR_LARGE_BLOCK = 64 * GiB
 
@@ -447,7 +447,7 @@ class Machine:
             "nodes": {nid: pg.state() for nid, pg in sorted(self.nodes.items())},
             "blocks": tuple((b.id, b.state_value, b.online_type, b.nid, b.section_count, b.dev_offline, b.zone)
                             for b in self.memory_blocks),
-            "iomem": tuple((d, r.start, r.end, r.name, r.flags, r.desc) for d, r in self.iomem.walk()),
+            "iomem": self.iomem.state(),
             "pgmaps": tuple((getattr(p, "start", None), getattr(p, "end", None), getattr(p, "type", None))
                             for p in self.pgmaps),
         }

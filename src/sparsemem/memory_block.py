@@ -20,6 +20,7 @@ from .hotplug import (
     MMOP_ONLINE_KEEP,
     ONLINE_TYPES,
     _has_unmovable,
+    _page_zone,
     offline_pages,
     online_pages,
     test_pages_in_a_zone,
@@ -295,8 +296,8 @@ def _raise(ret: int, what: str):
 def show_valid_zones(m, blk: MemoryBlock) -> str:
     start, nr = blk.start_pfn, blk.nr_pages
     if blk.state_value == MEM_ONLINE:
-        found = test_pages_in_a_zone(m, start, start + nr)
-        return "none\n" if found is None else found[0].name + "\n"
+        zone = blk.zone  # test_pages_in_a_zone over the block (blk.machine is m)
+        return "none\n" if zone is None else zone + "\n"
     nid = blk.nid
     default = zone_for_pfn_range(m, MMOP_ONLINE_KEEP, nid, start, nr)
     out = default.name
@@ -315,7 +316,6 @@ def show_removable(blk: MemoryBlock) -> str:
     if blk.state_value != MEM_ONLINE:
         return "1\n"
     S = m.sections
-    from .hotplug import _page_zone
     for nr in range(blk.start_section_nr, blk.start_section_nr + m.sections_per_block):
         if not S.present_section_nr(nr):
             continue

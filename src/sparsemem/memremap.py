@@ -29,6 +29,7 @@ import importlib
 from typing import Optional
 
 from . import constants as C
+from ._common import strict_int
 from .errors import KernelError
 from .iomem import REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED
 
@@ -41,6 +42,8 @@ PGMAP_TYPES = ("fsdax", "devdax", "private", "p2pdma")
 SECTION_SIZE = C.SECTION_SIZE
 
 
+# byte-address rounding (memremap.c's align_start/align_end); not pfn.py's _sec_dn/_sec_up,
+# which go through PHYS_PFN like PHYS_SECTION_ALIGN_DOWN/UP: keep the two pairs apart
 def _sec_dn(addr: int) -> int:
     return addr & ~(SECTION_SIZE - 1)
 
@@ -169,24 +172,14 @@ def _hotplug():
     return importlib.import_module("sparsemem.hotplug")
 
 
-def _altmap_type(machine):
-    """The VmemAltmap class matching the machine's core (compiled or reference)."""
-    cls = getattr(machine, "_altmap_cls", None)
-    if cls is not None:
-        return cls
-    mod = builtins.type(machine.sections).__module__
-    return importlib.import_module(mod).VmemAltmap
-
-
 def make_altmap(machine, base_pfn: int, reserve: int, free: int):
     """A fresh ``struct vmem_altmap`` (align = alloc = 0) of the machine's core type (MN §6.6)."""
-    return _altmap_type(machine)(base_pfn, reserve, free, 0, 0)
+    return machine._altmap_cls(base_pfn, reserve, free, 0, 0)
 
 
 def get_dev_pagemap(machine, pfn) -> Optional[DevPagemap]:
     """``get_dev_pagemap(pfn, NULL)``: the live pgmap whose index entry covers ``pfn`` (MN §6.5)."""
-    if not isinstance(pfn, int) or isinstance(pfn, bool):
-        raise TypeError(f"pfn must be an int, not {type(pfn).__name__}")
+    strict_int(pfn, "pfn")
     if pfn < 0:
         return None
     pg = pgmap_index(machine).load(pfn)
@@ -195,10 +188,7 @@ def get_dev_pagemap(machine, pfn) -> Optional[DevPagemap]:
 
 def _check_args(start, size, type, altmap, nid, byte_range=False):
     for name, v in (("start", start), ("size", size), ("nid", nid)):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError(f"{name} must be an int, not {type_name(v)}")
-        if v < 0:
-            raise ValueError(f"{name} must not be negative (got {v})")
+        strict_int(v, name, minimum=0)
     if size == 0:
         raise ValueError("size must be > 0")
     if start + size > 1 << 64:
@@ -242,6 +232,7 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     index included) is touched.
     """
     _check_args(start, size, type, altmap, nid, byte_range)
+    hp = _hotplug()
     m = machine.model
     devp = f"{dev}: " if dev else ""
     end = start + size - 1
@@ -257,9 +248,9 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     for probe in (C.PHYS_PFN(a0), C.PHYS_PFN(a1 - 1)):
         other = get_dev_pagemap(machine, probe)
         if other is not None:
-            for line in _hotplug().warn_lines(f"{machine.model.memremap_file} devm_memremap_pages",
-                                              f"{devp}Conflicting mapping in same section"):
-                machine.log(line)  # dev_WARN: banner, message, WARNING line
+            # dev_WARN: banner, message, WARNING line
+            hp.warn(machine, f"{machine.model.memremap_file} devm_memremap_pages",
+                    f"{devp}Conflicting mapping in same section")
             raise KernelError(errno.ENOMEM,
                               f"devm_memremap_pages {_pr(start, end)}: pfn {probe:#x} is already mapped by "
                               f"{other.dev or 'a pgmap'} [mem {other.start:#x}-{other.end:#x}]: "
@@ -269,19 +260,18 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     if is_ram != REGION_DISJOINT:
         word = "mixed" if is_ram == REGION_MIXED else "ram"
         line = f"devm_memremap_pages attempted on {word} region {_pr(start, end)}"
-        _hotplug().warn_once(machine, ("devm_memremap_pages", "ram"),
-                             f"{machine.model.memremap_file} devm_memremap_pages", line)
+        hp.warn_once(machine, ("devm_memremap_pages", "ram"),
+                     f"{machine.model.memremap_file} devm_memremap_pages", line)
         raise KernelError(errno.ENXIO, f"{line}: [mem {a0:#x}-{a1 - 1:#x}] "
                                        f"{'overlaps' if is_ram == REGION_INTERSECTS else 'mixes'} System RAM")
     pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0)
     idx = pgmap_index(machine)
     lo, hi = C.PHYS_PFN(start), C.PHYS_PFN(end)
     idx.store_range(lo, hi, pg)                               # step 4 (exact range)
-    hp = _hotplug()
     try:
         if type == "private":
-            add = getattr(hp, "arch_add_pages", hp.add_pages)   # x86 add_pages (no direct map)
-            add(machine, nid, C.PHYS_PFN(a0), (a1 - a0) >> C.PAGE_SHIFT, altmap)
+            # x86 add_pages (no direct map)
+            hp.arch_add_pages(machine, nid, C.PHYS_PFN(a0), (a1 - a0) >> C.PAGE_SHIFT, altmap)
         else:
             hp.arch_add_memory(machine, nid, a0, a1 - a0, altmap)
     except BaseException:
@@ -323,7 +313,7 @@ def memunmap_pages(machine, pgmap: DevPagemap) -> None:
     if pgmap.altmap is not None and pgmap.altmap.alloc:
         # a device WARN_ONCE whose text carries the releasing function's name: printed once
         # per boot, prefixed with the device (MN §6.3)
-        _hotplug().warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
-                             f"{machine.model.memremap_file} devm_memremap_pages_release",
-                             f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
-                             f"failed to free all reserved pages")
+        hp.warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
+                     f"{machine.model.memremap_file} devm_memremap_pages_release",
+                     f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
+                     f"failed to free all reserved pages")

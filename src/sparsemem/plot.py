@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from .kernel import kernel_model
 from .report import SECTION_SIZE, SUBSECTIONS, format_size, owner_intervals, subsection_owners
 
 __all__ = ["require_matplotlib", "plot_report", "CONTEXT"]
@@ -252,7 +253,8 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
             if res is not None and res["result"] != "ok":
                 _hatch_range(ax, cols, reg["start"], reg["end"] + 1)
         total = next((t for t in lay["totals"] if t["kernel"] == kinfo["version"]), None)
-        title = f"{os.path.basename(lay['file'])} - kernel {kinfo['version']} ({kinfo['era']})"
+        klabel = kernel_model(kinfo["version"]).label_for(kinfo["version"])
+        title = f"{os.path.basename(lay['file'])} - kernel {klabel}"
         if total is not None:
             title += f": {format_size(total['capacity'])} usable"
             if total["failed"]:

@@ -24,7 +24,7 @@ from ._common import U64 as _U64
 from ._common import index as _index
 from ._common import unsigned as _unsigned
 from .errors import KernelBug
-from .kernel import as_model
+from .kernel import DEFAULT_KERNEL, as_model
 
 __all__ = ["SectionTable", "VmemAltmap"]
 
@@ -131,7 +131,7 @@ class _Section:
 class SectionTable:
     """``mem_section[]`` of one machine (pure Python): see :class:`sparsemem.SectionTable`."""
 
-    def __init__(self, max_physmem_bits: int = 46, kernel: str = "5.3"):
+    def __init__(self, max_physmem_bits: int = 46, kernel: str = DEFAULT_KERNEL):
         bits = K.check_bits(max_physmem_bits)
         self._model = as_model(kernel)
         self._bits = bits
@@ -142,8 +142,8 @@ class SectionTable:
         self._phase = _FRESH
         self._sparse_init_done = False
         self._warned_once: set = set()
-        self._vmemmap_base = C.VMEMMAP_BASE_4LVL if bits == 46 else C.VMEMMAP_BASE_5LVL
-        self._page_offset = C.PAGE_OFFSET_4LVL if bits == 46 else C.PAGE_OFFSET_5LVL
+        self._vmemmap_base = C.vmemmap_base(bits)
+        self._page_offset = C.page_offset(bits)
         self.dmesg: list[str] = []
 
     # ------------------------------------------------------------------ properties
@@ -317,11 +317,6 @@ class SectionTable:
     def _check_range(self, start_pfn, nr_pages, *, one_section: bool, what: str):
         return K.check_range(start_pfn, nr_pages, self._pfn_limit, self._bits, self._model.subsection,
                              one_section=one_section, what=what)
-
-    def _check_altmap(self, altmap):
-        if altmap is not None and not isinstance(altmap, VmemAltmap):
-            raise TypeError(f"altmap must be a {__name__}.VmemAltmap or None, not {type(altmap).__name__}")
-        return altmap
 
     def _enter_hotplug(self, what: str):
         if self._phase == _PRESENT:
@@ -584,7 +579,7 @@ class SectionTable:
         """
         nid = K.check_nid(nid)
         pfn, nr_pages = self._check_range(start_pfn, nr_pages, one_section=True, what="sparse_add_section")
-        altmap = self._check_altmap(altmap)
+        altmap = K.check_altmap(altmap, VmemAltmap)
         self._enter_hotplug("sparse_add_section")
         rc = self._add_piece(nid, pfn, nr_pages, altmap)
         if rc:
@@ -620,16 +615,9 @@ class SectionTable:
         (``sparse_remove_one_section``).
         """
         pfn, nr_pages = self._check_range(start_pfn, nr_pages, one_section=True, what="sparse_remove_section")
-        altmap = self._check_altmap(altmap)
+        altmap = K.check_altmap(altmap, VmemAltmap)
         self._enter_hotplug("sparse_remove_section")
         return self._remove_piece(pfn, nr_pages, altmap)
-
-    def _pieces(self, pfn: int, nr_pages: int):
-        end = pfn + nr_pages
-        while pfn < end:
-            step = min(end - pfn, C.PAGES_PER_SECTION - (pfn & (C.PAGES_PER_SECTION - 1)))
-            yield pfn, step
-            pfn += step
 
     def sparse_add_range(self, nid, start_pfn, nr_pages, altmap=None) -> None:
         """The section loop of ``__add_pages`` (§5.2 step 3; legacy §7).
@@ -640,9 +628,9 @@ class SectionTable:
         """
         nid = K.check_nid(nid)
         pfn, nr_pages = self._check_range(start_pfn, nr_pages, one_section=False, what="sparse_add_range")
-        altmap = self._check_altmap(altmap)
+        altmap = K.check_altmap(altmap, VmemAltmap)
         self._enter_hotplug("sparse_add_range")
-        for p, n in self._pieces(pfn, nr_pages):
+        for p, n in K.pieces(pfn, nr_pages):
             rc = self._add_piece(nid, p, n, altmap)
             if rc == -errno.EEXIST and self._model.add_pages_swallows_eexist:
                 continue
@@ -652,9 +640,9 @@ class SectionTable:
     def sparse_remove_range(self, start_pfn, nr_pages, altmap=None) -> int:
         """The section loop of ``__remove_pages`` (§6.2 step 4): returns the pieces removed."""
         pfn, nr_pages = self._check_range(start_pfn, nr_pages, one_section=False, what="sparse_remove_range")
-        altmap = self._check_altmap(altmap)
+        altmap = K.check_altmap(altmap, VmemAltmap)
         self._enter_hotplug("sparse_remove_range")
-        return sum(1 for p, n in self._pieces(pfn, nr_pages) if self._remove_piece(p, n, altmap))
+        return sum(1 for p, n in K.pieces(pfn, nr_pages) if self._remove_piece(p, n, altmap))
 
     # ------------------------------------------------------------------ online state
     def _mem_sections(self, start_pfn, end_pfn, what: str):
@@ -695,7 +683,7 @@ class SectionTable:
         if start + nr > self._pfn_limit:
             raise ValueError(f"memmap_init_zone: pfn range [0x{start:x}-0x{start + nr:x}) exceeds max pfn 0x{self._pfn_limit:x}")
         zn = zone | (nid << 3)
-        for p, n in self._pieces(start, nr):
+        for p, n in K.pieces(start, nr):
             ms = self._nr_to_section(p >> C.PFN_SECTION_SHIFT)
             if ms is None or not ms.mem_map & C.SECTION_HAS_MEM_MAP:
                 continue

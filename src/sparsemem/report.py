@@ -254,37 +254,10 @@ def format_size(n: int) -> str:
     return f"{sign}{n} B"
 
 
-def _get(obj, name, default=None):
-    """Attribute, or mapping key, or ``default``."""
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def _int(v, default=0) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return default
-
-
 def _stats(machine) -> dict:
     """``vmemmap_stats()`` of the machine's section table with the two numbers the report needs."""
-    sections = _get(machine, "sections")
-    st = {}
-    if sections is not None and hasattr(sections, "vmemmap_stats"):
-        st = dict(sections.vmemmap_stats())
-    if "memmap_altmap_bytes" in st:
-        pmem = _int(st["memmap_altmap_bytes"])
-    else:
-        pmem = _int(st.get("pmds_altmap")) * (2 << 20)
-    if "memmap_ram_bytes" in st:
-        ram = _int(st["memmap_ram_bytes"])
-    else:
-        ram = max(_int(st.get("memmap_bytes")) - pmem, 0)
-    return {"pmem": pmem, "ram": ram}
+    st = machine.sections.vmemmap_stats()
+    return {"pmem": st["memmap_altmap_bytes"], "ram": st["memmap_ram_bytes"]}
 
 
 _INFORMATIONAL = ("alignment collision", "detected capacity change", "number of pfns truncated")
@@ -321,52 +294,29 @@ def _failure_line(lines: Sequence[str]) -> Optional[str]:
     return warning
 
 
-def _ns_name(ns, fallback: str) -> str:
-    name = _get(ns, "name") or _get(ns, "dev")
-    if not name and hasattr(ns, "to_dict"):
-        try:
-            d = ns.to_dict()
-            name = d.get("dev") or d.get("name")
-        except Exception:  # noqa: BLE001 - to_dict of a half-built namespace
-            name = None
-    return str(name or fallback)
-
-
-def _ns_dict(ns, fallback_name: str) -> dict:
-    start = _int(_get(ns, "start"))
-    raw = _int(_get(ns, "raw_size"))
+def _ns_dict(ns) -> dict:
+    start, raw = ns.start, ns.raw_size
     return {
-        "name": _ns_name(ns, fallback_name),
+        "name": ns.dev,
         "start": start,
         "end": start + raw - 1,
         "raw_size": raw,
-        "mode": str(_get(ns, "mode", "fsdax")),
-        "map": None if _get(ns, "map") is None else str(_get(ns, "map")),
-        "align": _int(_get(ns, "align")),
-        "start_pad": _int(_get(ns, "start_pad")),
-        "end_trunc": _int(_get(ns, "end_trunc")),
-        "dataoff": _int(_get(ns, "dataoff")),
-        "npfns": _int(_get(ns, "npfns")),
-        "size": _int(_get(ns, "size")),
-        "enabled": bool(_get(ns, "enabled", False)),
+        "mode": ns.mode,
+        "map": ns.map,
+        "align": ns.align or 0,  # None for raw/sector namespaces
+        "start_pad": ns.start_pad,
+        "end_trunc": ns.end_trunc,
+        "dataoff": ns.dataoff,
+        "npfns": ns.npfns,
+        "size": ns.size,
+        "enabled": ns.enabled,
     }
 
 
-def _region_name(region, index: int) -> str:
-    name = _get(region, "name") or _get(region, "dev")
-    return str(name) if name else f"region{index}"
-
-
-def _system_ram(machine, layout_text: str) -> list[tuple[int, int]]:
+def _system_ram(machine) -> list[tuple[int, int]]:
     """Top-level System RAM ranges ``[start, end)`` of the booted machine."""
-    tree = _get(machine, "iomem") or _get(machine, "resources")
-    root = _get(tree, "root") if tree is not None else None
-    if root is None:
-        from . import iomem
-
-        root = iomem.parse(layout_text).root
     out = []
-    for res in root.children:
+    for res in machine.iomem.root.children:
         if res.name.startswith("System RAM"):
             out.append((res.start, res.end + 1))
     return out
@@ -478,30 +428,24 @@ def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], li
     machine = _boot(layout.text, kernel)
     era = kernel_model(kernel).era
     results, states = [], []
-    regions = list(_get(machine, "regions", []) or [])
-    dmesg = _get(machine, "dmesg")
-    for index, region in enumerate(regions):
-        rname = _region_name(region, index)
-        rstart, rsize = _int(_get(region, "start")), _int(_get(region, "size"))
-        before_ns = list(_get(region, "namespaces", []) or [])
-        before_ids = {id(n) for n in before_ns}
-        n_dmesg = len(dmesg) if dmesg is not None else 0
+    dmesg = machine.dmesg
+    for index, region in enumerate(list(machine.regions)):
+        rname = region.dev
+        rstart, rsize = region.start, region.size
+        before_ids = {id(n) for n in region.namespaces}
+        n_dmesg = len(dmesg)
         before = _stats(machine)
         ns, err = None, None
         try:
             ns = region.create_namespace()
-        except KernelError as exc:
-            err = exc
-        except KernelBug as exc:
-            err = exc
-        except (ValueError, TypeError) as exc:
+        except (KernelError, KernelBug, ValueError, TypeError) as exc:
             err = exc
         after = _stats(machine)
-        new_lines = [str(x) for x in (dmesg[n_dmesg:] if dmesg is not None else [])]
+        new_lines = dmesg[n_dmesg:]
         if ns is None:
-            leftovers = [n for n in (_get(region, "namespaces", []) or []) if id(n) not in before_ids]
+            leftovers = [n for n in region.namespaces if id(n) not in before_ids]
             ns = leftovers[0] if leftovers else None
-        nsd = _ns_dict(ns, f"namespace{index}.0") if ns is not None else None
+        nsd = _ns_dict(ns) if ns is not None else None
         detail = None
         if err is None:
             result, errno_, message = "ok", None, None
@@ -526,11 +470,8 @@ def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], li
         else:
             padding = metadata = 0
             unallocated = rsize
-        if err is not None and nsd is not None:
-            # the attempt's layout is known, but nothing of it is usable
-            other = rsize - unallocated - padding - metadata
-        else:
-            other = rsize - capacity - padding - metadata - unallocated
+        # capacity is 0 after a failure: the attempt's layout is known, but nothing is usable
+        other = rsize - capacity - padding - metadata - unallocated
         lost_total = rsize - capacity
         results.append({
             "kernel": kernel,
@@ -548,13 +489,13 @@ def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], li
             "dmesg": new_lines,
         })
         live = []
-        for n in (_get(region, "namespaces", []) or []):
-            d = _ns_dict(n, f"namespace{index}.?")
+        for n in region.namespaces:
+            d = _ns_dict(n)
             if d["enabled"] or err is None and n is ns:
                 live.append(d)
         states.append({"index": index, "name": rname, "start": rstart, "end": rstart + rsize - 1,
                        "size": rsize, "namespaces": live, "failed": err is not None})
-    ram = _system_ram(machine, layout.text)
+    ram = _system_ram(machine)
     intervals = owner_intervals(ram, states)
     for res, st in zip(results, states):
         res["shared_sections"] = shared_sections(intervals, st["start"], st["end"] + 1)

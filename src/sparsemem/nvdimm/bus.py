@@ -22,9 +22,8 @@ import errno
 from typing import Optional
 
 from ..errors import KernelError
-from . import pfn as P
-from .infoblock import DAX_SIG, PFN_MODE_PMEM, PFN_SIG
-from .namespace import BTT_SIG, Namespace, error_line
+from .infoblock import DAX_SIG, PFN_SIG
+from .namespace import BTT_SIG, Namespace, error_line, map_of
 from .region import Region
 
 __all__ = ["NvdimmBus", "attach", "reboot", "PMEM_NAMES"]
@@ -108,24 +107,20 @@ def _probe_namespace(ns: Namespace) -> None:
         return
     failed = None
     for sig, mode in ((PFN_SIG, "fsdax"), (DAX_SIG, "devdax")):
-        vr = P.nd_pfn_validate(data, sig, ns_start=ns.start, ns_size=ns.raw_size, ns_uuid=ns.uuid,
-                               ns_name=ns.dev, init=None)
+        vr = ns._validate(sig, probe=True, data=data)
         if vr.rc == -errno.ENODEV:
             continue
         ns.mode = mode
         if vr.rc:
             mark = len(m.dmesg)
-            if vr.message:
-                ns._log(vr.message)
-            err = _ProbeValidateError(-vr.rc, f"nd_pfn_validate of {ns.dev}: check #{vr.check} failed"
-                                              + (f": {vr.message}" if vr.message else ""))
+            err = ns._validate_error(vr, _ProbeValidateError)
             if not m.model.pmem_probe_falls_back_to_raw:
                 raise err
             failed = (err.errno, error_line(m.dmesg[mark:], err.strerror))
             continue
         sb = vr.sb
         ns.pfn_uuid, ns.align = sb.uuid, sb.align
-        ns.map = "dev" if sb.mode == PFN_MODE_PMEM else "mem"
+        ns.map = map_of(sb.mode)
         ns._enable(probe_sb=sb, probe_raw_align=vr.raw_align)
         return
     ns.mode = "raw"
@@ -149,7 +144,7 @@ def probe_all(bus: NvdimmBus) -> None:
                 ns.error = (e.errno, error_line(m.dmesg[mark:], e.strerror))
                 # driver core's line for a failing pfn/dax device probe (enable path only: a
                 # failed nd_pfn_validate is not a device probe failure)
-                if (ns.mode in ("fsdax", "devdax") and e.errno not in (errno.ENODEV, errno.ENXIO)
+                if (ns.is_pfn_mode and e.errno not in (errno.ENODEV, errno.ENXIO)
                         and not isinstance(e, _ProbeValidateError)):
                     m.log(f"{ns.driver}: probe of {ns.pfn_dev} failed with error -{e.errno}")
             except Exception as e:  # reboot never raises for media contents

@@ -48,6 +48,9 @@ from typing import Optional, Union
 
 import numpy as np
 
+from .. import constants as C
+from .._common import U64
+
 __all__ = [
     "INFO_BLOCK_OFFSET",
     "INFO_BLOCK_SIZE",
@@ -93,7 +96,7 @@ PFN_MODE_RAM = 1
 PFN_MODE_PMEM = 2
 
 #: x86_64 base page size (§0.1); default for the minor < 4 compat ``page_size``.
-PAGE_SIZE = 4096
+PAGE_SIZE = C.PAGE_SIZE
 #: Memmap slot size assumed by minor < 4 blocks (§0.1, §1.4).
 MAX_STRUCT_PAGE_SIZE = 64
 
@@ -149,7 +152,6 @@ _INT_FIELDS = {
 }
 
 _M32 = 0xFFFFFFFF
-_M64 = 0xFFFFFFFFFFFFFFFF
 
 UuidLike = Union[bytes, bytearray, memoryview, str, _uuid.UUID]
 
@@ -380,7 +382,7 @@ class InfoBlock:
         if self.version_minor >= 4:
             _V4.pack_into(buf, _HEAD_END, self.page_size, self.page_struct_size)
         buf[pad_start:CHECKSUM_OFFSET] = self.padding
-        _CSUM.pack_into(buf, CHECKSUM_OFFSET, checksum & _M64)
+        _CSUM.pack_into(buf, CHECKSUM_OFFSET, checksum & U64)
         return buf
 
     def compute_checksum(self) -> int:
@@ -395,7 +397,7 @@ class InfoBlock:
         (to model a corrupt block); ``self.checksum`` then takes that value.
         """
         buf = self._raw(0)
-        value = fletcher64(buf, le=True) if checksum is None else int(checksum) & _M64
+        value = fletcher64(buf, le=True) if checksum is None else int(checksum) & U64
         _CSUM.pack_into(buf, CHECKSUM_OFFSET, value)
         self.checksum = value
         return bytes(buf)

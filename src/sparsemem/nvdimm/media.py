@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import copy
 
+from .. import constants as C
+
 __all__ = ["Media", "PAGE"]
 
-PAGE = 4096
+PAGE = C.PAGE_SIZE
 _ZERO = bytes(PAGE)
 
 

@@ -17,17 +17,34 @@ import errno
 import uuid as _uuid
 from typing import Optional
 
-from ..errors import KernelError
+from ..errors import KernelError, errno_name
+from ..hotplug import CUT_HERE
 from ..memremap import make_altmap, memremap_pages, memunmap_pages
 from . import pfn as P
-from .infoblock import DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_SIZE, PFN_MODE_PMEM, PFN_MODE_RAM, PFN_SIG, InfoBlock
+from .infoblock import (DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_RESERVE, INFO_BLOCK_SIZE, PFN_MODE_PMEM,
+                        PFN_MODE_RAM, PFN_SIG, InfoBlock)
 
-__all__ = ["Namespace", "MODES", "BTT_SIG", "enable_error", "error_line"]
+__all__ = ["Namespace", "MODES", "PFN_MODES", "BTT_SIG", "enable_error", "error_line", "pfn_mode_of", "map_of"]
 
 MODES = ("raw", "sector", "fsdax", "devdax")
+#: the personalities that sit on a pfn/dax info-block (``nd_pfn``/``nd_dax``)
+PFN_MODES = ("fsdax", "devdax")
 MODE_ALIASES = {"memory": "fsdax", "dax": "devdax", "safe": "sector"}
 #: first 16 bytes of a BTT arena info-block (``BTT_SIG``), probed before pfn/dax.
 BTT_SIG = b"BTT_ARENA_INFO\0\0"
+#: how the WARNING line of a WARN banner starts (as :func:`sparsemem.hotplug.warning_line`
+#: prints it; hotplug exports no constant for it)
+WARNING_PREFIX = "WARNING: CPU:"
+
+
+def pfn_mode_of(map: str) -> int:
+    """ndctl ``--map`` -> info-block ``mode``: ``"dev"`` is PFN_MODE_PMEM, ``"mem"`` PFN_MODE_RAM."""
+    return PFN_MODE_PMEM if map == "dev" else PFN_MODE_RAM
+
+
+def map_of(pfn_mode: int) -> str:
+    """Info-block ``mode`` -> ndctl ``map`` (inverse of :func:`pfn_mode_of`)."""
+    return "dev" if pfn_mode == PFN_MODE_PMEM else "mem"
 
 
 def error_line(lines, default: str = "") -> str:
@@ -35,7 +52,7 @@ def error_line(lines, default: str = "") -> str:
     (``------------[ cut here ]...`` / ``WARNING: CPU: ...``), e.g. the ``Misaligned
     __add_pages ...`` text rather than the x86 ``add_pages`` WARN_ON_ONCE trailer after it."""
     for line in reversed(lines):
-        if not (line.startswith("------------[ cut here") or line.startswith("WARNING: CPU:")):
+        if not line.startswith((CUT_HERE, WARNING_PREFIX)):
             return line
     return lines[-1] if lines else default
 
@@ -43,7 +60,7 @@ def error_line(lines, default: str = "") -> str:
 def enable_error(dev: str, err: KernelError) -> KernelError:
     """What ndctl reports when a probe failed with ``err``: ENXIO "failed to enable"."""
     e = KernelError(errno.ENXIO, f"{dev}: failed to enable (probe error -{err.errno} "
-                                 f"{errno.errorcode.get(err.errno, '?')}: {err.strerror})")
+                                 f"{errno_name(err.errno)}: {err.strerror})")
     e.kernel_errno = err.errno
     e.__cause__ = err
     return e
@@ -100,6 +117,17 @@ class Namespace:
         return f"{kind}{self.region.id}.{self.id}"
 
     @property
+    def is_pfn_mode(self) -> bool:
+        """fsdax or devdax: the namespace is used through a pfn/dax info-block."""
+        return self.mode in PFN_MODES
+
+    @property
+    def bound_dev(self) -> str:
+        """The device the personality's driver binds (and ndctl names when it fails):
+        :attr:`pfn_dev` for fsdax/devdax, else the namespace itself."""
+        return self.pfn_dev if self.is_pfn_mode else self.dev
+
+    @property
     def driver(self) -> str:
         return "dax_pmem" if self.mode == "devdax" else "nd_pmem"
 
@@ -115,7 +143,7 @@ class Namespace:
     @property
     def size(self) -> int:
         """Usable data bytes (``pmem_attach_disk`` capacity, MN §5.1; devdax region size §5.2)."""
-        if self.mode in ("fsdax", "devdax"):
+        if self.is_pfn_mode:
             return max(self.raw_size - self.start_pad - self.end_trunc - self.dataoff, 0)
         return self.raw_size
 
@@ -155,14 +183,22 @@ class Namespace:
                 iomem.release(res)
         self.resources = []
 
-    def _validate(self, sig: bytes, probe: bool):
+    def _validate(self, sig: bytes, probe: bool, data: Optional[bytes] = None):
+        """``nd_pfn_validate`` of this namespace's block (``data``: the block, if already read);
+        ``probe``: the probe path (settings adopted from media), else the init path."""
         init = None
         if not probe:
-            init = {"uuid": self.pfn_uuid, "align": self.align,
-                    "mode": PFN_MODE_PMEM if self.map == "dev" else PFN_MODE_RAM}
-        return P.nd_pfn_validate(self._read_block(), sig, ns_start=self.start, ns_size=self.raw_size,
-                                 ns_uuid=self.uuid, ns_name=self.dev, init=init,
+            init = {"uuid": self.pfn_uuid, "align": self.align, "mode": pfn_mode_of(self.map)}
+        return P.nd_pfn_validate(self._read_block() if data is None else data, sig, ns_start=self.start,
+                                 ns_size=self.raw_size, ns_uuid=self.uuid, ns_name=self.dev, init=init,
                                  region_is_pmem=True)
+
+    def _validate_error(self, vr, cls=KernelError) -> KernelError:
+        """A failed ``nd_pfn_validate``: log its dev_err line (if any) and return the error."""
+        if vr.message:
+            self._log(vr.message)
+        return cls(-vr.rc, f"nd_pfn_validate of {self.dev}: check #{vr.check} failed"
+                           + (f": {vr.message}" if vr.message else ""))
 
     def _nd_pfn_init(self, sig: bytes) -> tuple[InfoBlock, int]:
         """``nd_pfn_init`` (MN §3): reuse a valid block, or compute and write a new one.
@@ -173,14 +209,11 @@ class Namespace:
         if vr.rc == 0:
             return vr.sb, vr.raw_align
         if vr.rc != -errno.ENODEV:
-            if vr.message:
-                self._log(vr.message)
-            raise KernelError(-vr.rc, f"nd_pfn_validate of {self.dev}: check #{vr.check} failed"
-                                      + (f": {vr.message}" if vr.message else ""))
+            raise self._validate_error(vr)
         if self.media.read_only:
             m.log(f"{self.driver} {self.pfn_dev}: region{self.region.id} is read-only, unable to init metadata")
             raise KernelError(errno.ENXIO, f"region{self.region.id} is read-only")
-        mode = PFN_MODE_PMEM if self.map == "dev" else PFN_MODE_RAM
+        mode = pfn_mode_of(self.map)
         sp = et = 0
         if model.nvdimm_pads_to_sections:                       # MN §3.1 step 4
             bus = self.region.bus
@@ -248,7 +281,7 @@ class Namespace:
         self.start_pad, self.end_trunc, self.dataoff = sb.start_pad, sb.end_trunc, sb.dataoff
         self.npfns, self.version_minor = sb.npfns, sb.version_minor
         self.align = sb.align
-        self.map = "dev" if sb.mode == PFN_MODE_PMEM else "mem"
+        self.map = map_of(sb.mode)
         self.pfn_uuid = sb.uuid
 
     def _enable_raw(self) -> None:
@@ -256,7 +289,7 @@ class Namespace:
         self.start_pad = self.end_trunc = self.dataoff = self.npfns = 0
 
     def _enable(self, probe_sb: Optional[InfoBlock] = None, probe_raw_align: int = 0) -> None:
-        if self.mode in ("fsdax", "devdax"):
+        if self.is_pfn_mode:
             self._enable_pfn(probe_sb, probe_raw_align)
         else:
             self._enable_raw()
@@ -276,7 +309,7 @@ class Namespace:
             self._enable()
         except KernelError as e:
             self.error = (e.errno, error_line(self.machine.dmesg[mark:], e.strerror))
-            raise enable_error(self.pfn_dev if self.mode in ("fsdax", "devdax") else self.dev, e) from e
+            raise enable_error(self.bound_dev, e) from e
 
     def disable(self) -> None:
         """``ndctl disable-namespace``: unbind; ``devm_memremap_pages_release`` (MN §6.3)."""
@@ -292,20 +325,20 @@ class Namespace:
         """``ndctl destroy-namespace -f``: disable, wipe the info-block page, delete the label."""
         self.disable()
         self.region._remove(self)
-        self.media.zero(self.offset, min(2 * INFO_BLOCK_SIZE, self.raw_size))
+        self.media.zero(self.offset, min(INFO_BLOCK_RESERVE, self.raw_size))
 
     # ---------------------------------------------------------------- reporting
     def to_dict(self) -> dict:
         """``ndctl list -N`` fields."""
         d = {"dev": self.dev, "mode": self.mode}
-        if self.mode in ("fsdax", "devdax"):
+        if self.is_pfn_mode:
             d["map"] = self.map
         d["size"] = self.size
         d["uuid"] = str(_uuid.UUID(bytes=self.uuid))
-        if self.mode in ("fsdax", "devdax", "sector") and self.pfn_uuid:
+        if (self.is_pfn_mode or self.mode == "sector") and self.pfn_uuid:
             d["raw_uuid"] = str(_uuid.UUID(bytes=self.pfn_uuid))
         d["sector_size"] = 4096 if self.mode == "sector" else 512
-        if self.mode in ("fsdax", "devdax"):
+        if self.is_pfn_mode:
             d["align"] = self.align
         if self.mode == "devdax":
             d["chardev"] = self.chardev

@@ -18,20 +18,21 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .. import constants as C
+from .._common import U64
 from ..iomem import REGION_MIXED
-from .infoblock import (DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_RESERVE, INFO_BLOCK_SIZE, PFN_MODE_NONE,
-                        PFN_MODE_PMEM, PFN_MODE_RAM, PFN_SIG, InfoBlock, apply_compat_defaults, sb_checksum)
+from .infoblock import (CHECKSUM_OFFSET, DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_RESERVE, INFO_BLOCK_SIZE,
+                        MAX_STRUCT_PAGE_SIZE, PFN_MODE_NONE, PFN_MODE_PMEM, PFN_MODE_RAM, PFN_SIG, InfoBlock,
+                        apply_compat_defaults, sb_checksum)
 
 __all__ = ["SZ_4K", "SZ_8K", "SZ_2M", "SZ_1G", "SUPPORTED_ALIGNMENTS", "DEFAULT_ALIGN", "trim_pfn_device",
            "PfnLayout", "compute_layout", "nd_pfn_validate", "ValidateResult", "SetupResult",
            "nvdimm_setup_pfn", "aup", "adn"]
 
-SZ_4K = 4096
-SZ_8K = 8192
-SZ_2M = 2 << 20
+# the kernel's SZ_* names, kept as aliases of the project's constants
+SZ_4K = C.PAGE_SIZE
+SZ_8K = INFO_BLOCK_RESERVE
+SZ_2M = C.PMD_SIZE
 SZ_1G = 1 << 30
-SECTION = C.SECTION_SIZE
-_U64 = (1 << 64) - 1
 #: ``nd_pfn_supported_alignments`` on x86_64 with THP and PUD THP (MN §2).
 SUPPORTED_ALIGNMENTS = (SZ_4K, SZ_2M, SZ_1G)
 #: ``PFN_DEFAULT_ALIGNMENT`` with CONFIG_TRANSPARENT_HUGEPAGE (MN §2).
@@ -46,12 +47,20 @@ def adn(x: int, a: int) -> int:
     return x // a * a
 
 
+# PHYS_SECTION_ALIGN_DOWN/UP: through PHYS_PFN (sub-page bits dropped first); not memremap.py's
+# byte-address _sec_dn/_sec_up: keep the two pairs apart
 def _sec_dn(addr: int) -> int:
     return C.PFN_PHYS(adn(C.PHYS_PFN(addr), C.PAGES_PER_SECTION))
 
 
 def _sec_up(addr: int) -> int:
     return C.PFN_PHYS(aup(C.PHYS_PFN(addr), C.PAGES_PER_SECTION))
+
+
+def _phys_pfn_u64(nbytes: int) -> int:
+    """``PHYS_PFN`` of a C ``u64`` byte count: a negative difference wraps modulo 2^64 first,
+    then is shifted (``(x & U64) >> PAGE_SHIFT``, MN §3.2 step 9, §5)."""
+    return (nbytes & U64) >> C.PAGE_SHIFT
 
 
 def nd_region_conflict(regions, region, start: int, size: int) -> bool:
@@ -112,37 +121,33 @@ def compute_layout(model, ns_start: int, ns_size: int, mode: int, align: int, *,
     Returns ``(0, layout, None)`` or ``(-errno, None, reason)``; ``reason`` is the dev_err text
     (``"unable to satisfy requested alignment"``) or None.
     """
-    if model.nvdimm_pads_to_sections:
+    a = max(align, SZ_2M)
+    if model.nvdimm_pads_to_sections:                       # MN §3.1 steps 4-8
         sp, et = start_pad, end_trunc
-        base = ns_start + sp
-        avail = ns_size - sp - et - SZ_8K
-        npfns_r = aup(max(avail, 0) // SZ_4K, C.PAGES_PER_SECTION)
-        if mode == PFN_MODE_PMEM:
-            dataoff = aup(base + SZ_8K + 64 * npfns_r, max(align, SZ_2M)) - base
-        elif mode == PFN_MODE_RAM:
-            dataoff = aup(base + SZ_8K, align) - base
-        else:
-            return -errno.ENXIO, None, None
-        if dataoff + sp + et >= ns_size:
-            return -errno.ENXIO, None, "unable to satisfy requested alignment"
-        npfns = (ns_size - dataoff - sp - et) // SZ_4K
-    else:
+        reserve_size = ns_size - sp - et                    # npfns_r counts the trimmed size ...
+        npfns_r_align = C.PAGES_PER_SECTION                 # ... rounded up to whole sections
+        ram_align = align
+        fail_trunc = sp + et                                # step 7 subtracts the trim
+    else:                                                   # MN §3.2 steps 5-9
         sp = 0
-        a = max(align, SZ_2M)
         end = ns_start + ns_size
         et = end - adn(end, a) if model.nvdimm_end_trunc_for_align else 0
-        npfns_r = max(ns_size - SZ_8K, 0) // SZ_4K
-        if mode == PFN_MODE_PMEM:
-            dataoff = aup(ns_start + SZ_8K + 64 * npfns_r, a) - ns_start
-        elif mode == PFN_MODE_RAM:
-            dataoff = aup(ns_start + SZ_8K, a) - ns_start
-        else:
-            return -errno.ENXIO, None, None
-        if dataoff >= ns_size:
-            return -errno.ENXIO, None, "unable to satisfy requested alignment"
-        npfns = (ns_size - dataoff - et) // SZ_4K  # may be <= 0: DERIVED underflow (§3.2 step 8)
-        if npfns < 0:
-            npfns &= (1 << 64) - 1
+        reserve_size = ns_size
+        npfns_r_align = 1
+        ram_align = a
+        fail_trunc = 0                                      # step 8 ignores end_trunc (DERIVED)
+    base = ns_start + sp
+    npfns_r = aup(max(reserve_size - SZ_8K, 0) // SZ_4K, npfns_r_align)
+    if mode == PFN_MODE_PMEM:
+        dataoff = aup(base + SZ_8K + MAX_STRUCT_PAGE_SIZE * npfns_r, a) - base
+    elif mode == PFN_MODE_RAM:
+        dataoff = aup(base + SZ_8K, ram_align) - base
+    else:
+        return -errno.ENXIO, None, None
+    if dataoff + fail_trunc >= ns_size:
+        return -errno.ENXIO, None, "unable to satisfy requested alignment"
+    # v5.3 may underflow here (dataoff + end_trunc > size, §3.2 step 8): u64 as in the kernel
+    npfns = _phys_pfn_u64(ns_size - dataoff - sp - et)
     return 0, PfnLayout(sp, et, dataoff, npfns, npfns_r, model.infoblock_minor), None
 
 
@@ -180,7 +185,7 @@ def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size
     raw = bytes(data)
     if raw[:16] != sig:
         return ValidateResult(-errno.ENODEV, None, 4)
-    stored = int.from_bytes(raw[4088:4096], "little")
+    stored = int.from_bytes(raw[CHECKSUM_OFFSET:INFO_BLOCK_SIZE], "little")
     if sb_checksum(raw) != stored:
         return ValidateResult(-errno.ENODEV, None, 5)
     sb = InfoBlock.unpack(raw, verify=False)
@@ -254,12 +259,12 @@ def nvdimm_setup_pfn(model, sb: InfoBlock, ns_start: int, ns_size: int) -> tuple
     # altmap then fails __add_pages' check ("memory add fail, invalid altmap", -EINVAL, §6.2).
     if model.memremap_expands_to_sections:
         base_pfn = adn(base_pfn0, C.PAGES_PER_SECTION)
-        npfns = aup(((rlen - off) & _U64) >> C.PAGE_SHIFT, C.PAGES_PER_SECTION) & _U64
+        npfns = aup(_phys_pfn_u64(rlen - off), C.PAGES_PER_SECTION) & U64
     else:
         base_pfn = adn(base_pfn0, C.PAGES_PER_SUBSECTION)
-        npfns = ((rlen - off) & _U64) >> C.PAGE_SHIFT
+        npfns = _phys_pfn_u64(rlen - off)
     reserve = 2 + (base_pfn0 - base_pfn)
-    free = ((off - SZ_8K) & _U64) >> C.PAGE_SHIFT
+    free = _phys_pfn_u64(off - SZ_8K)
     msg = None
     if sb.npfns > npfns:
         msg = f"number of pfns truncated from {sb.npfns} to {npfns}"

@@ -14,24 +14,18 @@ import errno
 import uuid as _uuid
 from typing import Optional
 
+from .._common import strict_int
 from ..errors import KernelError
 from . import pfn as P
+from .infoblock import INFO_BLOCK_SIZE, uuid_bytes
 from .media import Media
-from .namespace import BTT_SIG, MODE_ALIASES, MODES, Namespace, enable_error
+from .namespace import BTT_SIG, MODE_ALIASES, MODES, PFN_MODES, Namespace, enable_error
 
 __all__ = ["Region"]
 
 
 def _uuid_arg(value) -> bytes:
-    if value is None:
-        return _uuid.uuid4().bytes
-    if isinstance(value, _uuid.UUID):
-        return value.bytes
-    if isinstance(value, (bytes, bytearray)) and len(value) == 16:
-        return bytes(value)
-    if isinstance(value, str):
-        return _uuid.UUID(value).bytes
-    raise TypeError(f"uuid must be a str, uuid.UUID or 16 bytes, not {type(value).__name__}")
+    return _uuid.uuid4().bytes if value is None else uuid_bytes(value)
 
 
 class Region:
@@ -116,17 +110,11 @@ class Region:
         if map not in ("dev", "mem"):
             raise ValueError(f"map must be 'dev' or 'mem', not {map!r}")
         if size is not None:
-            if not isinstance(size, int) or isinstance(size, bool):
-                raise TypeError(f"size must be an int, not {type(size).__name__}")
-            if size <= 0:
-                raise ValueError(f"size must be positive, got {size}")
+            strict_int(size, "size", minimum=1)
         if align is not None:
-            if not isinstance(align, int) or isinstance(align, bool):
-                raise TypeError(f"align must be an int, not {type(align).__name__}")
-            if align <= 0:
-                raise ValueError(f"align must be positive, got {align}")
+            strict_int(align, "align", minimum=1)
         nsuuid = _uuid_arg(uuid)
-        if mode in ("fsdax", "devdax"):
+        if mode in PFN_MODES:
             align = P.DEFAULT_ALIGN if align is None else align
             if align not in P.SUPPORTED_ALIGNMENTS:
                 raise KernelError(errno.EINVAL, f"{self.dev}: align {align:#x} is not one of the supported "
@@ -149,11 +137,11 @@ class Region:
             off = fit[0][0]
         ns = Namespace(self, self._next_id(), off, size, mode, map, align, nsuuid,
                        _uuid.uuid4().bytes if mode != "raw" else None, 4096 if mode == "sector" else 512)
-        saved = self.media.save(off, min(2 * P.SZ_4K, size))
+        saved = self.media.save(off, min(P.INFO_BLOCK_RESERVE, size))
         labels = list(self.media.labels)
         self.namespaces.append(ns)
         if mode == "sector":
-            self.media.write(off + P.INFO_BLOCK_OFFSET, BTT_SIG + ns.pfn_uuid + bytes(4096 - 32))
+            self.media.write(off + P.INFO_BLOCK_OFFSET, BTT_SIG + ns.pfn_uuid + bytes(INFO_BLOCK_SIZE - 32))
         try:
             ns._enable()
         except BaseException as e:
@@ -162,7 +150,7 @@ class Region:
             self.media.restore(saved)
             self.media.labels = labels
             if isinstance(e, KernelError):
-                raise enable_error(ns.pfn_dev if mode in ("fsdax", "devdax") else ns.dev, e) from e
+                raise enable_error(ns.bound_dev, e) from e
             raise
         self._add_label(ns)
         return ns

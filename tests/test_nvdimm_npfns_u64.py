@@ -1,0 +1,62 @@
+"""npfns as C ``u64`` arithmetic, one rule for ``nd_pfn_init`` and ``__nvdimm_setup_pfn``.
+
+memremap-nvdimm.md ("MN") §3.2 step 9: ``npfns = PHYS_PFN(size - dataoff - end_trunc)`` and §5:
+``npfns = PHYS_PFN(range_len - dataoff)``, both on unsigned 64-bit values: a negative
+difference wraps modulo 2^64 *first* and is shifted after, ``(x & (2**64 - 1)) >> 12`` -- not
+Python's floor division followed by a mask (``(x // 4096) & (2**64 - 1)``), which gives a
+different number (2^64 - 1 instead of 2^52 - 1 for x = -4096).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsemem.kernel import kernel_model
+from sparsemem.nvdimm import pfn as P
+
+MiB = 1 << 20
+GiB = 1 << 30
+U64 = (1 << 64) - 1
+
+
+@pytest.mark.parametrize("x", [-1, -4095, -4096, -4097, -8 * MiB, -(1 << 40) - 123])
+def test_negative_byte_count_wraps_then_shifts(x):
+    """MN §3.2 step 9 / §5: mask to u64, then PHYS_PFN."""
+    got = P._phys_pfn_u64(x)
+    assert got == (x & U64) >> 12
+    assert got < 1 << 52                       # a shifted u64 has 52 significant bits
+    assert got != (x // 4096) & U64            # the old floor-then-mask value
+
+
+@pytest.mark.parametrize("x", [0, 1, 4095, 4096, 4097, 1 << 40])
+def test_non_negative_byte_count_is_plain_phys_pfn(x):
+    assert P._phys_pfn_u64(x) == x >> 12 == x // 4096
+
+
+def test_v53_layout_may_leave_zero_pfns():
+    """MN §3.2 step 8/9: dataoff + end_trunc == size passes the ``dataoff >= size`` check and
+    records npfns 0 (start 1 GiB + 2 MiB, size 1 GiB, align 1 GiB: end_trunc 2 MiB,
+    dataoff 1 GiB - 2 MiB)."""
+    rc, lay, why = P.compute_layout(kernel_model("5.3"), GiB + 2 * MiB, GiB, P.PFN_MODE_PMEM, GiB)
+    assert (rc, why) == (0, None)
+    assert (lay.end_trunc, lay.dataoff, lay.npfns) == (2 * MiB, GiB - 2 * MiB, 0)
+
+
+@pytest.mark.parametrize("kernel", ["5.2", "5.3"])
+def test_compute_layout_and_setup_agree_on_npfns(kernel):
+    """MN §3.2 step 9 and §5 use the same u64 rule: the npfns nd_pfn_init records is the one
+    __nvdimm_setup_pfn computes for the new block (so no "number of pfns truncated" line)."""
+    model = kernel_model(kernel)
+    for start in (0x2_0000_0000, 0x2_0000_0000 + 2 * MiB, 0x2_0400_0000, GiB + 2 * MiB, 0x1_FFE0_0000):
+        for size in (16 * MiB, 256 * MiB + 4096, GiB, GiB + 2 * MiB):
+            for align in P.SUPPORTED_ALIGNMENTS:
+                for mode in (P.PFN_MODE_PMEM, P.PFN_MODE_RAM):
+                    rc, lay, _ = P.compute_layout(model, start, size, mode, align)
+                    if rc:
+                        continue
+                    assert lay.npfns == P._phys_pfn_u64(size - lay.dataoff - lay.start_pad - lay.end_trunc)
+                    if mode != P.PFN_MODE_PMEM or not model.subsection:
+                        continue  # RAM mode keeps sb.npfns; v5.2 rounds setup's npfns to sections
+                    sb = P.new_block(model, P.PFN_SIG, bytes(16), bytes(16), lay, mode, align)
+                    rc, setup, _ = P.nvdimm_setup_pfn(model, sb, start, size)
+                    assert rc == 0 and setup.npfns == lay.npfns and setup.message is None
