@@ -115,6 +115,24 @@ def test_scalar_pfn_valid(benchmark, tables, impl):
     benchmark.extra_info["calls"] = SCALAR_CALLS
 
 
+# ------------------------------------------------------------------ one add + remove pair
+@pytest.mark.parametrize("impl", ["compiled", "reference"])
+def test_add_remove_section_pair(benchmark, impl):
+    """One sparse_add_section + sparse_remove_section of a whole section: the per-call cost
+    (argument checks, lock, section_activate/section_deactivate) of the core's API."""
+    benchmark.group = "add+remove-section-pair"
+    t = IMPLS[impl](46, "5.3")
+    start = 2 * TiB_PFNS
+
+    def pair(add=t.sparse_add_section, remove=t.sparse_remove_section, start=start, n=C.PAGES_PER_SECTION):
+        add(0, start, n)
+        remove(start, n)
+
+    pair()  # allocate the root once
+    benchmark(pair)
+    assert t.count_valid_subsections() == 0 and not t.present_section_nr(start >> C.PFN_SECTION_SHIFT)
+
+
 # ------------------------------------------------------------------ activate + deactivate 1 TiB
 @pytest.mark.parametrize("impl", ["compiled", "reference"])
 def test_activate_deactivate_1tib(benchmark, impl):

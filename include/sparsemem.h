@@ -3,9 +3,11 @@
  * (CONFIG_SPARSEMEM_VMEMMAP, CONFIG_SPARSEMEM_EXTREME, 4 KiB pages, 64-byte struct page),
  * plus the small pure-C helpers that the compiled core (src/_sparsecore.pyx) inlines.
  *
- * Values follow ../shared/spec/sparse-hotplug.md §1-§2 and memremap-nvdimm.md §0.1/§7.
- * Python reads them back through sparsemem.constants (which imports them from the
- * compiled module), so nothing here is repeated elsewhere.
+ * Values follow docs/spec/sparse-hotplug.md §1-§2 and memremap-nvdimm.md §0.1/§7.
+ * Python names them in sparsemem.constants, from the pure-Python table sparsemem/_header.py;
+ * tests/test_core_constants.py parses the #defines below and holds that table (and the values
+ * the compiled core was built with) to them.  Cython code reaches this header through
+ * src/sparsemem/csparsemem.pxd.
  */
 #ifndef SPARSEMEM_H
 #define SPARSEMEM_H
@@ -89,29 +91,52 @@
  * means "never initialised / poisoned" (page_init_poison fills struct pages with 0xff). */
 #define SM_ZN_POISON               0xffffu
 
-/* One mem_section with its usage and the simulation's bookkeeping: one 64-byte cache line. */
+/* One mem_section with its usage and the simulation's bookkeeping: 32 bytes, two per cache
+ * line.  What only memmap_init_zone writes (the initialised sub-sections, their zone/nid and
+ * the pageblock flags) lives in a separate sm_ext block, allocated on first use. */
 typedef struct sm_section {
     uint64_t mem_map;          /* section_mem_map: flags | encoded memmap / early nid */
     uint64_t subsection_map;   /* usage->subsection_map (valid iff usage != NONE) */
-    uint64_t init_mask;        /* sub-sections whose struct pages were initialised */
-    uint64_t pte_mask;         /* SM_VMM_PTE: sub-sections whose 8 memmap pages exist */
-    uint64_t fd_mask;          /* huge PMD: sub-sections of memmap filled with 0xFD */
-    uint64_t pb_mask;          /* usage->pageblock_flags: pageblocks set to MIGRATE_MOVABLE
-                                  (the only migratetype the simulation writes; 4 bits each
-                                  in the kernel's usemap, one bit each here) */
-    uint16_t *zn;              /* 64 zone/nid words, allocated on first memmap_init_zone */
-    int32_t  nid;              /* node recorded by memory_present / sparse_add_section */
+    uint64_t vmm_mask;         /* SM_VMM_PTE: sub-sections whose 8 memmap pages exist;
+                                  huge PMD (BOOT_PMD, PMD_RAM, PMD_ALTMAP): sub-sections of
+                                  memmap filled with 0xFD; SM_VMM_NONE: 0 */
+    uint32_t ext;              /* index of the section's sm_ext block, 0: none (all zero) */
+    int16_t  nid;              /* node recorded by memory_present / sparse_add_section */
     uint8_t  usage;            /* SM_USAGE_* */
     uint8_t  vmm;              /* SM_VMM_* */
-    uint8_t  pad[2];
 } sm_section;
 
-/* One SPARSEMEM_EXTREME root: SECTIONS_PER_ROOT sections, plus the derived validity word
- * of each section (what pfn_valid tests), kept first so batch lookups touch 2 KiB/root. */
+/* The memmap contents of one section, written by memmap_init_zone only; a section without one
+ * reads as all zero (no sub-section initialised, no pageblock MIGRATE_MOVABLE). */
+typedef struct sm_ext {
+    uint64_t init_mask;        /* sub-sections whose struct pages were initialised */
+    uint64_t pb_mask;          /* usage->pageblock_flags: pageblocks set to MIGRATE_MOVABLE
+                                  (the only migratetype the simulation writes; 4 bits each
+                                  in the kernel's usemap, one bit each here); read only
+                                  while the section has a usage */
+    uint16_t zn[64];           /* zone/nid word per sub-section (meaningful where init_mask) */
+    uint8_t  has_zn;           /* zn was written (memmap_init_zone ran on the section) */
+    uint8_t  pad[7];
+} sm_ext;
+
+/* One SPARSEMEM_EXTREME root: SECTIONS_PER_ROOT sections, plus words derived from them:
+ * - valid: per section, the sub-sections for which pfn_valid is true (kept first, so batch
+ *   lookups touch 2 KiB/root);
+ * - fresh / plain: one bit per section for the two states that the whole-section loops of
+ *   __add_pages / __remove_pages turn into each other (sm_sync_section defines them), so that
+ *   those loops find runs of such sections by bit scans and only store.
+ * Every change of a section goes through sm_sync_section, except the two loops, which keep
+ * the words right themselves. */
 typedef struct sm_root {
     uint64_t valid[SM_SECTIONS_PER_ROOT];
+    uint64_t fresh[SM_SECTIONS_PER_ROOT / 64];
+    uint64_t plain[SM_SECTIONS_PER_ROOT / 64];
     sm_section sec[SM_SECTIONS_PER_ROOT];
 } sm_root;
+
+/* the layout promises above, checked by the compiler */
+_Static_assert(sizeof(sm_section) == 32, "sm_section is 32 bytes");
+_Static_assert(sizeof(sm_root) == SM_SECTIONS_PER_ROOT * 40 + 64, "sm_root is 10 KiB + 64 bytes");
 
 /* ---- §2.3 helpers ---------------------------------------------------------------- */
 static inline uint64_t sm_pfn_to_section_nr(uint64_t pfn) { return pfn >> SM_PFN_SECTION_SHIFT; }
@@ -177,59 +202,152 @@ static inline sm_section *sm_root_section(sm_root *const *roots, const uint32_t 
     return &(*rootp)->sec[nr & SM_SECTION_ROOT_MASK];
 }
 
-/* ---- fast paths of the __add_pages/__remove_pages section loops ------------------------- */
-/* Activate up to `count` whole sections from `nr` on, each fresh (no usage, no memmap, not
- * present), with a RAM PMD of memmap and no altmap: exactly what section_activate +
- * sparse_add_section do for such a section.  Stops at the first section that is not fresh or
- * whose root is not allocated; returns how many it did.  `submap` is the bitmap to store
- * (all ones; 0 in the legacy era, which has none). */
-static inline uint64_t sm_add_fresh_sections(sm_root *const *roots, const uint32_t *root_idx, uint64_t nr,
-                                             uint64_t count, int32_t nid, uint64_t submap, uint64_t keep,
-                                             uint64_t memmap_base, uint64_t *highest)
+/* the sm_ext block of a section, NULL when it has none */
+static inline sm_ext *sm_section_ext(sm_ext *const *exts, const sm_section *s)
 {
-    uint64_t i;
-    for (i = 0; i < count; i++, nr++) {
-        sm_root *r;
-        sm_section *s = sm_root_section(roots, root_idx, nr, &r);
-        if (!s || (s->usage | s->vmm | (s->mem_map & SM_SECTION_MARKED_PRESENT)))
-            break;
-        s->usage = SM_USAGE_SLAB;
-        s->subsection_map = submap;
-        s->pb_mask = 0;
-        s->vmm = SM_VMM_PMD_RAM;
-        s->fd_mask = 0;
-        s->init_mask = 0;
-        s->mem_map = ((s->mem_map | SM_SECTION_MARKED_PRESENT) & keep) | memmap_base | SM_SECTION_HAS_MEM_MAP;
-        s->nid = nid;
-        r->valid[nr & SM_SECTION_ROOT_MASK] = ~0ULL;
-    }
-    if (i && nr - 1 > *highest)
-        *highest = nr - 1;
-    return i;
+    return s->ext ? exts[s->ext] : NULL;
 }
 
-/* Deactivate up to `count` whole hot-added sections from `nr` on, each with a full bitmap
- * (`full_map`), a RAM PMD, no 0xFD marks and not early, without an altmap: what
- * section_deactivate does for them (the word becomes `sm_encode_null(nr)` or 0 as
- * `encoded_null` says).  Stops at the first other section; returns how many it did. */
-static inline uint64_t sm_remove_full_sections(sm_root *const *roots, const uint32_t *root_idx, uint64_t nr,
-                                               uint64_t count, uint64_t full_map, int encoded_null)
+/* ---- the derived words of a root ------------------------------------------------------ */
+/* A root as calloc() leaves it, made consistent: every (all-zero) section is fresh. */
+static inline void sm_root_init(sm_root *r)
 {
-    uint64_t i;
-    for (i = 0; i < count; i++, nr++) {
-        sm_root *r;
-        sm_section *s = sm_root_section(roots, root_idx, nr, &r);
-        if (!s || s->usage != SM_USAGE_SLAB || s->vmm != SM_VMM_PMD_RAM || s->fd_mask || s->subsection_map != full_map
-            || (s->mem_map & (SM_SECTION_IS_EARLY | SM_SECTION_HAS_MEM_MAP)) != SM_SECTION_HAS_MEM_MAP)
+    for (unsigned i = 0; i < SM_SECTIONS_PER_ROOT / 64; i++)
+        r->fresh[i] = ~0ULL;
+}
+
+static inline void sm_bit_assign(uint64_t *bits, uint64_t j, int on)
+{
+    uint64_t bit = 1ULL << (j & 63);
+    bits[j >> 6] = on ? bits[j >> 6] | bit : bits[j >> 6] & ~bit;
+}
+
+/* Recompute the derived words of section j of root r after any change to it.  `keep` is the
+ * table's SECTION_MAP_LAST_BIT - 1 (the flag bits a new memmap word keeps).
+ * fresh: what a whole-section hot-add may take without looking: no usage, no memmap, no
+ *        flag bits (so not present), no sm_ext block.
+ * plain: what such a hot-add leaves and a whole-section hot-remove may take without looking:
+ *        a slab usage with the full bitmap (none in the legacy era), a RAM PMD without 0xFD
+ *        marks, a memmap, not early, no sm_ext block. */
+static inline void sm_sync_section(sm_root *r, uint64_t j, unsigned kflags, uint64_t keep)
+{
+    const sm_section *s = &r->sec[j];
+    uint64_t full_map = (kflags & SM_K_SUBSECTION) ? ~0ULL : 0;
+    r->valid[j] = sm_valid_word(s, kflags);
+    sm_bit_assign(r->fresh, j, s->usage == SM_USAGE_NONE && s->vmm == SM_VMM_NONE && !s->vmm_mask && !s->ext
+                                   && !(s->mem_map & keep));
+    sm_bit_assign(r->plain, j, s->usage == SM_USAGE_SLAB && s->vmm == SM_VMM_PMD_RAM && !s->vmm_mask && !s->ext
+                                   && s->subsection_map == full_map
+                                   && (s->mem_map & (SM_SECTION_IS_EARLY | SM_SECTION_HAS_MEM_MAP))
+                                          == SM_SECTION_HAS_MEM_MAP);
+}
+
+/* How many consecutive bits are set in `bits` from bit j on, at most n (j + n <= 256). */
+static inline uint64_t sm_run_length(const uint64_t *bits, uint64_t j, uint64_t n)
+{
+    uint64_t k = 0;
+    while (k < n) {
+        uint64_t pos = j + k, avail = 64 - (pos & 63), inv = ~(bits[pos >> 6] >> (pos & 63));
+        uint64_t ones = inv ? (uint64_t)__builtin_ctzll(inv) : 64;
+        if (ones < avail) {
+            k += ones;
             break;
-        s->mem_map = encoded_null ? sm_encode_null(nr) : 0;
-        s->subsection_map = 0;
-        s->usage = SM_USAGE_NONE;
-        s->vmm = SM_VMM_NONE;
-        s->init_mask = 0;
-        r->valid[nr & SM_SECTION_ROOT_MASK] = 0;
+        }
+        k += avail;
     }
-    return i;
+    return k < n ? k : n;
+}
+
+/* Set (on) or clear bits j .. j + n - 1 of `bits`. */
+static inline void sm_bits_assign_range(uint64_t *bits, uint64_t j, uint64_t n, int on)
+{
+    while (n) {
+        uint64_t off = j & 63, m = 64 - off < n ? 64 - off : n;
+        uint64_t mask = (m == 64 ? ~0ULL : ((1ULL << m) - 1)) << off;
+        bits[j >> 6] = on ? bits[j >> 6] | mask : bits[j >> 6] & ~mask;
+        j += m;
+        n -= m;
+    }
+}
+
+/* ---- fast paths of the __add_pages/__remove_pages section loops ------------------------- */
+/* Activate up to `count` whole sections from `nr` on, each fresh (sm_sync_section), with a
+ * RAM PMD of memmap and no altmap: exactly what section_activate + sparse_add_section do for
+ * such a section (their sm_ext-held fields are zero and stay so).  Stops at the first section
+ * that is not fresh or whose root is not allocated; returns how many it did.  `submap` is the
+ * bitmap to store (all ones; 0 in the legacy era, which has none); the sections become plain. */
+static inline uint64_t sm_add_fresh_sections(sm_root *const *roots, const uint32_t *root_idx, uint64_t nr,
+                                             uint64_t count, int32_t nid, uint64_t submap, uint64_t memmap_base,
+                                             uint64_t *highest)
+{
+    /* ext 0 | nid | usage | vmm: the last 8 bytes of the section, in one store */
+    uint64_t tail = ((uint64_t)(uint16_t)nid << 32) | ((uint64_t)SM_USAGE_SLAB << 48)
+                    | ((uint64_t)SM_VMM_PMD_RAM << 56);
+    uint64_t word = SM_SECTION_MARKED_PRESENT | memmap_base | SM_SECTION_HAS_MEM_MAP;
+    uint64_t done = 0;
+    while (done < count) {
+        uint32_t idx = root_idx[nr >> SM_SECTION_ROOT_SHIFT];
+        if (!idx)
+            break;
+        sm_root *r = roots[idx];
+        uint64_t j = nr & SM_SECTION_ROOT_MASK, n = SM_SECTIONS_PER_ROOT - j;
+        if (n > count - done)
+            n = count - done;
+        uint64_t k = sm_run_length(r->fresh, j, n);
+        sm_section *s = &r->sec[j];
+        for (uint64_t i = 0; i < k; i++) {
+            s[i].mem_map = word;
+            s[i].subsection_map = submap;
+            memcpy(&s[i].ext, &tail, sizeof tail);
+        }
+        memset(&r->valid[j], 0xff, k * sizeof(uint64_t));
+        sm_bits_assign_range(r->fresh, j, k, 0);
+        sm_bits_assign_range(r->plain, j, k, 1);
+        done += k;
+        nr += k;
+        if (k < n)
+            break;
+    }
+    if (done && nr - 1 > *highest)
+        *highest = nr - 1;
+    return done;
+}
+
+/* Deactivate up to `count` whole sections from `nr` on, each plain (sm_sync_section): what
+ * section_deactivate does for them without an altmap (the word becomes `sm_encode_null(nr)`
+ * or 0 as `encoded_null` says; the sections become fresh).  Stops at the first other
+ * section; returns how many it did. */
+static inline uint64_t sm_remove_full_sections(sm_root *const *roots, const uint32_t *root_idx, uint64_t nr,
+                                               uint64_t count, int encoded_null)
+{
+    const uint16_t none = (uint16_t)(SM_USAGE_NONE | (SM_VMM_NONE << 8));
+    uint64_t step = encoded_null ? (1ULL << 21) : 0;
+    uint64_t done = 0;
+    while (done < count) {
+        uint32_t idx = root_idx[nr >> SM_SECTION_ROOT_SHIFT];
+        if (!idx)
+            break;
+        sm_root *r = roots[idx];
+        uint64_t j = nr & SM_SECTION_ROOT_MASK, n = SM_SECTIONS_PER_ROOT - j;
+        if (n > count - done)
+            n = count - done;
+        uint64_t k = sm_run_length(r->plain, j, n);
+        uint64_t word = encoded_null ? sm_encode_null(nr) : 0;
+        sm_section *s = &r->sec[j];
+        for (uint64_t i = 0; i < k; i++, word -= step) {
+            s[i].mem_map = word;
+            s[i].subsection_map = 0;
+            memcpy(&s[i].usage, &none, sizeof none);
+        }
+        memset(&r->valid[j], 0, k * sizeof(uint64_t));
+        sm_bits_assign_range(r->plain, j, k, 0);
+        sm_bits_assign_range(r->fresh, j, k, 1);
+        done += k;
+        nr += k;
+        if (k < n)
+            break;
+    }
+    return done;
 }
 
 /* ---- the batch pfn_valid kernel (runs without the GIL) -------------------------------- */

@@ -7,12 +7,19 @@ SPARSEMEM_VMEMMAP + SPARSEMEM_EXTREME: a root index allocated whole and roots of
 SECTIONS_PER_ROOT sections allocated on first use, each section with its
 ``section_mem_map`` word, its usage (sub-section bitmap and pageblock flags), the zone/nid
 of its memmap per sub-section, and the vmemmap accounting of
-../shared/spec/memremap-nvdimm.md §7.  Its answers equal those of the readable
+docs/spec/memremap-nvdimm.md §7.  Its answers equal those of the readable
 :mod:`sparsemem.reference` twin; the differential tests hold them to that.
 
 Besides the kernel's fields every root keeps one derived word per section: the sub-sections
 for which ``pfn_valid`` is true.  ``pfn_valid`` reads only that word, which keeps the batch
-lookup within a few KiB per root.
+lookup within a few KiB per root.  A section is 32 bytes (include/sparsemem.h); what only
+``memmap_init_zone`` writes (initialised sub-sections, their zone/nid, pageblock flags) is
+kept in a block of its own, allocated the first time that section needs one.
+
+Arguments are checked in C: an exact ``int`` in range passes without calling Python; any
+other value (a bool, a numpy integer, a negative or out-of-range number) goes to the shared
+checks of :mod:`sparsemem._common`, which either accept it or raise the error that the
+reference twin raises for it, so both cores fail with the same exception and message.
 
 Concurrency: every mutating method runs with the GIL held and the table's write lock;
 ``pfn_valid_many`` releases the GIL and holds the read lock per chunk of 2**20 pfns, so a
@@ -20,17 +27,22 @@ batch reader sees every section either before or after a concurrent change.
 """
 
 cimport cython
-from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int32_t, int64_t
+from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
-from libc.string cimport memset, memcpy
+
+from sparsemem.csparsemem cimport *
 
 import numpy as np
 
+from sparsemem import _common as K
+from sparsemem import _header
+from sparsemem import constants as C
 from sparsemem.errors import KernelBug
 from sparsemem.kernel import as_model
 
 cdef extern from "Python.h":
-    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+    # never fails for an int argument (the only kind it is given here)
+    long long _as_longlong "PyLong_AsLongLongAndOverflow"(object o, int *overflow) noexcept
 
 cdef extern from "pthread.h" nogil:
     int pthread_rwlock_init(pthread_rwlock_t *lock, void *attr)
@@ -38,41 +50,6 @@ cdef extern from "pthread.h" nogil:
     int pthread_rwlock_rdlock(pthread_rwlock_t *lock)
     int pthread_rwlock_wrlock(pthread_rwlock_t *lock)
     int pthread_rwlock_unlock(pthread_rwlock_t *lock)
-
-cdef extern from "sparsemem.h" nogil:
-    const unsigned long long SM_PAGE_SHIFT, SM_PAGE_SIZE, SM_SECTION_SIZE_BITS, SM_PA_SECTION_SHIFT
-    const unsigned long long SM_PFN_SECTION_SHIFT, SM_PAGES_PER_SECTION, SM_PAGE_SECTION_MASK
-    const unsigned long long SM_SUBSECTION_SHIFT, SM_PFN_SUBSECTION_SHIFT, SM_PAGES_PER_SUBSECTION
-    const unsigned long long SM_SUBSECTIONS_PER_SECTION, SM_STRUCT_PAGE_SIZE, SM_SECTION_MEMMAP_BYTES
-    const unsigned long long SM_SUBSECTION_MEMMAP_PAGES, SM_PMD_SIZE, SM_PMD_PFNS, SM_MEM_SECTION_BYTES
-    const unsigned long long SM_SECTIONS_PER_ROOT, SM_SECTION_ROOT_SHIFT, SM_SECTION_ROOT_MASK
-    const unsigned long long SM_MAX_PHYSMEM_BITS_4LVL, SM_MAX_PHYSMEM_BITS_5LVL
-    const unsigned long long SM_PAGEBLOCK_ORDER, SM_PAGEBLOCK_NR_PAGES, SM_NR_PAGEBLOCK_BITS
-    const unsigned long long SM_USEMAP_BYTES, SM_MEM_SECTION_USAGE_BYTES, SM_MIGRATE_MOVABLE
-    const unsigned long long SM_SECTION_MARKED_PRESENT, SM_SECTION_HAS_MEM_MAP, SM_SECTION_IS_ONLINE
-    const unsigned long long SM_SECTION_IS_EARLY, SM_SECTION_NID_SHIFT
-    const unsigned long long SM_VMEMMAP_BASE_4LVL, SM_VMEMMAP_BASE_5LVL
-    const unsigned long long SM_PAGE_OFFSET_4LVL, SM_PAGE_OFFSET_5LVL
-    const int SM_ZONE_DMA, SM_ZONE_DMA32, SM_ZONE_NORMAL, SM_ZONE_MOVABLE, SM_ZONE_DEVICE
-    const int SM_MAX_NUMNODES
-    const unsigned int SM_K_SUBSECTION, SM_K_SECTION_IS_EARLY, SM_K_SWALLOW_EEXIST, SM_K_KADDR_BUG
-    const unsigned int SM_K_EARLY_PARTIAL_FREE, SM_K_ENCODED_NULL, SM_K_USAGE_FREE_UNLESS_EARLY
-    const int SM_VMM_NONE, SM_VMM_BOOT_PMD, SM_VMM_PMD_RAM, SM_VMM_PMD_ALTMAP, SM_VMM_PTE
-    const int SM_USAGE_NONE, SM_USAGE_BOOT, SM_USAGE_SLAB
-    const unsigned int SM_ZN_POISON
-
-    uint64_t sm_subsection_mask(uint64_t pfn, uint64_t nr)
-    uint64_t sm_valid_word(const sm_section *s, unsigned kflags)
-    int sm_popcount64(uint64_t x)
-    uint64_t sm_popcount_words(const uint64_t *w, uint64_t n)
-    uint64_t sm_encode_null(uint64_t nr)
-    uint64_t sm_add_fresh_sections(sm_root **roots, const uint32_t *root_idx, uint64_t nr, uint64_t count,
-                                   int32_t nid, uint64_t submap, uint64_t keep, uint64_t memmap_base,
-                                   uint64_t *highest)
-    uint64_t sm_remove_full_sections(sm_root **roots, const uint32_t *root_idx, uint64_t nr, uint64_t count,
-                                     uint64_t full_map, int encoded_null)
-    void sm_pfn_valid_batch(const uint64_t *pfns, uint8_t *out, uint64_t n, const uint32_t *root_idx,
-                            sm_root **roots, uint64_t pfn_limit)
 
 _CONSTANTS = dict(
     PAGE_SHIFT=SM_PAGE_SHIFT, PAGE_SIZE=SM_PAGE_SIZE, SECTION_SIZE_BITS=SM_SECTION_SIZE_BITS,
@@ -100,6 +77,12 @@ _CONSTANTS = dict(
     ZN_POISON=SM_ZN_POISON,
 )
 
+if _CONSTANTS != _header.CONSTANTS:  # a build from another header than sparsemem/_header.py
+    raise ImportError("sparsemem._sparsecore was built from an include/sparsemem.h whose values differ "
+                      "from sparsemem/_header.py: " + ", ".join(
+                          sorted(k for k in _CONSTANTS.keys() | _header.CONSTANTS.keys()
+                                 if _CONSTANTS.get(k) != _header.CONSTANTS.get(k))))
+
 cdef enum:
     EEXIST_ = 17
     ENOMEM_ = 12
@@ -110,9 +93,62 @@ cdef enum:
 
 cdef uint64_t ALL = 0xffffffffffffffffULL
 cdef uint64_t PPS = SM_PAGES_PER_SECTION
+cdef uint64_t SUB_MASK = SM_PAGES_PER_SUBSECTION - 1
 
 
-K = C = None  # sparsemem._common and sparsemem.constants, bound at the end of the module
+# ---------------------------------------------------------------------- argument checks
+# The fast paths accept exact ints only; everything else (and every error) goes to the Python
+# check of sparsemem._common, which accepts the value or raises the twin's exception.
+
+cdef inline bint _fast_u64(object v, uint64_t *out) noexcept:
+    """An exact ``int`` in [0, 2**63) into ``*out``; False for anything else (no error set)."""
+    cdef int ovf = 0
+    cdef long long x
+    if type(v) is not int:
+        return False
+    x = _as_longlong(v, &ovf)
+    if ovf != 0 or x < 0:
+        return False
+    out[0] = <uint64_t>x
+    return True
+
+
+cdef inline int _u64(object v, str what, uint64_t *out) except -1:
+    """``K.unsigned(v, what)`` into ``*out``."""
+    if not _fast_u64(v, out):
+        out[0] = K.unsigned(v, what)
+    return 0
+
+
+cdef inline int _nid(object nid) except -1:
+    """``K.check_nid(nid)``."""
+    cdef uint64_t v
+    if _fast_u64(nid, &v) and v < <uint64_t>SM_MAX_NUMNODES:
+        return <int>v
+    return K.check_nid(nid)
+
+
+cdef inline int _zone(object zone, bint allow_none) except -2:
+    """``K.check_zone(zone, allow_none)``, with -1 for an allowed None."""
+    cdef uint64_t v
+    if zone is None and allow_none:
+        return -1
+    if _fast_u64(zone, &v) and v <= <uint64_t>SM_ZONE_DEVICE:
+        return <int>v
+    return K.check_zone(zone, allow_none)
+
+
+cdef inline int64_t _small_index(object v, str what) except? -2:
+    """A Python int as a non-negative int64, or -1 for negative / too large values; TypeError
+    (naming ``what``) for a value that is not an integer."""
+    cdef int ovf = 0
+    cdef long long x
+    if type(v) is not int:
+        v = K.index(v, what)
+    x = _as_longlong(v, &ovf)
+    if ovf != 0 or x < 0:
+        return -1
+    return x
 
 
 cdef class VmemAltmap:
@@ -124,11 +160,13 @@ cdef class VmemAltmap:
     """
 
     def __init__(self, base_pfn, reserve=0, free=0, align=0, alloc=0):
-        self.base_pfn = K.unsigned(base_pfn, "base_pfn")
-        self.reserve = K.unsigned(reserve, "reserve")
-        self.free = K.unsigned(free, "free")
-        self.align = K.unsigned(align, "align")
-        self.alloc = K.unsigned(alloc, "alloc")
+        cdef uint64_t v[5]
+        _u64(base_pfn, "base_pfn", &v[0])
+        _u64(reserve, "reserve", &v[1])
+        _u64(free, "free", &v[2])
+        _u64(align, "align", &v[3])
+        _u64(alloc, "alloc", &v[4])
+        self.base_pfn, self.reserve, self.free, self.align, self.alloc = v[0], v[1], v[2], v[3], v[4]
 
     def offset(self):
         """``vmem_altmap_offset``: pfns from ``base_pfn`` that are not device data."""
@@ -163,12 +201,16 @@ cdef class VmemAltmap:
 
     def alloc_block_buf(self, nr_pfns):
         """``altmap_alloc_block_buf``: first pfn of ``nr_pfns`` aligned pfns, or None."""
-        cdef int64_t pfn = self.c_alloc_block_buf(K.unsigned(nr_pfns, "nr_pfns"))
+        cdef uint64_t n
+        _u64(nr_pfns, "nr_pfns", &n)
+        cdef int64_t pfn = self.c_alloc_block_buf(n)
         return None if pfn < 0 else pfn
 
     def free_pfns(self, nr_pfns):
         """``vmem_altmap_free``: ``alloc -= nr`` (unsigned, as in the kernel)."""
-        self.c_free(K.unsigned(nr_pfns, "nr_pfns"))
+        cdef uint64_t n
+        _u64(nr_pfns, "nr_pfns", &n)
+        self.c_free(n)
 
     def _fields(self):
         return (self.base_pfn, self.reserve, self.free, self.align, self.alloc)
@@ -198,29 +240,17 @@ cdef unsigned int _kernel_flags(object model):
             | (SM_K_USAGE_FREE_UNLESS_EARLY if model.usage_freed_unless_early else 0))
 
 
-cdef inline int64_t _small_index(object v) except? -2:
-    """A Python int as a non-negative int64, or -1 for negative / too large values."""
-    cdef int ovf = 0
-    cdef long long x
-    if type(v) is not int:
-        v = K.index(v, "value")
-    x = PyLong_AsLongLongAndOverflow(v, &ovf)
-    if ovf != 0 or x < 0:
-        return -1
-    return x
-
-
 cdef class SectionTable:
     """``mem_section[]`` of one x86_64 machine (SPARSEMEM_VMEMMAP + SPARSEMEM_EXTREME).
 
     ``SectionTable(max_physmem_bits=46, kernel="5.3")``: 46 for 4-level paging, 52 for
     5-level.  ``kernel`` selects the behaviour era (:mod:`sparsemem.kernel`).  Boot with
     ``memory_present`` per memblock range, ``sparse_init()``, then ``subsection_map_init``
-    per range (../shared/spec/sparse-hotplug.md §3); hot-add and remove with
+    per range (docs/spec/sparse-hotplug.md §3); hot-add and remove with
     ``sparse_add_section``/``sparse_remove_section`` (§5-§6) or the ``__add_pages``-style
     ``sparse_add_range``/``sparse_remove_range``.
 
-    Concurrency (../shared/spec/sparse-hotplug.md §11): every mutating method (and
+    Concurrency (docs/spec/sparse-hotplug.md §11): every mutating method (and
     ``__setstate__``) holds the table's write lock for the whole call, with the GIL held, so
     writers are serialised and each call is one atomic write, however many sections it
     touches (``sparse_add_range`` of N sections included).  ``pfn_valid_many`` releases the
@@ -239,6 +269,7 @@ cdef class SectionTable:
     def __cinit__(self, max_physmem_bits=46, kernel="5.3"):
         self.root_idx = NULL
         self.roots = NULL
+        self.exts = NULL
         pthread_rwlock_init(&self.lock, NULL)
 
     def __init__(self, max_physmem_bits=46, kernel="5.3"):
@@ -264,6 +295,8 @@ cdef class SectionTable:
         if self.roots[0] == NULL:
             raise MemoryError()
         self.nroots = 1
+        self.nexts = 1        # index 0: no block
+        self.exts_cap = 0
         self.highest_present = 0
         self.phase = FRESH
         self.sparse_init_done = False
@@ -272,14 +305,14 @@ cdef class SectionTable:
 
     def __dealloc__(self):
         cdef uint32_t i
-        cdef int j
         if self.roots != NULL:
             for i in range(self.nroots):
-                if self.roots[i] != NULL:
-                    for j in range(SM_SECTIONS_PER_ROOT):
-                        free(self.roots[i].sec[j].zn)
-                    free(self.roots[i])
+                free(self.roots[i])
             free(self.roots)
+        if self.exts != NULL:
+            for i in range(1, self.nexts):
+                free(self.exts[i])
+            free(self.exts)
         free(self.root_idx)
         pthread_rwlock_destroy(&self.lock)
 
@@ -326,10 +359,10 @@ cdef class SectionTable:
 
     @property
     def nbytes(self):
-        """Host bytes this table holds: root index, root pointers, roots, zone/nid arrays."""
+        """Host bytes this table holds: root index, root pointers, roots, memmap-contents blocks."""
         return (<object>type(self)).__basicsize__ + self.nr_roots * sizeof(uint32_t) \
             + self.roots_cap * sizeof(sm_root *) + self.nroots * sizeof(sm_root) \
-            + self.n_zn * SM_SUBSECTIONS_PER_SECTION * sizeof(uint16_t)
+            + self.exts_cap * sizeof(sm_ext *) + (self.nexts - 1) * sizeof(sm_ext)
 
     # ------------------------------------------------------------------ C-level access
     cdef sm_section *c_section(self, uint64_t nr) noexcept nogil:
@@ -363,112 +396,65 @@ cdef class SectionTable:
             pthread_rwlock_unlock(&self.lock)
             done += chunk
 
-    cdef inline void _set_valid(self, uint64_t nr, sm_section *s) noexcept:
-        self.roots[self.root_idx[nr >> SM_SECTION_ROOT_SHIFT]].valid[nr & SM_SECTION_ROOT_MASK] = \
-            sm_valid_word(s, self.kflags)
-
-    cdef int _index_init(self, uint64_t nr) except -1:
-        """``sparse_index_init``: allocate the root that holds section ``nr``."""
-        cdef uint64_t r = nr >> SM_SECTION_ROOT_SHIFT
-        cdef sm_root **grown
-        cdef sm_root *root
-        if self.root_idx[r]:
-            return 0
-        if self.nroots == self.roots_cap:
-            grown = <sm_root **>realloc(self.roots, 2 * self.roots_cap * sizeof(sm_root *))
-            if grown == NULL:
-                raise MemoryError()
-            self.roots = grown
-            self.roots_cap *= 2
-        root = <sm_root *>calloc(1, sizeof(sm_root))
-        if root == NULL:
-            raise MemoryError()
-        self.roots[self.nroots] = root
-        self.root_idx[r] = self.nroots
-        self.nroots += 1
-        return 0
-
-    cdef inline int64_t _nr(self, object nr) except? -2:
-        cdef int64_t v = _small_index(nr)
-        if v < 0 or <uint64_t>v >= self.nr_sections:
-            return -1
-        return v
-
-    cdef inline sm_section *_sec_obj(self, object nr) except? NULL:
-        cdef int64_t v = self._nr(nr)
-        if v < 0:
-            return NULL
-        return self.c_section(<uint64_t>v)
-
     # ------------------------------------------------------------------ section queries
     def present_section_nr(self, nr):
         """``present_section_nr``: SECTION_MARKED_PRESENT is set."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         return s != NULL and (s.mem_map & SM_SECTION_MARKED_PRESENT) != 0
 
     def valid_section_nr(self, nr):
         """``valid_section_nr``: SECTION_HAS_MEM_MAP is set."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         return s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP) != 0
 
     def online_section_nr(self, nr):
         """``online_section_nr``: SECTION_IS_ONLINE is set."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         return s != NULL and (s.mem_map & SM_SECTION_IS_ONLINE) != 0
 
     def early_section_nr(self, nr):
         """``early_section``: SECTION_IS_EARLY is set (never in the legacy era)."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         return (s != NULL and (self.kflags & SM_K_SECTION_IS_EARLY) != 0
                 and (s.mem_map & SM_SECTION_IS_EARLY) != 0)
 
     def subsection_map(self, nr):
         """``usage->subsection_map`` of section ``nr`` (0 without a usage; always 0 in legacy)."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         if s == NULL or s.usage == SM_USAGE_NONE or not (self.kflags & SM_K_SUBSECTION):
             return 0
         return s.subsection_map
 
     def section_mem_map(self, nr):
         """The raw ``section_mem_map`` word (flags, encoded memmap or early nid)."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         return s.mem_map if s != NULL else 0
 
     def section_nid(self, nr):
         """Node recorded for section ``nr`` by ``memory_present``/``sparse_add_section`` (-1: none)."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         if s == NULL or not (s.mem_map & SM_SECTION_MARKED_PRESENT):
             return -1
         return s.nid
 
     def section_usage(self, nr):
         """Where section ``nr``'s usage came from: ``"boot"``, ``"slab"`` or None."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         return C.USAGE_NAMES[s.usage] if s != NULL else None
 
     def pageblock_flags(self, nr):
         """``usage->pageblock_flags`` as a 256-bit integer (4 bits per 2 MiB pageblock)."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         if s == NULL or s.usage == SM_USAGE_NONE:
             return 0
-        return K.pageblock_flags_word(s.pb_mask)
+        return K.pageblock_flags_word(_pb_mask(self, s))
 
     def section_vmemmap(self, nr):
         """How section ``nr``'s memmap is mapped: None, "boot-pmd", "pmd-ram", "pmd-altmap", "pte"."""
-        cdef sm_section *s = self._sec_obj(nr)
+        cdef sm_section *s = _sec_obj(self, nr)
         return C.VMM_NAMES[s.vmm] if s != NULL else None
 
     # ------------------------------------------------------------------ pfn queries
-    cdef inline int _valid_obj(self, object pfn) except -1:
-        cdef int ovf = 0
-        cdef long long v
-        if type(pfn) is not int:
-            pfn = K.index(pfn, "pfn")
-        v = PyLong_AsLongLongAndOverflow(pfn, &ovf)
-        if ovf != 0 or v < 0:
-            return 0
-        return self.c_pfn_valid(<uint64_t>v)
-
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def pfn_valid(self, pfn):
@@ -476,10 +462,10 @@ cdef class SectionTable:
 
         Any int is accepted; a pfn beyond the physical address space is not valid.
         """
-        return self._valid_obj(pfn) == 1
+        return _valid_obj(self, pfn) == 1
 
     def __contains__(self, pfn):
-        return self._valid_obj(pfn) == 1
+        return _valid_obj(self, pfn) == 1
 
     def pfn_valid_many(self, pfns, out=None):
         """``pfn_valid`` of every element of an integer array-like, as a bool array.
@@ -496,71 +482,23 @@ cdef class SectionTable:
                 self.c_pfn_valid_batch(&a[0], &o[0], n)
         return out
 
-    cdef int _zn(self, object pfn) except -2:
-        cdef int64_t v = _small_index(pfn)
-        if v < 0 or <uint64_t>v >= self.pfn_limit_:
-            return -1
-        return self._zn_c(<uint64_t>v)
-
-    cdef inline int _zn_c(self, uint64_t pfn) noexcept:
-        cdef sm_section *s = self.c_section(pfn >> SM_PFN_SECTION_SHIFT)
-        cdef unsigned sub
-        if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
-            return -1
-        sub = (pfn >> SM_PFN_SUBSECTION_SHIFT) & 63
-        if not ((s.init_mask >> sub) & 1):
-            return -1
-        return s.zn[sub]
-
     def pfn_to_nid(self, pfn):
         """Node of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent."""
-        cdef int zn = self._zn(pfn)
+        cdef int zn = _zn(self, pfn)
         return -1 if zn < 0 else zn >> 3
 
     def page_zonenum(self, pfn):
         """Zone index of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent."""
-        cdef int zn = self._zn(pfn)
+        cdef int zn = _zn(self, pfn)
         return -1 if zn < 0 else zn & 7
-
-    # ------------------------------------------------------------------ helpers
-    cdef _enter_hotplug(self, str what):
-        if self.phase == PRESENT:
-            raise RuntimeError(f"{what}: memory_present() ran but sparse_init() has not: finish booting first")
-        self.phase = BOOTED
-
-    cdef _warn(self, str where, str text):
-        self.dmesg.append(f"WARNING: at {where}: {text}")
-
-    cdef _warn_once(self, object key, str where, str text):
-        if key not in self.warned_once:
-            self.warned_once.add(key)
-            self._warn(where, text)
-
-    cdef VmemAltmap _altmap(self, object altmap):
-        if altmap is not None and not isinstance(altmap, VmemAltmap):
-            raise TypeError(f"altmap must be a {__name__}.VmemAltmap or None, not {type(altmap).__name__}")
-        return altmap
-
-    cdef inline void _acct(self, sm_section *s, int sign) noexcept:
-        """Add (sign=1) or remove (sign=-1) section ``s``'s vmemmap from the counters."""
-        if s.vmm == SM_VMM_BOOT_PMD:
-            self.n_boot_pmd += sign
-        elif s.vmm == SM_VMM_PMD_RAM:
-            self.n_pmd_ram += sign
-        elif s.vmm == SM_VMM_PMD_ALTMAP:
-            self.n_pmd_alt += sign
-        elif s.vmm == SM_VMM_PTE:
-            self.n_tables += sign
-            self.n_pages += sign * SM_SUBSECTION_MEMMAP_PAGES * sm_popcount64(s.pte_mask)
-        if s.vmm == SM_VMM_BOOT_PMD or s.vmm == SM_VMM_PMD_RAM or s.vmm == SM_VMM_PMD_ALTMAP:
-            self.n_fd += sign * sm_popcount64(s.fd_mask)
 
     # ------------------------------------------------------------------ boot (§3)
     def memory_present(self, nid, start_pfn, end_pfn):
         """``memory_present`` (§3.1): mark the sections of a memblock range present with nid."""
-        nid = K.check_nid(nid)
-        cdef uint64_t start = K.unsigned(start_pfn, "start_pfn")
-        cdef uint64_t end = K.unsigned(end_pfn, "end_pfn")
+        cdef int c_nid = _nid(nid)
+        cdef uint64_t start, end
+        _u64(start_pfn, "start_pfn", &start)
+        _u64(end_pfn, "end_pfn", &end)
         cdef uint64_t pfn, nr
         cdef sm_section *s
         if start > end:
@@ -570,24 +508,25 @@ cdef class SectionTable:
         self.phase = PRESENT
         start &= ~(PPS - 1)
         if start > self.pfn_limit_:
-            self._warn_once(("memmodel", 0), "mm/sparse.c mminit_validate_memmodel_limits",
-                            f"Start of range {start} -> {end} exceeds SPARSEMEM max {self.pfn_limit_}")
+            _warn_once(self, ("memmodel", 0), "mm/sparse.c mminit_validate_memmodel_limits",
+                       f"Start of range {start} -> {end} exceeds SPARSEMEM max {self.pfn_limit_}")
             start = end = self.pfn_limit_
         elif end > self.pfn_limit_:
-            self._warn_once(("memmodel", 0), "mm/sparse.c mminit_validate_memmodel_limits",
-                            f"End of range {start} -> {end} exceeds SPARSEMEM max {self.pfn_limit_}, truncating")
+            _warn_once(self, ("memmodel", 0), "mm/sparse.c mminit_validate_memmodel_limits",
+                       f"End of range {start} -> {end} exceeds SPARSEMEM max {self.pfn_limit_}, truncating")
             end = self.pfn_limit_
         pthread_rwlock_wrlock(&self.lock)
         try:
             pfn = start
             while pfn < end:
                 nr = pfn >> SM_PFN_SECTION_SHIFT
-                self._index_init(nr)
+                _index_init(self, nr)
                 s = self.c_section(nr)
                 if s.mem_map == 0:
-                    s.mem_map = ((<uint64_t>nid) << self.nid_shift) | SM_SECTION_IS_ONLINE
-                    s.nid = nid
+                    s.mem_map = ((<uint64_t>c_nid) << self.nid_shift) | SM_SECTION_IS_ONLINE
+                    s.nid = <int16_t>c_nid
                     s.mem_map |= SM_SECTION_MARKED_PRESENT
+                    _sync(self, nr, s)
                     if nr > self.highest_present:
                         self.highest_present = nr
                 pfn += PPS
@@ -613,29 +552,29 @@ cdef class SectionTable:
                     s = &self.roots[self.root_idx[r]].sec[j]
                     if not (s.mem_map & SM_SECTION_MARKED_PRESENT):
                         continue
-                    self._acct(s, -1)
+                    _acct(self, s, -1)
                     s.usage = SM_USAGE_BOOT
                     s.subsection_map = 0
-                    s.pb_mask = 0
                     s.vmm = SM_VMM_BOOT_PMD
-                    s.fd_mask = 0
-                    s.init_mask = 0
+                    s.vmm_mask = 0
+                    _clear_ext(self, s, ALL, True)
                     s.mem_map = (s.mem_map & self.keep_mask) | self.vmemmap_base | SM_SECTION_HAS_MEM_MAP | flags
-                    self._acct(s, 1)
-                    self._set_valid((<uint64_t>r << SM_SECTION_ROOT_SHIFT) + j, s)
+                    _acct(self, s, 1)
+                    _sync(self, (<uint64_t>r << SM_SECTION_ROOT_SHIFT) + j, s)
         finally:
             pthread_rwlock_unlock(&self.lock)
 
     def subsection_map_init(self, pfn, nr_pages):
         """``subsection_map_init`` (§3.5): mark the boot sub-sections a memblock range covers."""
-        cdef uint64_t p = K.unsigned(pfn, "pfn")
-        cdef uint64_t left = K.unsigned(nr_pages, "nr_pages")
+        cdef uint64_t p, left
+        _u64(pfn, "pfn", &p)
+        _u64(nr_pages, "nr_pages", &left)
         cdef uint64_t p0, left0, step, nr
         cdef sm_section *s
         if not self.sparse_init_done:
             raise RuntimeError("subsection_map_init() needs sparse_init() first")
         if p + left > self.pfn_limit_ or p + left < p:
-            raise ValueError(f"subsection_map_init: pfn range [0x{p:x}-0x{p + left:x}) exceeds max pfn 0x{self.pfn_limit_:x}")
+            raise ValueError(f"subsection_map_init: pfn range [0x{p:x}-0x{(<object>p) + left:x}) exceeds max pfn 0x{self.pfn_limit_:x}")
         if not (self.kflags & SM_K_SUBSECTION) or left == 0:
             return
         p0, left0 = p, left
@@ -656,181 +595,13 @@ cdef class SectionTable:
                 step = min(left, PPS - (p & (PPS - 1)))
                 s = self.c_section(nr)
                 s.subsection_map |= sm_subsection_mask(p, step)
-                self._set_valid(nr, s)
+                _sync(self, nr, s)
                 p += step
                 left -= step
         finally:
             pthread_rwlock_unlock(&self.lock)
 
-    # ------------------------------------------------------------------ vmemmap (MN §7)
-    cdef bint _populate(self, sm_section *s, uint64_t mask, bint full, VmemAltmap altmap) noexcept:
-        """``__populate_section_memmap`` for the sub-sections ``mask``; False = -ENOMEM."""
-        cdef bint huge = s.vmm == SM_VMM_BOOT_PMD or s.vmm == SM_VMM_PMD_RAM or s.vmm == SM_VMM_PMD_ALTMAP
-        self._acct(s, -1)
-        if not full:
-            # Rule 1 (v5.3): partial sections use 4 KiB pages from RAM, even with an altmap
-            if huge:
-                s.fd_mask &= ~mask
-            else:
-                if s.vmm == SM_VMM_NONE:
-                    s.vmm = SM_VMM_PTE
-                    s.pte_mask = 0
-                s.pte_mask |= mask
-        elif huge:
-            s.fd_mask = 0
-        elif s.vmm == SM_VMM_PTE:
-            s.pte_mask = ALL
-        elif altmap is not None:
-            if altmap.c_alloc_block_buf(SM_PMD_PFNS) < 0:
-                self._acct(s, 1)
-                return False
-            s.vmm = SM_VMM_PMD_ALTMAP
-            s.fd_mask = 0
-        else:
-            s.vmm = SM_VMM_PMD_RAM
-            s.fd_mask = 0
-        self._acct(s, 1)
-        return True
-
-    cdef inline void _free_pmd(self, sm_section *s, VmemAltmap altmap) noexcept:
-        """``free_hugepage_table``: back to the altmap if one is passed, else to RAM."""
-        if altmap is not None:
-            altmap.c_free(SM_PMD_PFNS)
-        s.vmm = SM_VMM_NONE
-        s.fd_mask = 0
-
-    cdef void _depopulate(self, sm_section *s, uint64_t mask, VmemAltmap altmap) noexcept:
-        """``vmemmap_free`` of the memmap of sub-sections ``mask`` (MN §7.2)."""
-        self._acct(s, -1)
-        if s.vmm == SM_VMM_BOOT_PMD or s.vmm == SM_VMM_PMD_RAM or s.vmm == SM_VMM_PMD_ALTMAP:
-            if mask == ALL:
-                self._free_pmd(s, altmap)
-            else:
-                s.fd_mask |= mask
-                if s.fd_mask == ALL:
-                    self._free_pmd(s, altmap)
-        elif s.vmm == SM_VMM_PTE:
-            s.pte_mask &= ~mask
-            if s.pte_mask == 0:
-                s.vmm = SM_VMM_NONE
-        self._acct(s, 1)
-
-    cdef inline void _free_whole_memmap(self, sm_section *s) noexcept:
-        """``free_map_bootmem`` of the whole section (no altmap)."""
-        self._acct(s, -1)
-        s.vmm = SM_VMM_NONE
-        s.fd_mask = 0
-        s.pte_mask = 0
-
-    cdef _free_usage(self, sm_section *s, uint64_t nr):
-        if s.usage == SM_USAGE_BOOT:
-            self.dmesg.append(f"BUG: kfree() of the boot-time mem_section_usage of section {nr} "
-                              f"(memblock memory: the v5.3 re-added early section bug)")
-        s.usage = SM_USAGE_NONE
-        s.subsection_map = 0
-
     # ------------------------------------------------------------------ hotplug (§5-§7)
-    cdef inline void _mark_present(self, sm_section *s, uint64_t nr, int nid) noexcept:
-        s.mem_map |= SM_SECTION_MARKED_PRESENT
-        s.nid = nid
-        if nr > self.highest_present:
-            self.highest_present = nr
-
-    cdef int _section_activate(self, uint64_t nr, sm_section *s, uint64_t pfn, uint64_t nr_pages,
-                               VmemAltmap altmap) except? -999:
-        """``section_activate`` (§5.4): 0 or -errno, leaving the documented state."""
-        cdef uint64_t mask = sm_subsection_mask(pfn, nr_pages)
-        cdef bint new_usage = s.usage == SM_USAGE_NONE
-        if new_usage:
-            s.usage = SM_USAGE_SLAB
-            s.subsection_map = 0
-            s.pb_mask = 0
-        if s.subsection_map & mask:
-            if new_usage:
-                s.usage = SM_USAGE_NONE
-            return -EEXIST_
-        s.subsection_map |= mask
-        if nr_pages < PPS and (s.mem_map & SM_SECTION_IS_EARLY):
-            return 0
-        if not self._populate(s, mask, nr_pages == PPS, altmap):
-            self._section_deactivate(nr, s, pfn, nr_pages, altmap)
-            return -ENOMEM_
-        return 0
-
-    cdef int _section_deactivate(self, uint64_t nr, sm_section *s, uint64_t pfn, uint64_t nr_pages,
-                                 VmemAltmap altmap) except -1:
-        """``section_deactivate`` in its exact v5.3 order (§6.4); False after the WARN."""
-        cdef bint was_early = (s.mem_map & SM_SECTION_IS_EARLY) != 0
-        cdef uint64_t mask = sm_subsection_mask(pfn, nr_pages)
-        cdef bint empty
-        if s.usage == SM_USAGE_NONE or (s.subsection_map & mask) != mask:
-            self._warn("mm/sparse.c section_deactivate", K.deactivated_message(pfn, nr_pages))
-            return 0
-        s.subsection_map ^= mask
-        empty = s.subsection_map == 0
-        if empty:
-            if not was_early or not (self.kflags & SM_K_USAGE_FREE_UNLESS_EARLY):
-                self._free_usage(s, nr)
-            s.mem_map = sm_encode_null(nr) if (self.kflags & SM_K_ENCODED_NULL) else 0
-        if was_early and empty:
-            self._free_whole_memmap(s)
-        elif not was_early or (self.kflags & SM_K_EARLY_PARTIAL_FREE):
-            self._depopulate(s, mask, altmap)
-        s.init_mask &= ~mask
-        self._set_valid(nr, s)
-        return 1
-
-    cdef int _legacy_add_section(self, uint64_t nr, int nid, VmemAltmap altmap) except? -999:
-        """v5.2 ``__add_section`` + ``sparse_add_one_section`` on the whole section (§7)."""
-        cdef sm_section *s = self.c_section(nr)
-        if s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP):
-            return -EEXIST_
-        self._index_init(nr)
-        s = self.c_section(nr)
-        if not self._populate(s, ALL, True, altmap):
-            return -ENOMEM_
-        if s.mem_map & SM_SECTION_MARKED_PRESENT:
-            self._depopulate(s, ALL, altmap)
-            return -EEXIST_
-        s.usage = SM_USAGE_SLAB
-        s.pb_mask = 0
-        s.subsection_map = 0
-        s.init_mask = 0
-        self._mark_present(s, nr, nid)
-        s.mem_map = (s.mem_map & self.keep_mask) | self.vmemmap_base | SM_SECTION_HAS_MEM_MAP
-        self._set_valid(nr, s)
-        return 0
-
-    cdef int _add_piece(self, int nid, uint64_t pfn, uint64_t nr_pages, VmemAltmap altmap) except? -999:
-        cdef uint64_t nr = pfn >> SM_PFN_SECTION_SHIFT
-        cdef uint64_t sec_pfn = nr << SM_PFN_SECTION_SHIFT
-        cdef sm_section *s
-        cdef int rc
-        cdef uint64_t encoded
-        if not (self.kflags & SM_K_SUBSECTION):
-            return self._legacy_add_section(nr, nid, altmap)
-        self._index_init(nr)
-        s = self.c_section(nr)
-        rc = self._section_activate(nr, s, pfn, nr_pages, altmap)
-        if rc:
-            return rc
-        s.init_mask &= ~sm_subsection_mask(pfn, nr_pages)  # page_init_poison
-        self._mark_present(s, nr, nid)
-        if pfn != sec_pfn and (self.kflags & SM_K_KADDR_BUG):
-            encoded = self.page_offset + sec_pfn * (SM_PAGE_SIZE - SM_STRUCT_PAGE_SIZE)
-        else:
-            encoded = self.vmemmap_base
-        s.mem_map = (s.mem_map & self.keep_mask) | encoded | SM_SECTION_HAS_MEM_MAP
-        self._set_valid(nr, s)
-        return 0
-
-    cdef _raise_add(self, int rc, uint64_t pfn, uint64_t nr_pages, VmemAltmap altmap):
-        cdef sm_section *s = self.c_section(pfn >> SM_PFN_SECTION_SHIFT)
-        cdef uint64_t overlap = 0
-        if s != NULL and s.usage != SM_USAGE_NONE:
-            overlap = s.subsection_map & sm_subsection_mask(pfn, nr_pages)
-        raise K.add_error(rc, bool(self.kflags & SM_K_SUBSECTION), pfn, nr_pages, overlap, altmap)
-
     def sparse_add_section(self, nid, start_pfn, nr_pages, altmap=None):
         """``sparse_add_section`` (§5.3) for one section's piece; legacy: ``__add_section`` (§7).
 
@@ -839,41 +610,19 @@ cdef class SectionTable:
         PMD.  On -ENOMEM the kernel leaves the documented state of §5.4 step 7: the bits are
         cleared again but ``section_mem_map`` holds ``sparse_encode_mem_map(NULL, nr)``.
         """
-        cdef int c_nid = K.check_nid(nid)
-        start, nr = K.check_range(start_pfn, nr_pages, self.pfn_limit_, self.bits,
-                                  bool(self.kflags & SM_K_SUBSECTION), one_section=True, what="sparse_add_section")
-        cdef VmemAltmap am = self._altmap(altmap)
+        cdef int c_nid = _nid(nid)
+        cdef uint64_t start, nr
+        _check_range(self, start_pfn, nr_pages, True, "sparse_add_section", &start, &nr)
+        cdef VmemAltmap am = _altmap(altmap)
         cdef int rc
-        self._enter_hotplug("sparse_add_section")
+        _enter_hotplug(self, "sparse_add_section")
         pthread_rwlock_wrlock(&self.lock)
         try:
-            rc = self._add_piece(c_nid, start, nr, am)
+            rc = _add_piece(self, c_nid, start, nr, am)
         finally:
             pthread_rwlock_unlock(&self.lock)
         if rc:
-            self._raise_add(rc, start, nr, am)
-
-    cdef int _remove_piece(self, uint64_t pfn, uint64_t nr_pages, VmemAltmap altmap) except -1:
-        cdef uint64_t nr = pfn >> SM_PFN_SECTION_SHIFT
-        cdef sm_section *s
-        cdef int usage
-        s = self.c_section(nr)
-        if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
-            self._warn_once(("remove_section", 0), "mm/memory_hotplug.c __remove_section",
-                            f"section {nr} (pfn 0x{pfn:x}) has no valid memmap")
-            return 0
-        if self.kflags & SM_K_SUBSECTION:
-            return self._section_deactivate(nr, s, pfn, nr_pages, altmap)
-        usage = s.usage
-        s.mem_map = 0
-        s.usage = SM_USAGE_NONE
-        s.init_mask = 0
-        if usage == SM_USAGE_SLAB:
-            self._depopulate(s, ALL, altmap)
-        else:
-            self._free_whole_memmap(s)
-        self._set_valid(nr, s)
-        return 1
+            _raise_add(self, rc, start, nr, am)
 
     def sparse_remove_section(self, start_pfn, nr_pages, altmap=None):
         """``__remove_section`` -> ``sparse_remove_section`` -> ``section_deactivate`` (§6.3-6.4).
@@ -883,15 +632,14 @@ cdef class SectionTable:
         and returns False here, with the warning in ``dmesg``.  Legacy: the whole section
         (``sparse_remove_one_section``).
         """
-        start, nr = K.check_range(start_pfn, nr_pages, self.pfn_limit_, self.bits,
-                                  bool(self.kflags & SM_K_SUBSECTION), one_section=True,
-                                  what="sparse_remove_section")
-        cdef VmemAltmap am = self._altmap(altmap)
+        cdef uint64_t start, nr
+        _check_range(self, start_pfn, nr_pages, True, "sparse_remove_section", &start, &nr)
+        cdef VmemAltmap am = _altmap(altmap)
         cdef int done
-        self._enter_hotplug("sparse_remove_section")
+        _enter_hotplug(self, "sparse_remove_section")
         pthread_rwlock_wrlock(&self.lock)
         try:
-            done = self._remove_piece(start, nr, am)
+            done = _remove_piece(self, start, nr, am)
         finally:
             pthread_rwlock_unlock(&self.lock)
         return done == 1
@@ -903,33 +651,33 @@ cdef class SectionTable:
         raised, and the pieces added before it stay added (the kernel has no rollback).
         Legacy: every section the range touches is added whole and -EEXIST is ignored.
         """
-        cdef int c_nid = K.check_nid(nid)
-        start, nr = K.check_range(start_pfn, nr_pages, self.pfn_limit_, self.bits,
-                                  bool(self.kflags & SM_K_SUBSECTION), one_section=False, what="sparse_add_range")
-        cdef VmemAltmap am = self._altmap(altmap)
+        cdef int c_nid = _nid(nid)
+        cdef uint64_t start, nr
+        _check_range(self, start_pfn, nr_pages, False, "sparse_add_range", &start, &nr)
+        cdef VmemAltmap am = _altmap(altmap)
         cdef uint64_t pfn = start, end = start + nr, step = 0, done, r
         cdef int rc = 0
         cdef bint swallow = (self.kflags & SM_K_SWALLOW_EEXIST) != 0
         cdef uint64_t submap = ALL if (self.kflags & SM_K_SUBSECTION) else 0
-        self._enter_hotplug("sparse_add_range")
+        _enter_hotplug(self, "sparse_add_range")
         pthread_rwlock_wrlock(&self.lock)
         try:
             r = start >> (SM_PFN_SECTION_SHIFT + SM_SECTION_ROOT_SHIFT)
             while r <= (end - 1) >> (SM_PFN_SECTION_SHIFT + SM_SECTION_ROOT_SHIFT):
-                self._index_init(r << SM_SECTION_ROOT_SHIFT)
+                _index_init(self, r << SM_SECTION_ROOT_SHIFT)
                 r += 1
             while pfn < end:
                 if am is None and (pfn & (PPS - 1)) == 0 and end - pfn >= PPS:
-                    # whole fresh sections: the same steps as below, in one C loop
+                    # whole fresh sections (sm_sync_section): the same steps as below, in one C loop
                     done = sm_add_fresh_sections(self.roots, self.root_idx, pfn >> SM_PFN_SECTION_SHIFT,
                                                  (end - pfn) >> SM_PFN_SECTION_SHIFT, c_nid, submap,
-                                                 self.keep_mask, self.vmemmap_base, &self.highest_present)
+                                                 self.vmemmap_base, &self.highest_present)
                     if done:
                         self.n_pmd_ram += done
                         pfn += done << SM_PFN_SECTION_SHIFT
                         continue
                 step = min(end - pfn, PPS - (pfn & (PPS - 1)))
-                rc = self._add_piece(c_nid, pfn, step, am)
+                rc = _add_piece(self, c_nid, pfn, step, am)
                 if rc == -EEXIST_ and swallow:
                     rc = 0
                 if rc:
@@ -938,65 +686,44 @@ cdef class SectionTable:
         finally:
             pthread_rwlock_unlock(&self.lock)
         if rc:
-            self._raise_add(rc, pfn, step, am)
+            _raise_add(self, rc, pfn, step, am)
 
     def sparse_remove_range(self, start_pfn, nr_pages, altmap=None):
         """The section loop of ``__remove_pages`` (§6.2 step 4): returns the pieces removed."""
-        start, nr = K.check_range(start_pfn, nr_pages, self.pfn_limit_, self.bits,
-                                  bool(self.kflags & SM_K_SUBSECTION), one_section=False,
-                                  what="sparse_remove_range")
-        cdef VmemAltmap am = self._altmap(altmap)
+        cdef uint64_t start, nr
+        _check_range(self, start_pfn, nr_pages, False, "sparse_remove_range", &start, &nr)
+        cdef VmemAltmap am = _altmap(altmap)
         cdef uint64_t pfn = start, end = start + nr, step, done
         cdef int64_t removed = 0
-        cdef uint64_t full_map = ALL if (self.kflags & SM_K_SUBSECTION) else 0
         cdef int encoded_null = (self.kflags & SM_K_ENCODED_NULL) != 0
-        self._enter_hotplug("sparse_remove_range")
+        _enter_hotplug(self, "sparse_remove_range")
         pthread_rwlock_wrlock(&self.lock)
         try:
             while pfn < end:
                 if am is None and (pfn & (PPS - 1)) == 0 and end - pfn >= PPS:
-                    # whole hot-added sections with a RAM PMD: section_deactivate in one C loop
+                    # whole plain hot-added sections (a RAM PMD, no marks): section_deactivate in one C loop
                     done = sm_remove_full_sections(self.roots, self.root_idx, pfn >> SM_PFN_SECTION_SHIFT,
-                                                   (end - pfn) >> SM_PFN_SECTION_SHIFT, full_map, encoded_null)
+                                                   (end - pfn) >> SM_PFN_SECTION_SHIFT, encoded_null)
                     if done:
                         self.n_pmd_ram -= done
                         removed += done
                         pfn += done << SM_PFN_SECTION_SHIFT
                         continue
                 step = min(end - pfn, PPS - (pfn & (PPS - 1)))
-                removed += self._remove_piece(pfn, step, am)
+                removed += _remove_piece(self, pfn, step, am)
                 pfn += step
         finally:
             pthread_rwlock_unlock(&self.lock)
         return removed
 
     # ------------------------------------------------------------------ online state
-    cdef _set_online(self, object start_pfn, object end_pfn, bint online, str what):
-        start, end = K.check_span(start_pfn, end_pfn, self.pfn_limit_, what)
-        cdef uint64_t pfn = start, e = end, nr
-        cdef sm_section *s
-        pthread_rwlock_wrlock(&self.lock)
-        try:
-            while pfn < e:
-                nr = pfn >> SM_PFN_SECTION_SHIFT
-                s = self.c_section(nr)
-                if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
-                    self._warn(f"mm/sparse.c {what}", f"section {nr} has no valid memmap")
-                elif online:
-                    s.mem_map |= SM_SECTION_IS_ONLINE
-                else:
-                    s.mem_map &= ~SM_SECTION_IS_ONLINE
-                pfn += PPS
-        finally:
-            pthread_rwlock_unlock(&self.lock)
-
     def online_mem_sections(self, start_pfn, end_pfn):
         """``online_mem_sections`` (§5.5): set SECTION_IS_ONLINE, WARN_ON sections without memmap."""
-        self._set_online(start_pfn, end_pfn, True, "online_mem_sections")
+        _set_online(self, start_pfn, end_pfn, True, "online_mem_sections")
 
     def offline_mem_sections(self, start_pfn, end_pfn):
         """``offline_mem_sections`` (§5.6): clear SECTION_IS_ONLINE, WARN_ON sections without memmap."""
-        self._set_online(start_pfn, end_pfn, False, "offline_mem_sections")
+        _set_online(self, start_pfn, end_pfn, False, "offline_mem_sections")
 
     # ------------------------------------------------------------------ memmap contents
     def memmap_init_zone(self, nid, zone, start_pfn, nr_pages):
@@ -1005,40 +732,42 @@ cdef class SectionTable:
         Recorded per 2 MiB sub-section (the granularity of every probe that reads them), only
         where a memmap exists; pageblocks starting inside the range become MIGRATE_MOVABLE.
         """
-        cdef int c_nid = K.check_nid(nid)
-        cdef int c_zone = K.check_zone(zone)
-        cdef uint64_t p = K.unsigned(start_pfn, "start_pfn")
-        cdef uint64_t left = K.unsigned(nr_pages, "nr_pages")
-        cdef uint64_t step, mask, off, b, first, last
+        cdef int c_nid = _nid(nid)
+        cdef int c_zone = _zone(zone, False)
+        cdef uint64_t p, left
+        _u64(start_pfn, "start_pfn", &p)
+        _u64(nr_pages, "nr_pages", &left)
+        cdef uint64_t step, mask, off, first, last, nr
         cdef uint16_t zn = <uint16_t>(c_zone | (c_nid << 3))
         cdef sm_section *s
+        cdef sm_ext *e
         cdef int i
         if p + left > self.pfn_limit_ or p + left < p:
-            raise ValueError(f"memmap_init_zone: pfn range [0x{p:x}-0x{p + left:x}) exceeds max pfn 0x{self.pfn_limit_:x}")
+            raise ValueError(f"memmap_init_zone: pfn range [0x{p:x}-0x{(<object>p) + left:x}) exceeds max pfn 0x{self.pfn_limit_:x}")
         pthread_rwlock_wrlock(&self.lock)
         try:
             while left:
                 step = min(left, PPS - (p & (PPS - 1)))
-                s = self.c_section(p >> SM_PFN_SECTION_SHIFT)
+                nr = p >> SM_PFN_SECTION_SHIFT
+                s = self.c_section(nr)
                 if s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP):
                     mask = sm_subsection_mask(p, step)
-                    if s.zn == NULL:
-                        s.zn = <uint16_t *>malloc(SM_SUBSECTIONS_PER_SECTION * sizeof(uint16_t))
-                        if s.zn == NULL:
-                            raise MemoryError()
+                    e = _ext_get(self, s)
+                    _sync(self, nr, s)  # it has a block now
+                    if not e.has_zn:
                         for i in range(SM_SUBSECTIONS_PER_SECTION):
-                            s.zn[i] = SM_ZN_POISON
-                        self.n_zn += 1
+                            e.zn[i] = SM_ZN_POISON
+                        e.has_zn = 1
                     for i in range(SM_SUBSECTIONS_PER_SECTION):
                         if (mask >> i) & 1:
-                            s.zn[i] = zn
-                    s.init_mask |= mask
+                            e.zn[i] = zn
+                    e.init_mask |= mask
                     if s.usage != SM_USAGE_NONE:
                         off = p & (PPS - 1)
                         first = (off + SM_PAGEBLOCK_NR_PAGES - 1) // SM_PAGEBLOCK_NR_PAGES
                         last = (off + step - 1) // SM_PAGEBLOCK_NR_PAGES
                         if first <= last:
-                            s.pb_mask |= sm_subsection_mask(first * SM_PAGEBLOCK_NR_PAGES,
+                            e.pb_mask |= sm_subsection_mask(first * SM_PAGEBLOCK_NR_PAGES,
                                                             (last - first + 1) * SM_PAGEBLOCK_NR_PAGES)
                 p += step
                 left -= step
@@ -1046,25 +775,6 @@ cdef class SectionTable:
             pthread_rwlock_unlock(&self.lock)
 
     # ------------------------------------------------------------------ span scans (§6.5)
-    cdef inline bint _probe(self, uint64_t pfn, int nid, int zone) noexcept:
-        cdef int zn
-        cdef sm_section *s
-        if self.kflags & SM_K_SUBSECTION:
-            if not self.c_pfn_valid(pfn):
-                return False
-        else:
-            s = self.c_section(pfn >> SM_PFN_SECTION_SHIFT)
-            if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
-                return False
-        zn = self._zn_c(pfn)
-        if zn < 0 or (zn >> 3) != nid:
-            return False
-        return zone < 0 or (zn & 7) == zone
-
-    cdef inline bint _section_valid(self, uint64_t nr) noexcept:
-        cdef sm_section *s = self.c_section(nr)
-        return s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP) != 0
-
     def find_smallest_section_pfn(self, nid, zone, start_pfn, end_pfn):
         """``find_smallest_section_pfn``: first probe in [start, end) of (nid, zone), else 0.
 
@@ -1072,21 +782,21 @@ cdef class SectionTable:
         ``zone=None`` means any zone (the node scan).  Sections without a memmap are skipped
         whole, which gives the same answer as probing them.
         """
-        cdef int c_nid = K.check_nid(nid)
-        z = K.check_zone(zone, allow_none=True)
-        cdef int c_zone = -1 if z is None else z
-        cdef uint64_t pfn = K.unsigned(start_pfn, "start_pfn")
-        cdef uint64_t end = K.unsigned(end_pfn, "end_pfn")
+        cdef int c_nid = _nid(nid)
+        cdef int c_zone = _zone(zone, True)
+        cdef uint64_t pfn, end
+        _u64(start_pfn, "start_pfn", &pfn)
+        _u64(end_pfn, "end_pfn", &end)
         cdef uint64_t step = self._model.shrink_step, nr, nxt
         if end > self.pfn_limit_:
             end = self.pfn_limit_  # no probe beyond the address space is valid
         while pfn < end:
             nr = pfn >> SM_PFN_SECTION_SHIFT
-            if not self._section_valid(nr):
+            if not _section_valid(self, nr):
                 nxt = (nr + 1) << SM_PFN_SECTION_SHIFT
                 pfn += ((nxt - pfn + step - 1) // step) * step
                 continue
-            if self._probe(pfn, c_nid, c_zone):
+            if _probe(self, pfn, c_nid, c_zone):
                 return pfn
             pfn += step
         return 0
@@ -1098,11 +808,11 @@ cdef class SectionTable:
         below pfn 0 (or ``end_pfn`` is 0), v5.3 spins for ~2^55 iterations; this raises
         KernelBug instead (§6.5).
         """
-        cdef int c_nid = K.check_nid(nid)
-        z = K.check_zone(zone, allow_none=True)
-        cdef int c_zone = -1 if z is None else z
-        cdef uint64_t start = K.unsigned(start_pfn, "start_pfn")
-        cdef uint64_t end = K.unsigned(end_pfn, "end_pfn")
+        cdef int c_nid = _nid(nid)
+        cdef int c_zone = _zone(zone, True)
+        cdef uint64_t start, end
+        _u64(start_pfn, "start_pfn", &start)
+        _u64(end_pfn, "end_pfn", &end)
         cdef uint64_t step = self._model.shrink_step, nr, top
         cdef int64_t pfn
         if end == 0:
@@ -1113,10 +823,10 @@ cdef class SectionTable:
         pfn = <int64_t>top
         while pfn >= 0 and <uint64_t>pfn >= start:
             nr = (<uint64_t>pfn) >> SM_PFN_SECTION_SHIFT
-            if not self._section_valid(nr):
+            if not _section_valid(self, nr):
                 pfn -= <int64_t>((((<uint64_t>pfn) - (nr << SM_PFN_SECTION_SHIFT)) // step + 1) * step)
                 continue
-            if self._probe(<uint64_t>pfn, c_nid, c_zone):
+            if _probe(self, <uint64_t>pfn, c_nid, c_zone):
                 return pfn
             pfn -= <int64_t>step
         if pfn < 0:
@@ -1158,33 +868,28 @@ cdef class SectionTable:
             pthread_rwlock_unlock(&self.lock)
         return total
 
-    cdef list _rows(self, bint all_fields):
-        cdef uint64_t r, nr
-        cdef int j, i
-        cdef sm_section *s
-        rows = []
-        for r in range(self.nr_roots):
-            if self.root_idx[r] == 0:
-                continue
-            for j in range(SM_SECTIONS_PER_ROOT):
-                s = &self.roots[self.root_idx[r]].sec[j]
-                nr = (r << SM_SECTION_ROOT_SHIFT) + j
-                zn = None if s.zn == NULL else tuple([s.zn[i] for i in range(SM_SUBSECTIONS_PER_SECTION)])
-                usemap = K.pageblock_flags_word(s.pb_mask)
-                if all_fields:
-                    if s.mem_map or s.usage or s.vmm or s.init_mask or s.zn != NULL:
-                        rows.append((nr, s.mem_map, s.subsection_map, s.init_mask, s.pte_mask, s.fd_mask,
-                                     zn, usemap, s.nid, s.usage, s.vmm))
-                elif s.mem_map or s.usage or s.vmm or s.init_mask:
-                    if s.init_mask:
-                        zn = tuple([zn[i] if (s.init_mask >> i) & 1 else -1 for i in range(64)])
-                    else:
-                        zn = None
-                    rows.append((nr, (s.mem_map, s.subsection_map if s.usage else 0, s.usage,
-                                      s.nid if s.mem_map & SM_SECTION_MARKED_PRESENT else -1,
-                                      s.init_mask, s.vmm, s.pte_mask if s.vmm == SM_VMM_PTE else 0,
-                                      s.fd_mask, usemap if s.usage else 0, zn)))
-        return rows
+    def _derived_word_errors(self):
+        """Numbers of the sections whose derived words (validity word, fresh and plain bits,
+        include/sparsemem.h) differ from what their fields give: [] unless the core has a bug.
+        For the tests; changes nothing."""
+        cdef uint64_t r, j, v, f, p
+        cdef sm_root *root
+        bad = []
+        pthread_rwlock_wrlock(&self.lock)
+        try:
+            for r in range(self.nr_roots):
+                if self.root_idx[r] == 0:
+                    continue
+                root = self.roots[self.root_idx[r]]
+                for j in range(SM_SECTIONS_PER_ROOT):
+                    v, f, p = root.valid[j], root.fresh[j >> 6], root.plain[j >> 6]
+                    sm_sync_section(root, j, self.kflags, self.keep_mask)
+                    if root.valid[j] != v or root.fresh[j >> 6] != f or root.plain[j >> 6] != p:
+                        bad.append((r << SM_SECTION_ROOT_SHIFT) + j)
+                        root.valid[j], root.fresh[j >> 6], root.plain[j >> 6] = v, f, p
+        finally:
+            pthread_rwlock_unlock(&self.lock)
+        return bad
 
     def snapshot(self):
         """Every observable field of the table, for equality tests (dmesg excluded)."""
@@ -1192,7 +897,7 @@ cdef class SectionTable:
             "kernel": self.kernel,
             "max_physmem_bits": self.bits,
             "highest_present_section_nr": self.highest_present,
-            "sections": dict(self._rows(False)),
+            "sections": dict(_rows(self, False)),
             "vmemmap": self.vmemmap_stats(),
         }
 
@@ -1201,7 +906,7 @@ cdef class SectionTable:
         return {
             "version": 1,
             "roots": [r for r in range(self.nr_roots) if self.root_idx[r]],
-            "sections": self._rows(True),
+            "sections": _rows(self, True),
             "highest": self.highest_present,
             "phase": self.phase,
             "sparse_init_done": self.sparse_init_done,
@@ -1211,30 +916,34 @@ cdef class SectionTable:
 
     def __setstate__(self, state):
         cdef sm_section *s
+        cdef sm_ext *e
         cdef int i
-        cdef uint64_t nr
+        cdef uint64_t nr, pb
         pthread_rwlock_wrlock(&self.lock)
         try:
             for r in state["roots"]:
-                self._index_init(<uint64_t>r << SM_SECTION_ROOT_SHIFT)
+                _index_init(self, <uint64_t>r << SM_SECTION_ROOT_SHIFT)
             for (nr_, mem_map, smap, init, pte, fd, zn, usemap, nid, usage, vmm) in state["sections"]:
                 nr = nr_
-                self._index_init(nr)
+                _index_init(self, nr)
                 s = self.c_section(nr)
-                self._acct(s, -1)
-                s.mem_map, s.subsection_map, s.init_mask, s.pte_mask, s.fd_mask = mem_map, smap, init, pte, fd
+                _acct(self, s, -1)
+                s.mem_map, s.subsection_map = mem_map, smap
                 s.nid, s.usage, s.vmm = nid, usage, vmm
-                s.pb_mask = K.pageblock_mask(usemap)
-                if zn is not None:
-                    if s.zn == NULL:
-                        s.zn = <uint16_t *>malloc(SM_SUBSECTIONS_PER_SECTION * sizeof(uint16_t))
-                        if s.zn == NULL:
-                            raise MemoryError()
-                        self.n_zn += 1
-                    for i in range(SM_SUBSECTIONS_PER_SECTION):
-                        s.zn[i] = zn[i]
-                self._acct(s, 1)
-                self._set_valid(nr, s)
+                # one word holds the PTE map or the 0xFD marks, whichever the backing has
+                s.vmm_mask = pte if s.vmm == SM_VMM_PTE else (fd if _huge(s) else 0)
+                pb = K.pageblock_mask(usemap)
+                if init or pb or zn is not None:
+                    e = _ext_get(self, s)
+                    e.init_mask, e.pb_mask = init, pb
+                    if zn is not None:
+                        e.has_zn = 1
+                        for i in range(SM_SUBSECTIONS_PER_SECTION):
+                            e.zn[i] = zn[i]
+                else:
+                    _clear_ext(self, s, ALL, True)
+                _acct(self, s, 1)
+                _sync(self, nr, s)
         finally:
             pthread_rwlock_unlock(&self.lock)
         self.highest_present = state["highest"]
@@ -1251,5 +960,472 @@ cdef class SectionTable:
                 f"present={len(self.present_section_nrs())}>")
 
 
-from sparsemem import _common as K  # noqa: E402  (imports sparsemem.constants, which reads _CONSTANTS)
-from sparsemem import constants as C  # noqa: E402  (its names are read at call time)
+# ---------------------------------------------------------------------- private helpers
+# Module-level functions rather than methods, so that _sparsecore.pxd (the cimport face) holds
+# only the public c_* methods.
+
+cdef inline int _check_range(SectionTable self, object start_pfn, object nr_pages, bint one_section, str what,
+                             uint64_t *start, uint64_t *nr) except -1:
+    """``K.check_range`` (the hotplug caller contract) on a C fast path: into ``*start``/``*nr``."""
+    cdef uint64_t s, n, e
+    if _fast_u64(start_pfn, &s) and _fast_u64(nr_pages, &n) and n != 0:
+        e = s + n  # both < 2**63: no wrap
+        if (e <= self.pfn_limit_
+                and (not one_section or (s >> SM_PFN_SECTION_SHIFT) == ((e - 1) >> SM_PFN_SECTION_SHIFT))
+                and (not (self.kflags & SM_K_SUBSECTION) or ((s | n) & SUB_MASK) == 0)):
+            start[0] = s
+            nr[0] = n
+            return 0
+    s_, n_ = K.check_range(start_pfn, nr_pages, self.pfn_limit_, self.bits, bool(self.kflags & SM_K_SUBSECTION),
+                           one_section=one_section, what=what)
+    start[0] = s_
+    nr[0] = n_
+    return 0
+
+
+cdef inline int _check_span(SectionTable self, object start_pfn, object end_pfn, str what,
+                            uint64_t *start, uint64_t *end) except -1:
+    """``K.check_span`` on a C fast path: into ``*start``/``*end``."""
+    cdef uint64_t s, e
+    if _fast_u64(start_pfn, &s) and _fast_u64(end_pfn, &e) and s <= e and e <= self.pfn_limit_:
+        start[0] = s
+        end[0] = e
+        return 0
+    s_, e_ = K.check_span(start_pfn, end_pfn, self.pfn_limit_, what)
+    start[0] = s_
+    end[0] = e_
+    return 0
+
+
+cdef inline VmemAltmap _altmap(object altmap):
+    if altmap is not None and not isinstance(altmap, VmemAltmap):
+        raise TypeError(f"altmap must be a {__name__}.VmemAltmap or None, not {type(altmap).__name__}")
+    return altmap
+
+
+cdef inline int _enter_hotplug(SectionTable self, str what) except -1:
+    if self.phase == PRESENT:
+        raise RuntimeError(f"{what}: memory_present() ran but sparse_init() has not: finish booting first")
+    self.phase = BOOTED
+    return 0
+
+
+cdef int _warn(SectionTable self, str where, str text) except -1:
+    self.dmesg.append(f"WARNING: at {where}: {text}")
+    return 0
+
+
+cdef int _warn_once(SectionTable self, object key, str where, str text) except -1:
+    if key not in self.warned_once:
+        self.warned_once.add(key)
+        _warn(self, where, text)
+    return 0
+
+
+cdef inline void _sync(SectionTable self, uint64_t nr, sm_section *s) noexcept:
+    """After any change to section ``nr`` (``s``): its derived words (validity, fresh, plain)."""
+    sm_sync_section(self.roots[self.root_idx[nr >> SM_SECTION_ROOT_SHIFT]], nr & SM_SECTION_ROOT_MASK,
+                    self.kflags, self.keep_mask)
+
+
+cdef int _index_init(SectionTable self, uint64_t nr) except -1:
+    """``sparse_index_init``: allocate the root that holds section ``nr``."""
+    cdef uint64_t r = nr >> SM_SECTION_ROOT_SHIFT
+    cdef sm_root **grown
+    cdef sm_root *root
+    if self.root_idx[r]:
+        return 0
+    if self.nroots == self.roots_cap:
+        grown = <sm_root **>realloc(self.roots, 2 * self.roots_cap * sizeof(sm_root *))
+        if grown == NULL:
+            raise MemoryError()
+        self.roots = grown
+        self.roots_cap *= 2
+    root = <sm_root *>calloc(1, sizeof(sm_root))
+    if root == NULL:
+        raise MemoryError()
+    sm_root_init(root)
+    self.roots[self.nroots] = root
+    self.root_idx[r] = self.nroots
+    self.nroots += 1
+    return 0
+
+
+# --- the memmap-contents block of a section (include/sparsemem.h sm_ext) -----------------------
+cdef sm_ext *_ext_get(SectionTable self, sm_section *s) except NULL:
+    """The section's sm_ext block, allocated (all zero) on first use; never freed before the table."""
+    cdef sm_ext **grown
+    cdef sm_ext *e
+    cdef uint32_t cap
+    if s.ext:
+        return self.exts[s.ext]
+    if self.nexts >= self.exts_cap:
+        cap = 16 if self.exts_cap == 0 else 2 * self.exts_cap
+        grown = <sm_ext **>realloc(self.exts, cap * sizeof(sm_ext *))
+        if grown == NULL:
+            raise MemoryError()
+        self.exts = grown
+        self.exts_cap = cap
+    e = <sm_ext *>calloc(1, sizeof(sm_ext))
+    if e == NULL:
+        raise MemoryError()
+    self.exts[self.nexts] = e
+    s.ext = self.nexts
+    self.nexts += 1
+    return e
+
+
+cdef inline uint64_t _init_mask(SectionTable self, const sm_section *s) noexcept:
+    return self.exts[s.ext].init_mask if s.ext else 0
+
+
+cdef inline uint64_t _pb_mask(SectionTable self, const sm_section *s) noexcept:
+    return self.exts[s.ext].pb_mask if s.ext else 0
+
+
+cdef inline void _clear_ext(SectionTable self, sm_section *s, uint64_t init_bits, bint pageblocks) noexcept:
+    """Clear ``init_bits`` of the initialised sub-sections (page_init_poison / a freed memmap)
+    and, with ``pageblocks``, the pageblock flags (a new usage starts zeroed)."""
+    cdef sm_ext *e
+    if s.ext:
+        e = self.exts[s.ext]
+        e.init_mask &= ~init_bits
+        if pageblocks:
+            e.pb_mask = 0
+
+
+# --- queries ------------------------------------------------------------------------------------
+cdef inline sm_section *_sec_obj(SectionTable self, object nr) except? NULL:
+    cdef int64_t v = _small_index(nr, "section number")
+    if v < 0 or <uint64_t>v >= self.nr_sections:
+        return NULL
+    return self.c_section(<uint64_t>v)
+
+
+cdef inline int _valid_obj(SectionTable self, object pfn) except -1:
+    cdef int ovf = 0
+    cdef long long v
+    if type(pfn) is not int:
+        pfn = K.index(pfn, "pfn")
+    v = _as_longlong(pfn, &ovf)
+    if ovf != 0 or v < 0:
+        return 0
+    return self.c_pfn_valid(<uint64_t>v)
+
+
+cdef inline int _zn_c(SectionTable self, uint64_t pfn) noexcept:
+    cdef sm_section *s = self.c_section(pfn >> SM_PFN_SECTION_SHIFT)
+    cdef unsigned sub
+    cdef sm_ext *e
+    if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP) or not s.ext:
+        return -1
+    e = self.exts[s.ext]
+    sub = (pfn >> SM_PFN_SUBSECTION_SHIFT) & 63
+    if not ((e.init_mask >> sub) & 1):
+        return -1
+    return e.zn[sub]
+
+
+cdef int _zn(SectionTable self, object pfn) except -2:
+    cdef int64_t v = _small_index(pfn, "pfn")
+    if v < 0 or <uint64_t>v >= self.pfn_limit_:
+        return -1
+    return _zn_c(self, <uint64_t>v)
+
+
+cdef inline bint _section_valid(SectionTable self, uint64_t nr) noexcept:
+    cdef sm_section *s = self.c_section(nr)
+    return s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP) != 0
+
+
+cdef inline bint _probe(SectionTable self, uint64_t pfn, int nid, int zone) noexcept:
+    cdef int zn
+    if self.kflags & SM_K_SUBSECTION:
+        if not self.c_pfn_valid(pfn):
+            return False
+    elif not _section_valid(self, pfn >> SM_PFN_SECTION_SHIFT):
+        return False
+    zn = _zn_c(self, pfn)
+    if zn < 0 or (zn >> 3) != nid:
+        return False
+    return zone < 0 or (zn & 7) == zone
+
+
+cdef list _rows(SectionTable self, bint all_fields):
+    cdef uint64_t r, nr, init, pb, pte, fd
+    cdef int j, i
+    cdef sm_section *s
+    cdef sm_ext *e
+    rows = []
+    for r in range(self.nr_roots):
+        if self.root_idx[r] == 0:
+            continue
+        for j in range(SM_SECTIONS_PER_ROOT):
+            s = &self.roots[self.root_idx[r]].sec[j]
+            e = sm_section_ext(self.exts, s)
+            init = e.init_mask if e != NULL else 0
+            pb = e.pb_mask if e != NULL else 0
+            pte = s.vmm_mask if s.vmm == SM_VMM_PTE else 0
+            fd = s.vmm_mask if _huge(s) else 0
+            zn = None if e == NULL or not e.has_zn else tuple([e.zn[i] for i in range(SM_SUBSECTIONS_PER_SECTION)])
+            usemap = K.pageblock_flags_word(pb)
+            if all_fields:
+                if s.mem_map or s.usage or s.vmm or init or zn is not None:
+                    rows.append((nr_of(r, j), s.mem_map, s.subsection_map, init, pte, fd,
+                                 zn, usemap, s.nid, s.usage, s.vmm))
+            elif s.mem_map or s.usage or s.vmm or init:
+                if init:
+                    zn = tuple([zn[i] if (init >> i) & 1 else -1 for i in range(64)])
+                else:
+                    zn = None
+                rows.append((nr_of(r, j), (s.mem_map, s.subsection_map if s.usage else 0, s.usage,
+                                           s.nid if s.mem_map & SM_SECTION_MARKED_PRESENT else -1,
+                                           init, s.vmm, pte, fd, usemap if s.usage else 0, zn)))
+    return rows
+
+
+cdef inline uint64_t nr_of(uint64_t r, int j) noexcept:
+    return (r << SM_SECTION_ROOT_SHIFT) + <uint64_t>j
+
+
+# --- vmemmap (MN §7) ----------------------------------------------------------------------------
+cdef inline bint _huge(const sm_section *s) noexcept:
+    return s.vmm == SM_VMM_BOOT_PMD or s.vmm == SM_VMM_PMD_RAM or s.vmm == SM_VMM_PMD_ALTMAP
+
+
+cdef inline void _acct(SectionTable self, sm_section *s, int sign) noexcept:
+    """Add (sign=1) or remove (sign=-1) section ``s``'s vmemmap from the counters."""
+    if s.vmm == SM_VMM_BOOT_PMD:
+        self.n_boot_pmd += sign
+    elif s.vmm == SM_VMM_PMD_RAM:
+        self.n_pmd_ram += sign
+    elif s.vmm == SM_VMM_PMD_ALTMAP:
+        self.n_pmd_alt += sign
+    elif s.vmm == SM_VMM_PTE:
+        self.n_tables += sign
+        self.n_pages += sign * SM_SUBSECTION_MEMMAP_PAGES * sm_popcount64(s.vmm_mask)
+    if _huge(s):
+        self.n_fd += sign * sm_popcount64(s.vmm_mask)
+
+
+cdef bint _populate(SectionTable self, sm_section *s, uint64_t mask, bint full, VmemAltmap altmap) noexcept:
+    """``__populate_section_memmap`` for the sub-sections ``mask``; False = -ENOMEM."""
+    cdef bint huge = _huge(s)
+    _acct(self, s, -1)
+    if not full:
+        # Rule 1 (v5.3): partial sections use 4 KiB pages from RAM, even with an altmap
+        if huge:
+            s.vmm_mask &= ~mask            # those 0xFD marks are overwritten
+        else:
+            if s.vmm == SM_VMM_NONE:
+                s.vmm = SM_VMM_PTE
+                s.vmm_mask = 0
+            s.vmm_mask |= mask             # PTE-mapped sub-sections
+    elif huge:
+        s.vmm_mask = 0
+    elif s.vmm == SM_VMM_PTE:
+        s.vmm_mask = ALL
+    elif altmap is not None:
+        if altmap.c_alloc_block_buf(SM_PMD_PFNS) < 0:
+            _acct(self, s, 1)
+            return False
+        s.vmm = SM_VMM_PMD_ALTMAP
+        s.vmm_mask = 0
+    else:
+        s.vmm = SM_VMM_PMD_RAM
+        s.vmm_mask = 0
+    _acct(self, s, 1)
+    return True
+
+
+cdef inline void _free_pmd(sm_section *s, VmemAltmap altmap) noexcept:
+    """``free_hugepage_table``: back to the altmap if one is passed, else to RAM."""
+    if altmap is not None:
+        altmap.c_free(SM_PMD_PFNS)
+    s.vmm = SM_VMM_NONE
+    s.vmm_mask = 0
+
+
+cdef void _depopulate(SectionTable self, sm_section *s, uint64_t mask, VmemAltmap altmap) noexcept:
+    """``vmemmap_free`` of the memmap of sub-sections ``mask`` (MN §7.2)."""
+    _acct(self, s, -1)
+    if _huge(s):
+        if mask == ALL:
+            _free_pmd(s, altmap)
+        else:
+            s.vmm_mask |= mask             # 0xFD marks
+            if s.vmm_mask == ALL:
+                _free_pmd(s, altmap)
+    elif s.vmm == SM_VMM_PTE:
+        s.vmm_mask &= ~mask
+        if s.vmm_mask == 0:
+            s.vmm = SM_VMM_NONE
+    _acct(self, s, 1)
+
+
+cdef inline void _free_whole_memmap(SectionTable self, sm_section *s) noexcept:
+    """``free_map_bootmem`` of the whole section (no altmap)."""
+    _acct(self, s, -1)
+    s.vmm = SM_VMM_NONE
+    s.vmm_mask = 0
+
+
+cdef int _free_usage(SectionTable self, sm_section *s, uint64_t nr) except -1:
+    if s.usage == SM_USAGE_BOOT:
+        self.dmesg.append(f"BUG: kfree() of the boot-time mem_section_usage of section {nr} "
+                          f"(memblock memory: the v5.3 re-added early section bug)")
+    s.usage = SM_USAGE_NONE
+    s.subsection_map = 0
+    return 0
+
+
+# --- hotplug (§5-§7) ----------------------------------------------------------------------------
+cdef inline void _mark_present(SectionTable self, sm_section *s, uint64_t nr, int nid) noexcept:
+    s.mem_map |= SM_SECTION_MARKED_PRESENT
+    s.nid = <int16_t>nid
+    if nr > self.highest_present:
+        self.highest_present = nr
+
+
+cdef int _section_activate(SectionTable self, uint64_t nr, sm_section *s, uint64_t pfn, uint64_t nr_pages,
+                           VmemAltmap altmap) except? -999:
+    """``section_activate`` (§5.4): 0 or -errno, leaving the documented state."""
+    cdef uint64_t mask = sm_subsection_mask(pfn, nr_pages)
+    if s.usage == SM_USAGE_NONE:
+        # a new, zeroed usage (its bitmap is empty, so the -EEXIST test cannot fire)
+        s.usage = SM_USAGE_SLAB
+        s.subsection_map = 0
+        _clear_ext(self, s, 0, True)
+    elif s.subsection_map & mask:
+        return -EEXIST_
+    s.subsection_map |= mask
+    if nr_pages < PPS and (s.mem_map & SM_SECTION_IS_EARLY):
+        return 0
+    if not _populate(self, s, mask, nr_pages == PPS, altmap):
+        _section_deactivate(self, nr, s, pfn, nr_pages, altmap)
+        return -ENOMEM_
+    return 0
+
+
+cdef int _section_deactivate(SectionTable self, uint64_t nr, sm_section *s, uint64_t pfn, uint64_t nr_pages,
+                             VmemAltmap altmap) except -1:
+    """``section_deactivate`` in its exact v5.3 order (§6.4); 0 after the WARN, else 1."""
+    cdef bint was_early = (s.mem_map & SM_SECTION_IS_EARLY) != 0
+    cdef uint64_t mask = sm_subsection_mask(pfn, nr_pages)
+    cdef bint empty
+    if s.usage == SM_USAGE_NONE or (s.subsection_map & mask) != mask:
+        _warn(self, "mm/sparse.c section_deactivate", K.deactivated_message(pfn, nr_pages))
+        return 0
+    s.subsection_map ^= mask
+    empty = s.subsection_map == 0
+    if empty:
+        if not was_early or not (self.kflags & SM_K_USAGE_FREE_UNLESS_EARLY):
+            _free_usage(self, s, nr)
+        s.mem_map = sm_encode_null(nr) if (self.kflags & SM_K_ENCODED_NULL) else 0
+    if was_early and empty:
+        _free_whole_memmap(self, s)
+    elif not was_early or (self.kflags & SM_K_EARLY_PARTIAL_FREE):
+        _depopulate(self, s, mask, altmap)
+    _clear_ext(self, s, mask, False)
+    _sync(self, nr, s)
+    return 1
+
+
+cdef int _legacy_add_section(SectionTable self, uint64_t nr, int nid, VmemAltmap altmap) except? -999:
+    """v5.2 ``__add_section`` + ``sparse_add_one_section`` on the whole section (§7)."""
+    cdef sm_section *s = self.c_section(nr)
+    if s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP):
+        return -EEXIST_
+    _index_init(self, nr)
+    s = self.c_section(nr)
+    if not _populate(self, s, ALL, True, altmap):
+        return -ENOMEM_
+    if s.mem_map & SM_SECTION_MARKED_PRESENT:
+        _depopulate(self, s, ALL, altmap)
+        _sync(self, nr, s)
+        return -EEXIST_
+    s.usage = SM_USAGE_SLAB
+    s.subsection_map = 0
+    _clear_ext(self, s, ALL, True)
+    _mark_present(self, s, nr, nid)
+    s.mem_map = (s.mem_map & self.keep_mask) | self.vmemmap_base | SM_SECTION_HAS_MEM_MAP
+    _sync(self, nr, s)
+    return 0
+
+
+cdef int _add_piece(SectionTable self, int nid, uint64_t pfn, uint64_t nr_pages, VmemAltmap altmap) except? -999:
+    cdef uint64_t nr = pfn >> SM_PFN_SECTION_SHIFT
+    cdef uint64_t sec_pfn = nr << SM_PFN_SECTION_SHIFT
+    cdef sm_section *s
+    cdef int rc
+    cdef uint64_t encoded
+    if not (self.kflags & SM_K_SUBSECTION):
+        return _legacy_add_section(self, nr, nid, altmap)
+    _index_init(self, nr)
+    s = self.c_section(nr)
+    rc = _section_activate(self, nr, s, pfn, nr_pages, altmap)
+    if rc:
+        return rc
+    _clear_ext(self, s, sm_subsection_mask(pfn, nr_pages), False)  # page_init_poison
+    _mark_present(self, s, nr, nid)
+    if pfn != sec_pfn and (self.kflags & SM_K_KADDR_BUG):
+        encoded = self.page_offset + sec_pfn * (SM_PAGE_SIZE - SM_STRUCT_PAGE_SIZE)
+    else:
+        encoded = self.vmemmap_base
+    s.mem_map = (s.mem_map & self.keep_mask) | encoded | SM_SECTION_HAS_MEM_MAP
+    _sync(self, nr, s)
+    return 0
+
+
+cdef int _raise_add(SectionTable self, int rc, uint64_t pfn, uint64_t nr_pages, VmemAltmap altmap) except -1:
+    cdef sm_section *s = self.c_section(pfn >> SM_PFN_SECTION_SHIFT)
+    cdef uint64_t overlap = 0
+    if s != NULL and s.usage != SM_USAGE_NONE:
+        overlap = s.subsection_map & sm_subsection_mask(pfn, nr_pages)
+    raise K.add_error(rc, bool(self.kflags & SM_K_SUBSECTION), pfn, nr_pages, overlap, altmap)
+
+
+cdef int _remove_piece(SectionTable self, uint64_t pfn, uint64_t nr_pages, VmemAltmap altmap) except -1:
+    cdef uint64_t nr = pfn >> SM_PFN_SECTION_SHIFT
+    cdef sm_section *s
+    cdef int usage
+    s = self.c_section(nr)
+    if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
+        _warn_once(self, ("remove_section", 0), "mm/memory_hotplug.c __remove_section",
+                   f"section {nr} (pfn 0x{pfn:x}) has no valid memmap")
+        return 0
+    if self.kflags & SM_K_SUBSECTION:
+        return _section_deactivate(self, nr, s, pfn, nr_pages, altmap)
+    usage = s.usage
+    s.mem_map = 0
+    s.usage = SM_USAGE_NONE
+    _clear_ext(self, s, ALL, False)
+    if usage == SM_USAGE_SLAB:
+        _depopulate(self, s, ALL, altmap)
+    else:
+        _free_whole_memmap(self, s)
+    _sync(self, nr, s)
+    return 1
+
+
+cdef int _set_online(SectionTable self, object start_pfn, object end_pfn, bint online, str what) except -1:
+    cdef uint64_t pfn, e, nr
+    cdef sm_section *s
+    _check_span(self, start_pfn, end_pfn, what, &pfn, &e)
+    pthread_rwlock_wrlock(&self.lock)
+    try:
+        while pfn < e:
+            nr = pfn >> SM_PFN_SECTION_SHIFT
+            s = self.c_section(nr)
+            if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
+                _warn(self, f"mm/sparse.c {what}", f"section {nr} has no valid memmap")
+            else:
+                if online:
+                    s.mem_map |= SM_SECTION_IS_ONLINE
+                else:
+                    s.mem_map &= ~SM_SECTION_IS_ONLINE
+                _sync(self, nr, s)
+            pfn += PPS
+    finally:
+        pthread_rwlock_unlock(&self.lock)
+    return 0

@@ -30,12 +30,16 @@ def _env() -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
     env.setdefault("COLUMNS", "100")
     env["PYTHONIOENCODING"] = "utf-8"
+    # issue 13: with no LAYOUT the command reads this machine's /proc/iomem; these tests want
+    # the bundled layout whatever machine runs them (tests/test_cli_stream.py covers the rest)
+    env["SPARSEMEM_PROC_IOMEM"] = str(HERE / "no-such-proc-iomem")
     return env
 
 
 def run(*args, check: bool = False) -> subprocess.CompletedProcess:
+    # stdin is /dev/null: a piped stdin is read as the layout when no LAYOUT is given
     proc = subprocess.run([sys.executable, "-m", "sparsemem", *map(str, args)], capture_output=True,
-                          text=True, env=_env(), cwd=str(REPO), timeout=600)
+                          text=True, env=_env(), cwd=str(REPO), timeout=600, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -119,12 +123,15 @@ def _schema():
 
 
 def test_validator_rejects_wrong_documents():
+    from sparsemem.report import REPORT_VERSION
+
     schema = _schema()
-    assert validate({"version": 1, "kernels": [], "layouts": []}, schema) == []
-    assert validate({"version": 2, "kernels": [], "layouts": []}, schema)
-    assert validate({"version": 1, "kernels": []}, schema)
-    assert validate({"version": 1, "kernels": [{"version": 5.3, "era": "x"}], "layouts": []}, schema)
-    assert validate({"version": 1, "kernels": [], "layouts": [], "extra": 0}, schema)
+    v = REPORT_VERSION  # 2 since issue 13 (ndctl field names, observations, check)
+    assert validate({"version": v, "kernels": [], "layouts": []}, schema) == []
+    assert validate({"version": v - 1, "kernels": [], "layouts": []}, schema)
+    assert validate({"version": v, "kernels": []}, schema)
+    assert validate({"version": v, "kernels": [{"version": 5.3, "era": "x"}], "layouts": []}, schema)
+    assert validate({"version": v, "kernels": [], "layouts": [], "extra": 0}, schema)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,7 +140,8 @@ def test_validator_rejects_wrong_documents():
 
 def test_report_bundled_layout_golden():
     proc = run("report", check=True)
-    assert proc.stderr == ""
+    # no LAYOUT and no readable /proc/iomem (see _env): one line says why, then the bundled one
+    assert proc.stderr.count("\n") == 1 and "using the bundled layout ndctl-issue-76.txt" in proc.stderr
     check_golden("report_ndctl76.txt", proc.stdout)
     out = proc.stdout
     assert "region0" in out and "region1" in out
@@ -183,7 +191,7 @@ def test_report_ndctl76_numbers():
 def test_report_json_schema():
     proc = run("report", "--json", check=True)
     rep = json.loads(proc.stdout)
-    assert rep["version"] == 1
+    assert rep["version"] == 2  # issue 13 raised it
     assert [k["version"] for k in rep["kernels"]] == ["5.2", "5.3"]
     assert validate(rep, _schema()) == []
 
@@ -280,13 +288,18 @@ def test_lsmem_ndctl76_matches_ram():
 
 
 def test_lsmem_size_format():
-    from sparsemem.cli import _lsmem_size
+    # util-linux 2.38.1 lib/strutils.c size_to_human_string: thousandths of the unit, rounded
+    # to one digit (tests/test_real_tools.py compares with the installed lsmem)
+    from sparsemem.lsmem import size_to_human_string as h
 
-    assert _lsmem_size(0) == "0B"
-    assert _lsmem_size(128 << 20) == "128M"
-    assert _lsmem_size(1 << 30) == "1G"
-    assert _lsmem_size(3 * (1 << 30) + 900 * (1 << 20)) == "3.9G"
-    assert _lsmem_size((2 << 30) - (1 << 20)) == "2G"  # rounds up as util-linux does
+    assert h(0) == "0B"
+    assert h(128 << 20) == "128M"
+    assert h(1 << 30) == "1G"
+    assert h(3 * (1 << 30) + 900 * (1 << 20)) == "3.9G"
+    assert h((2 << 30) - (1 << 20)) == "2G"  # rounds up as util-linux does
+    assert h((1 << 41) - (61 << 30)) == "1.9T"  # 1.940 TiB: the 1/1024 scale gave "2T"
+    assert h((1 << 41) - (40 << 30)) == "2T"  # 1.961 TiB
+    assert h(1536 << 20) == "1.5G" and h((1 << 30) + (50 << 20)) == "1G"  # 1.048 rounds down
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +315,10 @@ def test_help_has_examples():
 
 
 def test_usage_errors_exit_2():
-    for args in ([], ["frobnicate"], ["report", "--kernel", "five"], ["report", "--bogus"], ["lsmem"]):
+    # issue 13: `lsmem` without a LAYOUT is no longer a usage error (it reads this machine's map
+    # or the bundled layout, as `report` does: tests/test_cli_stream.py)
+    for args in ([], ["frobnicate"], ["report", "--kernel", "five"], ["report", "--bogus"],
+                 ["report", "--json", "--jsonl"]):
         proc = run(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr

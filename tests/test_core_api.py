@@ -119,7 +119,12 @@ def test_kernel_versions():
     assert kernel_model("5.2").era == "legacy" and kernel_model("5.1").era == "legacy"
     for v in ("5.3", "v5.3", "5.3.1", "5.10", "6.8"):
         assert kernel_model(v).era == "subsection"
-    for bad in ("5", "five.three", "5.3-rc1", "4.19", "7.0", ""):
+    # issue 13: what `uname -r` prints is accepted; an -rcN counts as that release
+    for v, want in (("5.3.0-rc1", (5, 3, 0)), ("5.3-rc1", (5, 3, 0)), ("6.8.0-45-generic", (6, 8, 0)),
+                    ("5.14.0-427.13.1.el9_4.x86_64", (5, 14, 0)), ("6.6.30+", (6, 6, 30)),
+                    ("v5.2", (5, 2, 0))):
+        assert kernel_model(v).version == want, v
+    for bad in ("5", "five.three", "5.3x", "5.3.1.2", "4.19", "7.0", "", "4.19.0-45-generic"):
         with pytest.raises(ValueError, match="MAJOR.MINOR"):
             kernel_model(bad)
     with pytest.raises(TypeError):

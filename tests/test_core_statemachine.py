@@ -235,6 +235,9 @@ class CoreMachine(RuleBasedStateMachine):
         for nr in range(WINDOW):
             if self.c.valid_section_nr(nr):
                 assert self.c.present_section_nr(nr)
+        # the compiled core's derived words (pfn_valid word, fresh/plain bits of the
+        # whole-section loops) always equal what the section fields give
+        assert self.c._derived_word_errors() == []
 
 
 class LegacyCoreMachine(CoreMachine):

@@ -6,8 +6,16 @@ Subcommands:
     Boot each layout under each kernel, create the default fsdax namespace on every pmem
     region and compare usable capacity, padding, metadata, memmap placement, shared sections
     and failures side by side (computation in :mod:`sparsemem.report`).
-``sparsemem lsmem IOMEM_FILE [--kernel V]``
-    The memory blocks of the booted layout, printed as util-linux ``lsmem`` prints them.
+``sparsemem lsmem IOMEM_FILE [--kernel V] [lsmem options]``
+    The memory blocks of the booted layout, printed byte for byte as util-linux ``lsmem``
+    2.38.1 prints them for the same sysfs (:mod:`sparsemem.lsmem`).
+``sparsemem sysfs export IOMEM_FILE DIR [--kernel V]`` / ``sparsemem sysfs mount IOMEM_FILE MOUNTPOINT [--kernel V] [--save FILE]``
+    The machine's sysfs (and memory notifier debugfs) tree written under DIR
+    (:mod:`sparsemem.sysroot`), or served live over FUSE until unmounted
+    (:mod:`sparsemem.fusefs`).
+``sparsemem fleet INVENTORY ... --from K1 --to K2 [-o FILE.csv|FILE.parquet] [--workers N | --scheduler ADDRESS]``
+    Every host of an inventory booted under K1 with its namespaces, rebooted under K2: one row
+    per namespace, a summary, a plot; on Dask (computation in :mod:`sparsemem.fleet`).
 
 Exit status: 0 success (a namespace that the kernel refuses is a *result*, not an error), 1 a
 layout (or the plot output) cannot be read/written or the simulation refused it (one line on
@@ -24,7 +32,7 @@ import textwrap
 from typing import Optional, Sequence
 
 from . import __version__
-from .kernel import DEFAULT_KERNEL
+from .kernel import DEFAULT_KERNEL, VERSION_FORMS, version_range
 
 PROG = "sparsemem"
 
@@ -35,7 +43,8 @@ examples:
   sparsemem report a.txt b.txt --kernel 5.2 --kernel 5.3 --kernel 5.10
   sparsemem report --json > report.json
   sparsemem report --plot map.png           # needs: pip install 'sparsemem[plot]'
-  sparsemem lsmem /proc/iomem --kernel 5.3
+  sparsemem lsmem /proc/iomem --kernel 5.3 -o +NODE,ZONES
+  sparsemem sysfs export layout.txt /tmp/root && lsmem --sysroot /tmp/root
 
 exit status: 0 ok, 1 a layout cannot be read (the message names file and line), 2 usage error
 """
@@ -57,23 +66,65 @@ columns (per region, one column per kernel):
                    than one owner (System RAM, a namespace's mapped range, another region's
                    unused space); padding belongs to no one
   result           ok, or ERRNO: the kernel log line that explains the failure
-a closing line per layout sums the usable capacity per kernel and the difference.
+  dmesg K          for a failure: every line that kernel K logs on the way
+a closing line per layout sums the usable capacity per kernel and the difference; then the
+layout's '# observed:' lines that can be checked, each with agree/differ per kernel.
+
+layouts: /proc/iomem; dmesg or journalctl -k output as printed (timestamps, log levels,
+'e820: update'/'remove' lines applied as the kernel applied them, the user-defined map of
+memmap=/mem= preferred); /sys/firmware/memmap dumps (grep . /sys/firmware/memmap/*/*);
+pasted with a shell prompt, a code fence or a byte-order mark.  Several layouts: each result
+is printed when ready, in order; a layout that cannot be read is reported on stderr and
+skipped (exit status 1 at the end); Ctrl-C prints what is done and exits 130.
+
+exit status: 0 ok, 1 a layout cannot be read, 2 usage error, 3 with --check: a namespace
+fails or loses capacity
 
 examples:
   sparsemem report
-  sparsemem report /proc/iomem --kernel 5.2 --kernel 5.3
-  sparsemem report layout1.txt layout2.txt --json
+  sudo sparsemem report /proc/iomem --kernel 5.2 --kernel $(uname -r)
+  dmesg | sparsemem report -
+  journalctl -k -b -1 | sparsemem report - --check
+  sparsemem report layouts/*.txt --jsonl > results.jsonl
   sparsemem report --plot map.png
+  sparsemem report layouts/*.txt --plot maps/
 """
 
-_LSMEM_EPILOG = """\
-output: RANGE SIZE STATE REMOVABLE BLOCK, adjacent blocks with the same state and removable
-flag merged into one range (as util-linux lsmem does by default), then the memory block size
-and the total online/offline memory.
+_SYSFS_EPILOG = """\
+export writes DIR/sys/devices/system/{memory,node} and the memory notifier error injection
+under DIR/sys/kernel/debug; `lsmem --sysroot DIR` reads it.  mount serves the same tree of a
+live machine over FUSE (pip install 'sparsemem[fuse]', and libfuse: apt-get install fuse3)
+in the foreground until `umount MOUNTPOINT` or Ctrl-C; writes change the machine.  To run
+chmem or the kernel's memory-hotplug selftest unchanged against it, bind-mount it over the
+real directories in a private mount namespace (as root):
+
+  unshare -m sh -c 'mount --bind MNT/sys/devices/system/memory /sys/devices/system/memory &&
+                    mount --bind MNT/sys/devices/system/node /sys/devices/system/node &&
+                    chmem -e 256M'
 
 examples:
-  sparsemem lsmem /proc/iomem
-  sparsemem lsmem layout.txt --kernel 5.2
+  sparsemem sysfs export layout.txt /tmp/root --kernel 5.3 && lsmem --sysroot /tmp/root
+  sparsemem sysfs mount layout.txt /mnt/sim --save final.pickle
+"""
+
+
+_FLEET_EPILOG = """\
+columns (one row per namespace; -o FILE.csv or FILE.parquet):
+  host, region, namespace, mode       which namespace (mode as requested)
+  usable_from, usable_to              Namespace.size under K1 and after the reboot under K2
+  enabled_from, enabled_to            enabled under K1 / after the reboot
+  errno_to, dmesg_to                  why K2's probe failed (errno name, kernel log line)
+  memmap_ram_from, memmap_ram_to      struct-page bytes taken from System RAM by enabling it
+  errno_from, dmesg_from              why K1 refused it; mode_to: the mode K2 probed
+  error                               the host could not be read or booted (other columns empty)
+every host: its ndctl JSON's namespaces in order, then the default namespace on every other
+region (as 'report' does), under K1; then reboot(kernel=K2) with the same media.
+
+examples:
+  sparsemem fleet hosts/ --from 5.2 --to 5.3 -o upgrade.parquet --plot upgrade.png
+  sparsemem fleet hosts.tar.gz --from 5.10 --to 6.8 --workers 8 -o upgrade.csv
+  sparsemem fleet hosts.zip --from 5.2 --to 5.3 --scheduler tcp://10.0.0.5:8786
+needs: pip install 'sparsemem[fleet]' (dask[distributed], pyarrow, tqdm)
 """
 
 
@@ -95,6 +146,18 @@ def _kernel_arg(value: str) -> str:
     return value
 
 
+def _default_kernels() -> tuple:
+    from .report import DEFAULT_KERNELS
+
+    return DEFAULT_KERNELS
+
+
+def _report_version() -> int:
+    from .report import REPORT_VERSION
+
+    return REPORT_VERSION
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = _Parser(prog=PROG, formatter_class=fmt,
@@ -110,23 +173,88 @@ def build_parser() -> argparse.ArgumentParser:
                             "on every pmem region, per kernel",
                        description="Boot each layout under each kernel, create the default fsdax "
                                    "namespace on every pmem region and compare the results.")
-    r.add_argument("files", nargs="*", metavar="IOMEM_FILE",
-                   help="/proc/iomem text or dmesg e820 lines (default: the bundled layout "
-                        "of ndctl issue #76)")
+    r.add_argument("files", nargs="*", metavar="LAYOUT",
+                   help="/proc/iomem (as root), dmesg or journalctl -k output as printed, a "
+                        "/sys/firmware/memmap dump, or - for standard input (default: standard "
+                        "input when it is a file or pipe, else this machine's /proc/iomem when it "
+                        "shows real addresses, else the bundled layout of ndctl issue #76)")
     r.add_argument("--kernel", "-k", action="append", type=_kernel_arg, metavar="V",
-                   help="kernel version to model, repeatable (default: 5.2 and 5.3)")
-    r.add_argument("--json", action="store_true",
-                   help="print the report as JSON (schema: sparsemem.report.REPORT_SCHEMA, version 1)")
-    r.add_argument("--plot", metavar="FILE.png",
-                   help="also draw the physical address map around every region (needs matplotlib)")
+                   help=f"kernel version to model, repeatable (default: {' and '.join(_default_kernels())}); "
+                        f"modelled: {version_range()}; {VERSION_FORMS}, so $(uname -r) works")
+    out = r.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help=f"print the report as one JSON object (schema: sparsemem.report.REPORT_SCHEMA, "
+                          f"version {_report_version()})")
+    out.add_argument("--jsonl", action="store_true",
+                     help="print one JSON object per layout and line, as each is ready (each a report "
+                          "of one layout, same schema)")
+    r.add_argument("--check", action="store_true",
+                   help="exit with status 3 when a namespace fails or loses capacity beyond its "
+                        "metadata (padding, unallocated space); the reasons go to stderr")
+    r.add_argument("--plot", metavar="FILE.png|DIR/",
+                   help="also draw the physical address map around every region (needs matplotlib); "
+                        "DIR/ (or an existing directory) writes one PNG per layout")
+    r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar on stderr (default: only when stderr is a terminal and "
+                        "there is more than one layout)")
 
-    m = sub.add_parser("lsmem", formatter_class=fmt, epilog=_LSMEM_EPILOG,
-                       help="memory blocks of a layout, as util-linux lsmem prints them",
-                       description="Boot a layout and list its memory blocks like lsmem.")
-    m.add_argument("file", metavar="IOMEM_FILE", help="/proc/iomem text or dmesg e820 lines")
-    m.add_argument("--kernel", "-k", type=_kernel_arg, default=DEFAULT_KERNEL, metavar="V",
-                   help=f"kernel version to model (default: {DEFAULT_KERNEL})")
+    # lsmem's own options are parsed as getopt_long parses them (sparsemem.lsmem.parse_args):
+    # everything after "lsmem" goes there unchanged, "--help" included
+    m = sub.add_parser("lsmem", prefix_chars="\0", add_help=False,
+                       help="memory blocks of a layout, byte for byte as util-linux lsmem prints them")
+    m.add_argument("args", nargs=argparse.REMAINDER)
+
+    s = sub.add_parser("sysfs", formatter_class=fmt, epilog=_SYSFS_EPILOG,
+                       help="write a layout's sysfs tree, or serve a live machine over FUSE",
+                       description="The memory sysfs of a booted layout, for the real tools.")
+    ssub = s.add_subparsers(dest="sysfs_command", metavar="{export,mount}", parser_class=_Parser)
+    ssub.required = True
+    se = ssub.add_parser("export", help="write DIR/sys/... for lsmem --sysroot DIR",
+                         description="Boot a layout and write its sysfs tree under DIR.")
+    sm = ssub.add_parser("mount", help="serve a live machine at MOUNTPOINT over FUSE until unmounted",
+                         description="Boot a layout and serve its sysfs tree at MOUNTPOINT over FUSE.")
+    for sp, where in ((se, "DIR"), (sm, "MOUNTPOINT")):
+        sp.add_argument("file", metavar="IOMEM_FILE", help="/proc/iomem text or dmesg e820 lines")
+        sp.add_argument("dest", metavar=where, help="the system root to write" if where == "DIR"
+                        else "an existing directory to mount on")
+        sp.add_argument("--kernel", "-k", type=_kernel_arg, default=DEFAULT_KERNEL, metavar="V",
+                        help=f"kernel version to model (default: {DEFAULT_KERNEL})")
+    sm.add_argument("--save", metavar="FILE", help="pickle the final machine into FILE at unmount")
+
+    f = sub.add_parser("fleet", formatter_class=fmt, epilog=_FLEET_EPILOG,
+                       help="upgrade every host of an inventory from K1 to K2 (on Dask)",
+                       description="Boot every host of an inventory under K1 with its namespaces, reboot it "
+                                   "under K2, and tabulate what each namespace gets.")
+    f.add_argument("inventory", nargs="+", metavar="INVENTORY",
+                   help="a directory or a tar/zip archive of per-host layouts (each optionally with its "
+                        "'ndctl list -N' JSON under the same stem), or a layout file")
+    f.add_argument("--from", dest="k1", required=True, type=_kernel_arg, metavar="K1", help="release before")
+    f.add_argument("--to", dest="k2", required=True, type=_kernel_arg, metavar="K2", help="release after")
+    f.add_argument("-o", "--output", metavar="FILE.csv|FILE.parquet",
+                   help="write one row per namespace (CSV, or Parquet by the suffix)")
+    where = f.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="worker processes of the local Dask cluster (default: one per CPU)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use a running Dask scheduler, e.g. tcp://10.0.0.5:8786, and its workers")
+    from .fleet import DEFAULT_BATCH_SIZE
+
+    f.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                   help="hosts per Dask task (default: %(default)s)")
+    f.add_argument("--plot", metavar="FILE.png",
+                   help="also draw the capacity change per host and the failures by errno (needs matplotlib)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar (it is shown only on a terminal)")
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,9 +292,9 @@ def _shared_cell(res: dict, own: Optional[str]) -> str:
 def _cells(res: dict, region_name: str) -> dict:
     ns = res["namespace"]
     lost = res["lost"]
-    own = ns["name"] if ns else region_name
+    own = ns["dev"] if ns else region_name
     return {
-        "namespace": (f"{ns['name']} {_hex_range(ns['start'], ns['end'])}" if ns else "-"),
+        "namespace": (f"{ns['dev']} {_hex_range(ns['start'], ns['end'])}" if ns else "-"),
         "usable": format_size(res["capacity"]),
         "lost": format_size(lost["total"]),
         "  padding": format_size(lost["padding"]),
@@ -213,17 +341,22 @@ def format_report(rep: dict) -> str:
         lines.append(f"layout {name}")
         if lay.get("source"):
             lines.append(f"  source: {lay['source']}")
+        notes = (lay.get("input") or {}).get("notes")
+        if notes:
+            lines.extend(textwrap.wrap(f"read as {lay['input']['format']}: " + "; ".join(notes), width=_WIDTH,
+                                       initial_indent="  ", subsequent_indent="    "))
         if not lay["regions"]:
             lines.append("  no pmem regions in this layout")
+            lines.extend(_observation_lines(lay))
             continue
         for reg in lay["regions"]:
             lines.append("")
-            lines.append(f"{reg['name']}  {_hex_range(reg['start'], reg['end'])}  {format_size(reg['size'])}"
+            lines.append(f"{reg['dev']}  {_hex_range(reg['start'], reg['end'])}  {format_size(reg['size'])}"
                          f"  sections {reg['first_section']:#x}-{reg['last_section']:#x}")
             by_k = {r["kernel"]: r for r in reg["results"]}
             res = [by_k.get(k) for k in kernels]
             lines.append(_row("", [_kernel_label(r) if r else "" for r in res]))
-            cells = [_cells(r, reg["name"]) if r else {} for r in res]
+            cells = [_cells(r, reg["dev"]) if r else {} for r in res]
             keys = list(cells[0]) if cells and cells[0] else []
             for key in keys:
                 if key in ("  unallocated", "  other") and all(
@@ -243,6 +376,20 @@ def format_report(rep: dict) -> str:
                     lines.extend(textwrap.wrap(f"{k} why: {r['detail']}", width=_WIDTH,
                                                initial_indent=" " * (_LABEL_W + 2),
                                                subsequent_indent=" " * (_LABEL_W + 4)))
+            for k, r in zip(kernels, res):
+                # what that release prints on the way to the failure, as dmesg shows it
+                if r and r["result"] != "ok":
+                    shown = r["dmesg"][:_DMESG_LINES]
+                    for i, text in enumerate(shown):
+                        lines.append(_row(f"dmesg {k}" if i == 0 else "", [text]))
+                    if len(r["dmesg"]) > len(shown):
+                        lines.append(_row("", [f"... {len(r['dmesg']) - len(shown)} more lines (--json has all)"]))
+            for k, r in zip(kernels, res):
+                # hook for computed hints (issue 13, item 3): each a str or {"text": ...}
+                for hint in (r or {}).get("hints") or ():
+                    text = hint["text"] if isinstance(hint, dict) else str(hint)
+                    lines.extend(textwrap.wrap(f"{k}: {text}", width=_WIDTH, initial_indent="  hint" + " " * (_LABEL_W - 4),
+                                               subsequent_indent=" " * (_LABEL_W + 4)))
         totals = lay["totals"]
         diff = {d["kernel"]: d["bytes"] for d in lay["capacity_difference"]}
         parts = [f"{t['kernel']} {format_size(t['capacity'])}" for t in totals]
@@ -253,90 +400,51 @@ def format_report(rep: dict) -> str:
                     f" ({d:+,} bytes)"
         lines.append("")
         lines.append(line)
+        lines.extend(_observation_lines(lay))
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------
-# lsmem formatting
+#: dmesg lines shown per failed namespace and kernel in the text report
+_DMESG_LINES = 12
 
 
-def _lsmem_size(n: int) -> str:
-    """util-linux ``size_to_human_string(SIZE_SUFFIX_1LETTER, n)``."""
-    shift = 10
-    while shift <= 60 and n >= (1 << shift):
-        shift += 10
-    exp = shift - 10
-    letter = "BKMGTPE"[exp // 10]
-    if not exp:
-        return f"{n}{letter}"
-    dec, frac = n >> exp, n & ((1 << exp) - 1)
-    if frac:
-        frac = (frac // (1 << (exp - 10)) + 50) // 100
-        if frac == 10:
-            dec, frac = dec + 1, 0
-    return f"{dec}.{frac}{letter}" if frac else f"{dec}{letter}"
+def _obs_value(kind: str, value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, int):
+        return f"{value:#x}" if kind.endswith("resource") else str(value)
+    return str(value)
 
 
-def _block_attr(blk, name, default=None):
-    if isinstance(blk, dict):
-        return blk.get(name, default)
-    return getattr(blk, name, default)
+def _observation_lines(lay: dict) -> list[str]:
+    """The layout's '# observed:' lines with agree/differ per kernel (explain.py)."""
+    obs = lay.get("observations") or []
+    compared = [o for o in obs if o["compared"]]
+    if not obs:
+        return []
+    if not compared:
+        return ["", f"observed: {len(obs)} '# observed:' line{'s' if len(obs) != 1 else ''}, "
+                    f"nothing in the report to compare with"]
+    out = ["", "observed (the layout's '# observed:' lines against each kernel's prediction)"]
+    from .inputs import strip_log_prefix
 
-
-def format_lsmem(machine) -> str:
-    blocks = sorted(machine.memory_blocks, key=lambda b: int(_block_attr(b, "id")))
-    bsize = None
-    sysfs = getattr(machine, "sysfs", None)
-    try:
-        if sysfs is not None:
-            raw = sysfs["block_size_bytes"] if hasattr(sysfs, "__getitem__") else sysfs.read("block_size_bytes")
-            bsize = int(str(raw).strip(), 16)
-    except Exception:  # noqa: BLE001 - fall back to the blocks themselves
-        bsize = None
-    if not bsize:
-        bsize = int(_block_attr(blocks[0], "size")) if blocks else 128 << 20
-    merged: list[dict] = []
-    for b in blocks:
-        idx = int(_block_attr(b, "id"))
-        state = str(_block_attr(b, "state", "online"))
-        removable = bool(int(_block_attr(b, "removable", 0) or 0))
-        last = merged[-1] if merged else None
-        if last and last["index"] + last["count"] == idx and last["state"] == state \
-                and last["removable"] == removable:
-            last["count"] += 1
-            continue
-        merged.append({"index": idx, "count": 1, "state": state, "removable": removable})
-    rows = []
-    online = offline = 0
-    for m in merged:
-        start = m["index"] * bsize
-        size = m["count"] * bsize
-        if m["state"] == "online":
-            online += size
-        else:
-            offline += size
-        state = {"online": "online", "offline": "offline", "going-offline": "on->off"}.get(m["state"], "?")
-        rows.append([
-            f"0x{start:016x}-0x{start + size - 1:016x}",
-            _lsmem_size(size),
-            state,
-            ("yes" if m["removable"] else "no") if m["state"] == "online" else "",
-            str(m["index"]) if m["count"] == 1 else f"{m['index']}-{m['index'] + m['count'] - 1}",
-        ])
-    header = ["RANGE", "SIZE", "STATE", "REMOVABLE", "BLOCK"]
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i])
-              for i in range(len(header))]
-
-    def fmt(cols):
-        out = [cols[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cols[1:], widths[1:])]
-        return " ".join(out).rstrip()
-
-    lines = [fmt(header)] + [fmt(r) for r in rows]
-    lines.append("")
-    lines.append(f"{'Memory block size:':<23} {_lsmem_size(bsize):>5}")
-    lines.append(f"{'Total online memory:':<23} {_lsmem_size(online):>5}")
-    lines.append(f"{'Total offline memory:':<23} {_lsmem_size(offline):>5}")
-    return "\n".join(lines) + "\n"
+    for o in compared:
+        text = " ".join(strip_log_prefix(o["text"])[0].split())  # the message, as in the dmesg rows
+        out.append("  " + (text if len(text) <= _WIDTH - 2 else text[:_WIDTH - 5] + "..."))
+        for r in o["results"]:
+            obs_v, pred_v = _obs_value(o["kind"], r["observed"]), _obs_value(o["kind"], r["predicted"])
+            if o["kind"] == "message":
+                cell = f"{r['kernel']} {r['verdict']}: " + ("predicted too" if r["verdict"] == "agree"
+                                                            else "not predicted")
+            elif r["verdict"] == "agree":
+                cell = f"{r['kernel']} agree: {pred_v}"
+            else:
+                cell = f"{r['kernel']} differ: predicted {pred_v}, observed {obs_v}"
+            out.append(_row("", [cell]))
+    rest = len(obs) - len(compared)
+    if rest:
+        out.append(f"  {rest} other observed line{'s' if rest != 1 else ''}: nothing in the report to compare with")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,62 +459,233 @@ class _Fail(Exception):
         self.status = status
 
 
-def _load(paths: Sequence[str]):
-    from .report import bundled_layouts, load_layout
-
-    if not paths:
-        files = bundled_layouts()
-        if not files:
-            raise _Fail("no bundled layout found in the package (sparsemem/data/*.txt)")
-        return [load_layout(f, bundled=True) for f in files[:1]]
-    out = []
-    for p in paths:
-        out.append(_load_one(p))
-    return out
-
-
-def _load_one(path: str):
-    from .report import load_layout
+def _stdin_is_input() -> bool:
+    """Standard input is a file or a pipe (``report < f``, ``dmesg | report``), not a terminal,
+    /dev/null or a socket."""
+    import stat
 
     try:
-        return load_layout(path)
+        mode = os.fstat(0).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode)
+
+
+def _default_source(command: str) -> tuple[str, Optional[str], bool]:
+    """What ``report`` / ``lsmem`` read without a LAYOUT: ``(path, text, bundled)``.  This
+    machine's /proc/iomem when it shows real addresses; else the reason goes to stderr and the
+    bundled layout is used."""
+    from .inputs import machine_iomem
+    from .report import bundled_layouts
+
+    text, where = machine_iomem()
+    if text is not None:
+        return where, text, False
+    files = bundled_layouts()
+    if not files:
+        raise _Fail(f"{where}, and no bundled layout was found in the package (sparsemem/data/*.txt)")
+    print(f"{PROG} {command}: {where}; using the bundled layout {os.path.basename(files[0])} instead",
+          file=sys.stderr)
+    return files[0], None, True
+
+
+def _load_one(path: Optional[str], text: Optional[str] = None, bundled: bool = False):
+    from .report import load_layout
+
+    if path is None:  # lsmem without a LAYOUT: as report
+        path, text, bundled = ("-", None, False) if _stdin_is_input() else _default_source("lsmem")
+    name = "<stdin>" if path == "-" else path
+    try:
+        return load_layout(path, bundled=bundled, text=text)
     except OSError as exc:
-        raise _Fail(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise _Fail(f"{name}: cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:
-        msg = str(exc)
-        raise _Fail(msg if path in msg else f"{path}: {msg}") from None
+        msg = " ".join(str(exc).split())
+        raise _Fail(msg if name in msg else f"{name}: {msg}") from None
+
+
+class _Progress:
+    """A tqdm bar on stderr (or nothing), cleared around every other write to the terminal."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # pragma: no cover - tqdm is a dependency
+                return
+            # on a terminal the bar goes away at the end; forced onto a file or pipe
+            # (--progress), its last state stays as a record
+            try:
+                cols = os.get_terminal_size(sys.stderr.fileno()).columns
+            except (OSError, ValueError, AttributeError):
+                cols = 0
+            self.bar = tqdm(total=total, unit="layout", file=sys.stderr, dynamic_ncols=cols > 0,
+                            ncols=None if cols > 0 else 80, desc=PROG, leave=not _isatty(sys.stderr),
+                            mininterval=0.1)
+
+    def write(self, stream, text: str) -> None:
+        if self.bar is not None:
+            self.bar.clear()
+        stream.write(text)
+        stream.flush()
+        if self.bar is not None:
+            self.bar.refresh()
+
+    def update(self, bad: int) -> None:
+        if self.bar is not None:
+            if bad:
+                self.bar.set_postfix(unreadable=bad, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _JsonStream:
+    """``--json`` printed layout by layout: the same text as ``json.dumps(report, indent=2)``
+    once closed, valid JSON also after Ctrl-C."""
+
+    def __init__(self, head: dict, out):
+        text = json.dumps({**head, "layouts": ["\0"]}, indent=2)
+        self.open, self.tail = text.split('"\\u0000"')
+        self.head, self.out, self.n = head, out, 0
+
+    def chunk(self, lay: dict) -> str:
+        body = json.dumps(lay, indent=2).replace("\n", "\n    ")
+        text = (self.open if self.n == 0 else ",\n    ") + body
+        self.n += 1
+        return text
+
+    def close(self) -> str:
+        return self.tail + "\n" if self.n else json.dumps({**self.head, "layouts": []}, indent=2) + "\n"
+
+
+def _plot_target(path: str) -> str:
+    """``"dir"`` for ``DIR/`` or an existing directory (created if need be), else ``"file"``."""
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise _Fail(f"{path}: cannot create the plot directory: {exc.strerror or exc}") from None
+        return "dir"
+    return "file"
+
+
+def _plot_name(directory: str, lay: dict, used: set) -> str:
+    stem = os.path.splitext(os.path.basename(lay["file"]))[0] or "layout"
+    stem = "".join(c if c.isalnum() or c in "._-@=+" else "_" for c in stem)[:120] or "layout"
+    name, i = stem, 1
+    while name in used:
+        i += 1
+        name = f"{stem}-{i}"
+    used.add(name)
+    return os.path.join(directory, name + ".png")
 
 
 def _cmd_report(args) -> int:
-    from .report import DEFAULT_KERNELS, build_report, strip_state
+    from .report import DEFAULT_KERNELS, REPORT_VERSION, report_layout
+    from .kernel import kernel_model
 
-    layouts = _load(args.files)
-    kernels = args.kernel or list(DEFAULT_KERNELS)
-    plot_mod = None
+    kernels = list(dict.fromkeys(args.kernel or DEFAULT_KERNELS))
+    if args.files.count("-") > 1:
+        raise _Fail("standard input ('-') can be read only once", status=2)
+    plot_mod = plot_kind = None
     if args.plot:
         try:
             from . import plot as plot_mod
             plot_mod.require_matplotlib()
         except ImportError:
             raise _Fail("matplotlib is not installed: pip install 'sparsemem[plot]'") from None
-    rep = None
-    try:
-        rep = build_report(layouts, kernels, keep_state=bool(args.plot))
-    except (ValueError, OSError) as exc:
-        # the simulation refused the layout while booting it: name the file
-        raise _Fail(_boot_error(layouts, exc)) from None
-    if args.json:
-        sys.stdout.write(json.dumps(strip_state(rep), indent=2) + "\n")
+        plot_kind = _plot_target(args.plot)
+    if args.files:
+        sources = [(p, None, False) for p in args.files]
+    elif _stdin_is_input():
+        sources = [("-", None, False)]
     else:
-        sys.stdout.write(format_report(rep))
-    if plot_mod is not None:
-        try:
-            plot_mod.plot_report(rep, args.plot)
-        except OSError as exc:
-            raise _Fail(f"{args.plot}: cannot write the plot: {exc.strerror or exc}") from None
-        if not args.json:
-            sys.stdout.write(f"plot written to {args.plot}\n")
-    return 0
+        sources = [_default_source("report")]
+    head = {"version": REPORT_VERSION, "kernels": [{"version": k, "era": kernel_model(k).era} for k in kernels]}
+    out = sys.stdout
+    progress = _Progress(len(sources), args.progress if args.progress is not None
+                         else (len(sources) > 1 and _isatty(sys.stderr)))
+    stream = _JsonStream(head, out) if args.json else None
+    done: list[dict] = []
+    used_names: set = set()
+    bad = findings = 0
+    status = 0
+    try:
+        for path, text, bundled in sources:
+            try:
+                lay = _load_one(path, text, bundled)
+                try:
+                    rep = report_layout(lay, kernels, keep_state=plot_mod is not None)
+                except (ValueError, OSError) as exc:
+                    # the simulation refused the layout while booting it: name the file
+                    raise _Fail(_boot_error([lay], exc)) from None
+                except Exception as exc:  # noqa: BLE001 - one layout must not end the batch
+                    raise _Fail(f"{lay.file}: internal error: {type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())}") from None
+            except _Fail as exc:
+                bad += 1
+                progress.write(sys.stderr, f"{PROG}: error: {exc}\n")
+                progress.update(bad)
+                continue
+            public = {k: v for k, v in rep.items() if k != "_state"}
+            if stream is not None:
+                text_out = stream.chunk(public)
+            elif args.jsonl:
+                text_out = json.dumps({**head, "layouts": [public]}) + "\n"
+            else:
+                text_out = ("\n" if done else "") + format_report({**head, "layouts": [public]})
+            progress.write(out, text_out)
+            done.append(rep if plot_kind == "file" else public)
+            if plot_kind == "dir":
+                target = _plot_name(args.plot, rep, used_names)
+                _write_plot(plot_mod, {**head, "layouts": [rep]}, target)
+            if args.check and rep["check"]:
+                findings += 1
+                progress.write(sys.stderr, "".join(f"{PROG}: check: {os.path.basename(rep['file'])}: {f['text']}\n"
+                                                   for f in rep["check"]))
+            progress.update(bad)
+    except KeyboardInterrupt:
+        progress.close()
+        if stream is not None:
+            out.write(stream.close())
+        out.flush()
+        print(f"{PROG}: interrupted: {len(done)} of {len(sources)} layouts reported", file=sys.stderr)
+        return 130
+    progress.close()
+    if stream is not None:
+        out.write(stream.close())
+    if plot_kind == "file" and done:
+        _write_plot(plot_mod, {**head, "layouts": done}, args.plot)
+        if not (args.json or args.jsonl):
+            out.write(f"plot written to {args.plot}\n")
+    elif plot_kind == "dir" and done and not (args.json or args.jsonl):
+        out.write(f"plots written to {args.plot} ({len(done)} file{'s' if len(done) != 1 else ''})\n")
+    out.flush()
+    if bad:
+        status = 1
+        if len(sources) > 1:
+            print(f"{PROG}: {bad} of {len(sources)} layouts could not be read or booted", file=sys.stderr)
+    elif findings:
+        status = 3
+    return status
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _write_plot(plot_mod, rep: dict, path: str) -> None:
+    try:
+        plot_mod.plot_report(rep, path)
+    except OSError as exc:
+        raise _Fail(f"{path}: cannot write the plot: {exc.strerror or exc}") from None
 
 
 def _boot_error(layouts, exc) -> str:
@@ -417,15 +696,98 @@ def _boot_error(layouts, exc) -> str:
     return f"{names}: {msg}"
 
 
-def _cmd_lsmem(args) -> int:
-    lay = _load_one(args.file)
+def _boot_layout(path: str, kernel: Optional[str]):
+    """The machine booted from the layout file ``path`` (``_Fail`` naming the file if not)."""
     from .machine import Machine
 
+    kernel = DEFAULT_KERNEL if kernel is None else kernel
     try:
-        machine = Machine.from_iomem(lay.text, kernel=args.kernel)
+        _kernel_arg(kernel)
+    except argparse.ArgumentTypeError as exc:
+        raise _Fail(f"argument --kernel/-k: {exc}", status=2) from None
+    lay = _load_one(path)
+    try:
+        return Machine.from_iomem(lay.text, kernel=kernel)
     except (ValueError, OSError) as exc:
         raise _Fail(_boot_error([lay], exc)) from None
-    sys.stdout.write(format_lsmem(machine))
+
+
+def _cmd_lsmem(args) -> int:
+    from .lsmem import main as lsmem_main
+
+    return lsmem_main(args.args, prog=f"{PROG} lsmem", boot=_boot_layout)
+
+
+def _cmd_sysfs(args) -> int:
+    if args.sysfs_command == "export":
+        from .sysroot import export
+
+        machine = _boot_layout(args.file, args.kernel)
+        try:
+            n = export(machine, args.dest)
+        except OSError as exc:
+            raise _Fail(f"{exc.filename or args.dest}: cannot write the tree: {exc.strerror or exc}") from None
+        sys.stdout.write(f"{args.dest}: {n} sysfs entries of {args.file} (kernel {machine.kernel}); "
+                         f"read with: lsmem --sysroot {args.dest}\n")
+        return 0
+    from . import fusefs
+
+    if not os.path.isdir(args.dest):
+        raise _Fail(f"{args.dest}: not a directory (the mount point must exist)")
+    try:
+        fusefs.load_binding()
+    except fusefs.FuseUnavailable as exc:
+        raise _Fail(str(exc)) from None
+    if args.save and not os.access(os.path.dirname(os.path.abspath(args.save)), os.W_OK):
+        raise _Fail(f"{args.save}: cannot write there")
+    machine = _boot_layout(args.file, args.kernel)
+    print(f"{PROG}: serving {args.file} (kernel {machine.kernel}) at {args.dest}; "
+          f"stop with 'umount {args.dest}' or Ctrl-C", file=sys.stderr, flush=True)
+    try:
+        fusefs.serve(machine, args.dest)
+    except RuntimeError as exc:
+        raise _Fail(f"{args.dest}: cannot mount ({exc})") from None
+    if args.save:
+        import pickle
+
+        with open(args.save, "wb") as f:
+            pickle.dump(machine, f)
+        print(f"{PROG}: machine saved to {args.save}", file=sys.stderr)
+    return 0
+
+
+def _cmd_fleet(args) -> int:
+    from . import fleet
+
+    out = args.output
+    try:
+        fleet.require_fleet_extra(parquet=bool(out) and out.lower().endswith((".parquet", ".pq")))
+    except fleet.MissingExtra as exc:
+        raise _Fail(str(exc), status=2) from None
+    if args.plot:
+        try:
+            from . import plot as plot_mod
+            plot_mod.require_matplotlib()
+        except ImportError:
+            raise _Fail("matplotlib is not installed: pip install 'sparsemem[plot]'", status=2) from None
+    for p in args.inventory:
+        if not os.path.exists(p):
+            raise _Fail(f"{p}: no such inventory (a directory, a tar/zip archive or a layout file)")
+    try:
+        summary = fleet.run_fleet(args.inventory, args.k1, args.k2, output=out, workers=args.workers,
+                                  scheduler=args.scheduler,
+                                  batch_size=args.batch_size,
+                                  progress=False if args.no_progress else None)
+    except OSError as exc:
+        name = getattr(exc, "filename", None) or out or ""
+        raise _Fail(f"{name}: {exc.strerror or exc}") from None
+    sys.stdout.write(fleet.format_summary(summary))
+    if args.plot:
+        try:
+            fleet.plot_fleet(summary, args.plot)
+        except OSError as exc:
+            raise _Fail(f"{args.plot}: cannot write the plot: {exc.strerror or exc}") from None
+        sys.stdout.write(f"plot written to {args.plot}\n")
     return 0
 
 
@@ -441,6 +803,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_report(args)
         if args.command == "lsmem":
             return _cmd_lsmem(args)
+        if args.command == "sysfs":
+            return _cmd_sysfs(args)
+        if args.command == "fleet":
+            return _cmd_fleet(args)
         parser.error(f"unknown command {args.command!r}")
     except _Fail as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -1,13 +1,14 @@
 """Constants of the simulated x86_64 SPARSEMEM model and the pfn/section helpers.
 
-The values are defined once, in ``include/sparsemem.h``; the compiled core re-exports them
-(``sparsemem._sparsecore._CONSTANTS``) and this module names them for Python.  See
-../shared/spec/sparse-hotplug.md §1-§2.
+The values are defined once, in ``include/sparsemem.h``; :mod:`sparsemem._header` is their
+pure-Python table (checked against the header and against the compiled core by
+tests/test_core_constants.py) and this module names them for Python, without needing the
+compiled extension.  See docs/spec/sparse-hotplug.md §1-§2.
 """
 
 from __future__ import annotations
 
-from ._sparsecore import _CONSTANTS as _K
+from ._header import CONSTANTS as _K
 from .kernel import DEFAULT_KERNEL
 
 PAGE_SHIFT: int = _K["PAGE_SHIFT"]

@@ -1,49 +1,31 @@
-"""``mm/memory_hotplug.c`` (and the x86 ``arch_*_memory`` glue) as module-level functions.
-
-Every function takes the :class:`~sparsemem.machine.Machine` first and is named after the
-kernel function it models; where the kernel name starts with ``__`` (which Python would
-mangle inside a class, and which reads as private here) the Python name drops the
-underscores and the docstring names the kernel function.  Behaviour that differs between
-the eras is selected by the switches of ``machine.model`` (:mod:`sparsemem.kernel`), never by
-comparing versions.  "§" refers to ../shared/spec/sparse-hotplug.md.
-
-Failure and partial state (as the kernel leaves it, §5.2, §5.5, §8.1):
-
-* :func:`add_pages` / :func:`arch_add_memory`: no rollback; the section pieces added before
-  the failing one stay added (x86 also raises ``max_pfn`` regardless).
-* :func:`online_pages`: the zone/node span growth and memmap initialisation of
-  ``move_pfn_range_to_zone`` are **not** undone when a notifier or the System RAM walk fails
-  (v5.3 and v5.2 alike).
-* every other failing call leaves the machine as it was (dmesg aside).
-
-Simulation choices (documented deviations):
-
-* ``__remove_zone`` needs the zone that x86 ``arch_remove_memory`` reads from the struct page
-  of the first pfn (§6.1).  When that memmap exists but was never initialised (memory added
-  but never onlined: poisoned / garbage in the kernel) the simulation uses *no* zone and skips
-  the span shrinking for that call; a ``CONFIG_DEBUG_VM`` kernel would dereference a garbage
-  zone.  When there is no memmap at all (section never added) the read faults: KernelBug.
-* WARN records: see :func:`warn_lines` (line numbers and offsets are nominal).
-* page allocations are not modelled: isolation at offline (and ``removable``) fails only for
-  pages that are ``PageReserved`` because they are not System RAM (e820 holes inside a present
-  section) or belong to the kernel image ("Kernel code/rodata/data/bss", "Crash kernel").
-* memory notifiers: only the error injection of ``notifier-error-inject`` is modelled, via
-  ``machine.memory_notifier_error_inject`` (see :mod:`sparsemem.machine`).
+"""``mm/memory_hotplug.c`` (and the x86 ``arch_*_memory`` glue) as functions over the
+:class:`~sparsemem.state.MachineState`, each named after the kernel function it models
+(``__add_pages`` is :func:`add_pages`); era differences come from ``m.model``
+(:mod:`sparsemem.kernel`).  "§" refers to docs/spec/sparse-hotplug.md; failure and partial
+state, and the simulation's documented deviations: docs/hotplug.md.
 """
 
 from __future__ import annotations
 
 import errno
+from typing import Optional
 
 from . import _common as K
 from . import constants as C
 from .errors import KernelBug, KernelError
-from .iomem import (
-    _KERNEL_RESERVED,
-    IORESOURCE_BUSY,
-    IORESOURCE_SYSTEM_RAM,
-    Resource,
+from .mmzone import Zone
+from .printk import (  # noqa: F401  (WARN names re-exported for existing callers)
+    CUT_HERE,
+    WARN_SITES,
+    core_warning_lines,
+    pr_once,
+    warn,
+    warn_lines,
+    warn_on_once,
+    warn_once,
+    warning_line,
 )
+from .resource import IORESOURCE_BUSY, IORESOURCE_SYSTEM_RAM, KERNEL_RESERVED, Resource
 
 __all__ = [
     "MMOP_OFFLINE", "MMOP_ONLINE_KEEP", "MMOP_ONLINE_KERNEL", "MMOP_ONLINE_MOVABLE",
@@ -51,7 +33,7 @@ __all__ = [
     "MEM_CANCEL_OFFLINE", "ONLINE_TYPES",
     "check_pfn_span", "add_pages", "arch_add_pages", "arch_add_memory", "move_pfn_range_to_zone",
     "zone_for_pfn_range", "default_kernel_zone_for_pfn", "walk_system_ram_range", "online_pages",
-    "test_pages_in_a_zone", "offline_pages", "shrink_zone_span", "shrink_pgdat_span",
+    "test_pages_in_a_zone", "first_unmovable_pfn", "dump_unmovable_page", "offline_pages", "shrink_zone_span", "shrink_pgdat_span",
     "remove_zone", "remove_section", "remove_pages", "arch_remove_memory",
     "check_hotplug_memory_range", "register_memory_resource", "add_memory_resource",
     "add_memory", "remove_memory", "try_offline_node", "pfn_to_online_page",
@@ -89,123 +71,6 @@ def _pct_hash_010x(v: int) -> str:
 def _pa(v: int) -> str:
     """``%pa``: ``0x`` + 16 zero-padded hex digits."""
     return f"0x{v:016x}"
-
-
-#: Where each modelled WARN sits: symbol -> (source file, line).  The simulator has no object
-#: code, so the numbers are *nominal*: a fixed, plausible line per site (roughly where the
-#: function sits in the v5.3 sources, not checked against a build), and every WARNING line
-#: uses the offset ``+0x0`` and the size ``/0x100`` (:data:`WARN_SYMBOL_SIZE`).  They are
-#: consistent from run to run, so dmesg comparisons stay stable.
-WARN_SITES = {
-    "check_pfn_span": ("mm/memory_hotplug.c", 320),
-    "devm_memremap_pages": ("mm/memremap.c", 188),
-    "devm_memremap_pages_release": ("mm/memremap.c", 100),
-    "__remove_section": ("mm/memory_hotplug.c", 510),
-    "add_pages": ("arch/x86/mm/init_64.c", 860),
-    "arch_remove_memory": ("arch/x86/mm/init_64.c", 1210),
-    "mminit_validate_memmodel_limits": ("mm/sparse.c", 180),
-    "online_mem_sections": ("mm/sparse.c", 620),
-    "offline_mem_sections": ("mm/sparse.c", 640),
-    "section_deactivate": ("mm/sparse.c", 760),
-    "create_memory_block_devices": ("drivers/base/memory.c", 780),
-    "remove_memory_block_devices": ("drivers/base/memory.c", 810),
-    "pages_correctly_probed": ("drivers/base/memory.c", 200),
-    "state_show": ("drivers/base/memory.c", 170),
-}
-WARN_SYMBOL_SIZE = 0x100
-CUT_HERE = "------------[ cut here ]------------"
-
-#: Core WARN sites (``SectionTable.dmesg``) whose kernel WARN has no message (``WARN_ON`` /
-#: ``WARN_ON_ONCE``): the core's explanatory text is dropped when forwarding, because a
-#: real kernel prints only the banner and the WARNING line there.
-_CORE_WARN_ON = {"__remove_section", "online_mem_sections", "offline_mem_sections"}
-#: Core WARN_ON sites followed by a debug print of their own (``mminit_dprintk``, printed
-#: only with CONFIG_DEBUG_MEMORY_INIT and ``mminit_loglevel``): the text follows the
-#: WARNING line with the kernel's ``mminit::<prefix>`` tag.
-_CORE_WARN_ON_THEN_DPRINTK = {"mminit_validate_memmodel_limits": "mminit::pfnvalidation "}
-
-
-def warning_line(where: str) -> str:
-    """The ``WARNING: CPU: 0 PID: 1 at <file>:<line> <symbol>+0x0/0x100`` line of a WARN at
-    ``where`` (``"<file> <symbol>"``; line numbers and offsets are nominal, see
-    :data:`WARN_SITES`) (§5.1)."""
-    file, _, symbol = where.rpartition(" ")
-    site_file, line = WARN_SITES.get(symbol, (file, 0))
-    return f"WARNING: CPU: 0 PID: 1 at {file or site_file}:{line} {symbol}+0x0/{WARN_SYMBOL_SIZE:#x}"
-
-
-def warn_lines(where: str, text=None) -> list:
-    """The dmesg records of one WARN, as x86 prints them (§5.1): ``------------[ cut here
-    ]------------``, the message (only for ``WARN(cond, fmt...)``; a ``WARN_ON`` has none),
-    then :func:`warning_line`.  Register dump and backtrace are not modelled."""
-    out = [CUT_HERE]
-    if text is not None:
-        out.append(text)
-    out.append(warning_line(where))
-    return out
-
-
-def core_warning_lines(line: str) -> list:
-    """Reshape one of the core's single-line WARN records (``WARNING: at <file> <symbol>:
-    <text>``, from ``SectionTable.dmesg``) into the records of :func:`warn_lines`; any other
-    line is returned unchanged (as a one-element list)."""
-    if not line.startswith("WARNING: at "):
-        return [line]
-    where, sep, text = line[len("WARNING: at "):].partition(": ")
-    if not sep:
-        return [line]
-    symbol = where.rpartition(" ")[2]
-    if symbol in _CORE_WARN_ON:
-        return warn_lines(where)
-    if symbol in _CORE_WARN_ON_THEN_DPRINTK:
-        return warn_lines(where) + [_CORE_WARN_ON_THEN_DPRINTK[symbol] + text]
-    return warn_lines(where, text)
-
-
-def warn(m, where: str, text=None) -> None:
-    """A ``WARN(1, text)`` at ``where`` (``"<file> <symbol>"``; ``WARN_ON`` when ``text`` is
-    None): the records of :func:`warn_lines` (§5.1), after any pending core lines (``m.log``
-    forwards them first).  The only WARN emitter; the ``*_once`` forms guard it."""
-    for line in warn_lines(where, text):
-        m.log(line)
-
-
-def _first_time(m, key) -> bool:
-    """The once-per-boot guard of ``WARN_ONCE`` / ``pr_*_once``: True (and ``key`` is
-    remembered) the first time ``key`` is seen on this machine."""
-    if key in m._once:
-        return False
-    m._once.add(key)
-    return True
-
-
-def warn_once(m, key, where: str, text=None) -> None:
-    """``WARN_ONCE(cond, text)`` (``WARN_ON_ONCE`` when ``text`` is None): :func:`warn`,
-    once per boot for each ``key``."""
-    if _first_time(m, key):
-        warn(m, where, text)
-
-
-def warn_on_once(m, key, where: str) -> None:
-    """``WARN_ON_ONCE(cond)`` (no message): once per boot, banner and WARNING line only."""
-    warn_once(m, key, where)
-
-
-def _pr_once(m, key, line: str) -> None:
-    """``pr_*_once``: log ``line`` once per boot for each ``key`` (the WARN_ONCE guard)."""
-    if _first_time(m, key):
-        m.log(line)
-
-
-def _page_zone(m, pfn: int):
-    """``page_zone(pfn_to_page(pfn))`` from the simulated memmap; None when poisoned/absent."""
-    S = m.sections
-    zi = S.page_zonenum(pfn)
-    if zi < 0:
-        return None
-    nid = 0 if m._single_node else S.pfn_to_nid(pfn)
-    pg = m.nodes.get(nid)
-    return None if pg is None else pg.zones[zi]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,14 +118,14 @@ def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
     nid = K.check_nid(nid)
     pfn = K.unsigned(pfn, "pfn")
     nr_pages = K.unsigned(nr_pages, "nr_pages")
-    altmap = K.check_altmap(altmap, m._altmap_cls)
+    altmap = K.check_altmap(altmap, m.altmap_cls)
     S = m.sections
     if pfn + nr_pages > S.pfn_limit:
         raise ValueError(f"__add_pages: pfn range [{pfn:#x}-{pfn + nr_pages:#x}) exceeds the "
                          f"{S.max_physmem_bits}-bit physical address space")
     if altmap is not None:
         if altmap.base_pfn != pfn or altmap.offset() > nr_pages:
-            _pr_once(m, "invalid altmap", "memory add fail, invalid altmap")
+            pr_once(m, "invalid altmap", "memory add fail, invalid altmap")
             raise KernelError(errno.EINVAL, f"__add_pages: invalid altmap {altmap!r} for pfn {pfn:#x} "
                                             f"nr_pages {nr_pages:#x} (base_pfn must equal pfn and "
                                             f"reserve + free must not exceed nr_pages)")
@@ -274,7 +139,6 @@ def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
         else:
             # v5.2 __add_pages with MHP_MEMBLOCK_API: __add_section per whole section, then
             # hotplug_memory_register (§7)
-            from .memory_block import hotplug_memory_register
             for sec in range(pfn >> C.PFN_SECTION_SHIFT, ((pfn + nr_pages - 1) >> C.PFN_SECTION_SHIFT) + 1):
                 try:
                     S.sparse_add_section(nid, sec << C.PFN_SECTION_SHIFT, _SEC, altmap)
@@ -282,9 +146,9 @@ def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
                     if e.errno == errno.EEXIST and m.model.add_pages_swallows_eexist:
                         continue
                     raise
-                hotplug_memory_register(m, nid, sec)
+                m.memory_subsys.hotplug_memory_register(m, nid, sec)
     finally:
-        m._sync_core_dmesg()
+        m.sync_core_dmesg()
 
 
 def _add_pages_zero(m, nid: int, pfn: int, altmap) -> None:
@@ -365,8 +229,8 @@ def move_pfn_range_to_zone(m, nid, zone_idx, start_pfn, nr_pages, altmap=None) -
     zone_idx = K.check_zone(zone_idx)
     pfn = K.unsigned(start_pfn, "start_pfn")
     nr = K.unsigned(nr_pages, "nr_pages")
-    altmap = K.check_altmap(altmap, m._altmap_cls)
-    pgdat = m._pgdat(nid, create=True)
+    altmap = K.check_altmap(altmap, m.altmap_cls)
+    pgdat = m.node_data(nid)
     zone = pgdat.zones[zone_idx]
     # zone
     if zone.spanned_pages == 0:
@@ -395,7 +259,7 @@ def move_pfn_range_to_zone(m, nid, zone_idx, start_pfn, nr_pages, altmap=None) -
 
 def default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages):
     """``default_kernel_zone_for_pfn``: first of DMA, DMA32, Normal intersecting, else Normal."""
-    zones = m._pgdat(nid, create=True).zones
+    zones = m.node_data(nid).zones
     for zi in (C.ZONE_DMA, C.ZONE_DMA32, C.ZONE_NORMAL):
         if zones[zi].intersects(start_pfn, nr_pages):
             return zones[zi]
@@ -407,7 +271,7 @@ def zone_for_pfn_range(m, online_type: int, nid, start_pfn, nr_pages):
     nid = K.check_nid(nid)
     if online_type == MMOP_ONLINE_KERNEL:
         return default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
-    movable = m._pgdat(nid, create=True).zones[C.ZONE_MOVABLE]
+    movable = m.node_data(nid).zones[C.ZONE_MOVABLE]
     if online_type == MMOP_ONLINE_MOVABLE:
         return movable
     kernel = default_kernel_zone_for_pfn(m, nid, start_pfn, nr_pages)
@@ -420,7 +284,7 @@ def zone_for_pfn_range(m, online_type: int, nid, start_pfn, nr_pages):
 
 def walk_system_ram_range(m, start_pfn: int, nr_pages: int) -> list[tuple[int, int]]:
     """``walk_system_ram_range(start_pfn, nr_pages)``: ``(pfn, nr)`` pieces of busy System RAM
-    at any depth of ``machine.iomem`` (kernel/resource.c)."""
+    at any depth of ``m.iomem`` (kernel/resource.c)."""
     if nr_pages <= 0:
         return []
     return m.iomem.walk_system_ram_range(start_pfn, nr_pages)
@@ -470,7 +334,7 @@ def online_pages(m, pfn, nr_pages, online_type=MMOP_ONLINE_KEEP, nid=0) -> int:
     for p, n in pieces:
         onlined += n
         S.online_mem_sections(p, p + n)
-    m._sync_core_dmesg()
+    m.sync_core_dmesg()
     zone.present_pages += onlined
     zone.zone_pgdat.node_present_pages += onlined
     return onlined
@@ -496,7 +360,7 @@ def test_pages_in_a_zone(m, start_pfn: int, end_pfn: int):
             while pfn < sec_end and pfn < end_pfn:
                 if zone is not None and not zone.spans(pfn):
                     return None
-                z = _page_zone(m, pfn)
+                z = m.page_zone(pfn)
                 if z is None or (zone is not None and z is not zone):
                     return None
                 if first is None:
@@ -520,25 +384,67 @@ def _next_valid_pfn(S, q: int, end: int) -> int:
     return q
 
 
-def _has_unmovable(m, start_pfn: int, nr_pages: int) -> bool:
-    """Pages the isolation would find unmovable: PageReserved memmap outside System RAM, or the
-    kernel image / crash kernel (page allocations are otherwise not modelled)."""
+def first_unmovable_pfn(m, start_pfn: int, nr_pages: int) -> Optional[int]:
+    """The lowest pfn of the range that ``has_unmovable_pages`` finds ``PageReserved``, or
+    None.  Reserved are: a ``pfn_valid`` page that is not System RAM (an e820 hole inside a
+    present section), the kernel image and crash kernel of the layout's iomem lines, and the
+    boot allocations of ``m.boot_reserved`` (the image without such lines, each node's boot
+    memmap: :func:`sparsemem.machine.boot_allocations`).  Page allocations are otherwise not
+    modelled, so nothing else is unmovable."""
+    found = []
+    end_pfn = start_pfn + nr_pages
     pieces = walk_system_ram_range(m, start_pfn, nr_pages)
     covered = sum(n for _, n in pieces)
     S = m.sections
     if covered < nr_pages:
-        # a pfn_valid page that is not System RAM is a reserved boot page
         cur = start_pfn
-        for p, n in pieces + [(start_pfn + nr_pages, 0)]:
-            if _next_valid_pfn(S, cur, p) < p:
-                return True
+        for p, n in pieces + [(end_pfn, 0)]:
+            q = _next_valid_pfn(S, cur, p)
+            if q < p:
+                found.append(q)
+                break
             cur = p + n
-    lo, hi = start_pfn << C.PAGE_SHIFT, ((start_pfn + nr_pages) << C.PAGE_SHIFT) - 1
+    lo, hi = start_pfn << C.PAGE_SHIFT, (end_pfn << C.PAGE_SHIFT) - 1
     for r in m.iomem.top_level_overlapping(lo, hi):
         for _, c in m.iomem.walk(r):
-            if c.name in _KERNEL_RESERVED and c.overlaps(lo, hi):
-                return True
-    return False
+            if c.name in KERNEL_RESERVED and c.overlaps(lo, hi):
+                found.append(max(c.start, lo) >> C.PAGE_SHIFT)
+    for s, e in m.boot_reserved:
+        if s < end_pfn and e > start_pfn:
+            found.append(max(s, start_pfn))
+    return min(found) if found else None
+
+
+def _has_unmovable(m, start_pfn: int, nr_pages: int) -> bool:
+    """Pages the isolation would find unmovable (:func:`first_unmovable_pfn`)."""
+    return first_unmovable_pfn(m, start_pfn, nr_pages) is not None
+
+
+# include/linux/page-flags.h PG_reserved (bit 12 in 5.2-6.8) and the page->flags layout of a
+# distribution x86_64 build (CONFIG_NODES_SHIFT=10, 3 zone bits, LAST_CPUPID of 21 bits in
+# page->flags and reset to all ones): node at bit 54, zone at bit 51, last_cpupid at bit 30
+_PG_RESERVED = 1 << 12
+_LAST_CPUPID_RESET = 0x1FFFFF << 30
+
+
+def dump_unmovable_page(m, pfn: int) -> None:
+    """``dump_page(page, "unmovable page")`` of ``has_unmovable_pages`` when offlining
+    (``REPORT_FAILURE``, mm/page_alloc.c 5.0-5.7, mm/page_isolation.c from 5.8), in the 5.3
+    format of mm/debug.c ``__dump_page``: a boot page that is ``PageReserved`` with refcount
+    1, mapcount 0, no mapping, ``lru`` pointing at itself; ``%px`` of the struct page in the
+    vmemmap.  The flags value follows the build described at ``_LAST_CPUPID_RESET`` (nominal
+    like the WARN line numbers: another configuration gives other upper bits)."""
+    base = C.vmemmap_base(int(m.boot_args.get("max_physmem_bits", 46)))
+    page = base + pfn * C.STRUCT_PAGE_SIZE
+    zone = m.page_zone(pfn)
+    zidx = zone.idx if zone is not None else 0
+    nid = zone.nid if zone is not None else 0
+    flags = (nid << 54) | (zidx << 51) | _LAST_CPUPID_RESET | _PG_RESERVED
+    m.log(f"page:{page:016x} refcount:1 mapcount:0 mapping:{0:016x} index:0x0")
+    m.log(f"flags: {flags:#x}(reserved)")
+    m.log(f"raw: {flags:016x} {page + 8:016x} {page + 8:016x} {0:016x}")
+    m.log(f"raw: {0:016x} {0:016x} 00000001ffffffff {0:016x}")
+    m.log("page dumped because: unmovable page")
 
 
 def offline_pages(m, start_pfn, nr_pages) -> int:
@@ -566,7 +472,11 @@ def offline_pages(m, start_pfn, nr_pages) -> int:
     if found is None:
         raise fail(errno.EINVAL, "multizone range")
     zone = found[0]
-    if _has_unmovable(m, start_pfn, nr_pages):
+    unmovable = first_unmovable_pfn(m, start_pfn, nr_pages)
+    if unmovable is not None:
+        # start_isolate_page_range walks the pageblocks upwards: the first reserved page
+        # found is dumped (REPORT_FAILURE), then the offline fails
+        dump_unmovable_page(m, unmovable)
         raise fail(errno.EBUSY, "failure to isolate range")
     rc = _notify(m, "MEM_GOING_OFFLINE")
     if rc:
@@ -661,7 +571,13 @@ def shrink_zone_span(m, zone, start_pfn: int, end_pfn: int) -> None:
 
 
 def shrink_pgdat_span(m, pgdat, start_pfn: int, end_pfn: int) -> None:
-    """``shrink_pgdat_span(pgdat, start, end)`` (§6.5): as the zone version, any zone."""
+    """``shrink_pgdat_span(pgdat, start, end)`` (§6.5): as the zone version, any zone.
+
+    The probes read struct pages that may never have been initialised: in v5.1/v5.2 the boot
+    memmap beyond ``max_pfn`` in the last boot section is left so (``zero_resv_unavail``
+    stops at ``max_pfn`` until e822969cab48, v5.6) and reads as no node, so removing device
+    memory at the node's end can leave the node ending below that section's boot RAM (e.g.
+    0xc0000 with RAM up to pfn 0x10001f), as the kernel does."""
     ps = pgdat.node_start_pfn
     pgdat.node_start_pfn, pgdat.node_spanned_pages = _shrink_span(
         m, pgdat.nid, None, ps, ps + pgdat.node_spanned_pages, start_pfn, end_pfn)
@@ -691,15 +607,13 @@ def remove_section(m, zone, pfn: int, nr: int, altmap=None) -> bool:
         S.sparse_remove_section(pfn, nr, altmap)  # WARN_ON_ONCE, returns False
         return False
     if not m.model.memory_blocks_after_arch_add:
-        from .memory_block import unregister_memory_section
-        unregister_memory_section(m, sec)
+        m.memory_subsys.unregister_memory_section(m, sec)
     if zone is not None:
         remove_zone(m, zone, pfn, nr)
     return S.sparse_remove_section(pfn, nr, altmap)
 
 
 def _resolve_zone(m, zone, pfn: int):
-    from .machine import Zone
     if zone is None or isinstance(zone, Zone):
         return zone
     zi = K.check_zone(zone)
@@ -712,7 +626,7 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
     """``__remove_pages(zone, pfn, nr_pages, altmap)`` (§6.2; legacy §7).  The kernel
     function is void; this returns the number of section pieces removed.
 
-    ``zone`` is a :class:`~sparsemem.machine.Zone`, a zone index (resolved on the node of
+    ``zone`` is a :class:`~sparsemem.mmzone.Zone`, a zone index (resolved on the node of
     the first pfn's struct page, or node 0) or None (no span shrinking, see the module doc).
     v5.3: :func:`check_pfn_span` -- a misaligned range WARNs and nothing happens (returns 0);
     pieces are split at section boundaries.  v5.2: ``BUG_ON`` unless section-aligned
@@ -723,7 +637,7 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
     """
     pfn = K.unsigned(pfn, "pfn")
     nr_pages = K.unsigned(nr_pages, "nr_pages")
-    altmap = K.check_altmap(altmap, m._altmap_cls)
+    altmap = K.check_altmap(altmap, m.altmap_cls)
     zone = _resolve_zone(m, zone, pfn)
     if m.model.check_pfn_span:
         try:
@@ -750,7 +664,7 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
         for p, n in K.pieces(pfn, nr_pages):
             removed += bool(remove_section(m, zone, p, n, altmap))
     finally:
-        m._sync_core_dmesg()
+        m.sync_core_dmesg()
     return removed
 
 
@@ -758,7 +672,7 @@ def _first_page_unmapped(m, pfn: int) -> bool:
     """True when the struct page of ``pfn`` has no vmemmap at all (its section never got a
     memmap, or it was freed): ``page_zone(pfn_to_page(pfn))`` then reads an unmapped
     address and faults (§6.1).  A memmap that exists but was never initialised (poisoned)
-    is not "unmapped": :func:`_page_zone` returns None for it."""
+    is not "unmapped": ``m.page_zone`` returns None for it."""
     S = m.sections
     if pfn >= S.pfn_limit:
         return False  # the range check of remove_pages reports this (ValueError)
@@ -795,13 +709,13 @@ def arch_remove_memory(m, nid, start, size, altmap=None) -> int:
     K.check_nid(nid)
     start = K.unsigned(start, "start")
     size = K.unsigned(size, "size")
-    altmap = K.check_altmap(altmap, m._altmap_cls)
+    altmap = K.check_altmap(altmap, m.altmap_cls)
     pfn = start >> C.PAGE_SHIFT
     off = altmap.offset() if altmap is not None else 0
     nr = size >> C.PAGE_SHIFT
     if pfn + nr <= m.sections.pfn_limit:
         _check_first_page(m, pfn + off, "arch_remove_memory")
-    zone = _page_zone(m, pfn + off) if pfn + off < m.sections.pfn_limit else None
+    zone = m.page_zone(pfn + off) if pfn + off < m.sections.pfn_limit else None
     try:
         return remove_pages(m, zone, pfn, nr, altmap)
     except KernelError as e:
@@ -861,13 +775,13 @@ def add_memory_resource(m, nid: int, res: Resource) -> None:
     Partial state on an ``arch_add_memory`` error: the sections added stay (no rollback),
     ``max_pfn`` raised; a new node's pgdat is freed again.
     """
-    from . import memory_block as MB
+    MB = m.memory_subsys
     start, size = res.start, res.size
     check_hotplug_memory_range(m, start, size)
     new_node = nid not in m.nodes or not m.nodes[nid].online
     created = nid not in m.nodes
     if created:
-        m._pgdat(nid, create=True)
+        m.node_data(nid)
     legacy_blocks = not m.model.memory_blocks_after_arch_add
     try:
         arch_add_memory(m, nid, start, size, _want_memblock=legacy_blocks)
@@ -879,7 +793,7 @@ def add_memory_resource(m, nid: int, res: Resource) -> None:
                 raise
     except KernelError:
         if created:
-            m._drop_pgdat(nid)
+            m.drop_pgdat(nid)
         raise
     if new_node:
         m.nodes[nid].online = True
@@ -889,7 +803,7 @@ def add_memory_resource(m, nid: int, res: Resource) -> None:
             blk.online_type = MMOP_ONLINE_KEEP
             if MB.device_online(m, blk) < 0:
                 break
-    m._sync_core_dmesg()
+    m.sync_core_dmesg()
 
 
 def add_memory(m, nid, start, size) -> None:
@@ -940,7 +854,7 @@ def remove_memory(m, nid, start, size) -> None:
     and ``try_offline_node``.  A range whose first section has no memmap makes x86
     ``arch_remove_memory`` fault (§6.1): KernelBug, raised before anything changes.
     """
-    from . import memory_block as MB
+    MB = m.memory_subsys
     nid = K.check_nid(nid)
     start = K.unsigned(start, "start")
     size = K.unsigned(size, "size")
@@ -967,7 +881,7 @@ def remove_memory(m, nid, start, size) -> None:
     except KernelError as e:
         m.log(f"Unable to release resource <{_pa(start)}-{_pa(start + size - 1)}> ({-e.errno})")
     try_offline_node(m, nid)
-    m._sync_core_dmesg()
+    m.sync_core_dmesg()
 
 
 def pfn_to_online_page(m, pfn) -> bool:

@@ -6,7 +6,7 @@ compares version numbers itself.  A later era (v5.7 compat-align, v5.9 bare-meta
 memory blocks, v5.12 ``SECTION_TAINT_ZONE_DEVICE``, v6.8 RCU usage fix, ...) is a new row of
 :data:`ERAS` with the switches that differ, not a scattered ``if``.
 
-The rows cite the commits that introduced each behaviour, as ``../shared/spec`` restates them
+The rows cite the commits that introduced each behaviour, as ``docs/spec`` restates them
 (sparse-hotplug.md §7 and §10, memremap-nvdimm.md §3 and §6).
 """
 
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-__all__ = ["KernelModel", "ERAS", "kernel_model", "parse_version", "DEFAULT_KERNEL"]
+__all__ = ["KernelModel", "ERAS", "kernel_model", "parse_version", "DEFAULT_KERNEL", "VERSION_FORMS", "version_range"]
 
 DEFAULT_KERNEL = "5.3"
 
@@ -24,7 +24,20 @@ DEFAULT_KERNEL = "5.3"
 OLDEST = (5, 1)
 NEWEST = (6, 8)
 
-_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
+#: ``MAJOR.MINOR[.PATCH]``, optionally after a ``v`` and followed by what ``uname -r`` or a
+#: distribution adds: ``-rcN`` (counts as that release), ``-45-generic``,
+#: ``-427.13.1.el9_4.x86_64``, ``+``, ``+deb13-amd64``, ``~bpo12+1`` (kept by the caller, not
+#: modelled).  The suffix must start with ``-``, ``+``, ``~`` or ``_``.
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?P<suffix>[-+~_].*)?$")
+
+#: The forms :func:`parse_version` accepts, for messages and ``--help``.
+VERSION_FORMS = "MAJOR.MINOR[.PATCH] with an optional 'v' and uname/distribution suffix, e.g. " \
+    "'5.3', 'v5.10', '6.8.0-45-generic', '5.3.0-rc1', '5.14.0-427.13.1.el9_4.x86_64', '6.6.30+'"
+
+
+def version_range() -> str:
+    """The modelled releases as text, ``"5.1 .. 6.8"`` (from :data:`OLDEST` / :data:`NEWEST`)."""
+    return f"{OLDEST[0]}.{OLDEST[1]} .. {NEWEST[0]}.{NEWEST[1]}"
 
 
 @dataclass(frozen=True)
@@ -193,19 +206,22 @@ ERAS: tuple[tuple[tuple[int, int], dict], ...] = (
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
-    """``"5.3"``, ``"v5.10"`` or ``"5.3.1"`` -> ``(5, 3, 0)``-style tuple; ValueError otherwise."""
+    """``"5.3"``, ``"v5.10"``, ``"5.3.1"`` or what ``uname -r`` prints (``"6.8.0-45-generic"``,
+    ``"5.3.0-rc1"``, ``"5.14.0-427.13.1.el9_4.x86_64"``, ``"6.6.30+"``) -> ``(major, minor,
+    patch)``; an ``-rcN`` counts as that release and a distribution suffix is ignored here.
+    ValueError (naming the accepted range and forms) otherwise."""
     if not isinstance(version, str):
         raise TypeError(f"kernel version must be a str such as '5.3', not {type(version).__name__}")
     m = _VERSION_RE.match(version.strip())
     if not m:
         raise ValueError(
-            f"malformed kernel version {version!r}: expected MAJOR.MINOR[.PATCH] such as '5.2', '5.3' or '5.10'"
+            f"malformed kernel version {version!r}: expected {VERSION_FORMS}; modelled: {version_range()}"
         )
     major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
     if not OLDEST <= (major, minor) <= NEWEST:
         raise ValueError(
             f"kernel version {version!r} is outside the modelled range "
-            f"{OLDEST[0]}.{OLDEST[1]} .. {NEWEST[0]}.{NEWEST[1]} (expected MAJOR.MINOR such as '5.2' or '5.3')"
+            f"{version_range()} (expected {VERSION_FORMS})"
         )
     return (major, minor, patch)
 

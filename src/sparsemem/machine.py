@@ -1,58 +1,26 @@
-"""One simulated x86_64 machine: boot memory, zones and nodes, memory blocks, sysfs, iomem.
-
-:class:`Machine` owns the section table (the compiled core, or its pure-Python twin with
-``core="reference"``), the iomem resource tree (:mod:`sparsemem.iomem`), the ``pg_data_t``
-of each node with its five zones, the memory block devices (:mod:`sparsemem.memory_block`)
-and ``dmesg``.  The kernel logic lives in :mod:`sparsemem.hotplug`; this module boots and
-delegates.  "§" refers to ../shared/spec/sparse-hotplug.md.
-
-Boot (§3, §1.1, §8.4)
-    Top-level "System RAM" resources are boot memory, each ``[PFN_UP(start),
-    PFN_DOWN(end + 1))`` on node 0: ``memory_present`` per range, ``sparse_init``,
-    ``subsection_map_init`` per range (the kernel's order), zones DMA ``[0, 16 MiB)``, DMA32
-    ``[16 MiB, 4 GiB)``, Normal above (Movable and Device empty), each spanning the node span
-    (first boot page .. end of the highest boot RAM) clamped to the zone's limits, holes
-    included (``zone_spanned_pages_in_node``; e.g. DMA32 = ``[0x1000, 0x100000)`` for
-    :data:`DEFAULT_IOMEM`) with ``present_pages`` the RAM inside, ``memmap_init_zone`` over
-    each zone span (so span scans see the
-    right zone and node), ``max_pfn`` = end of the highest boot RAM, the memory block size
-    (§1.1: 128 MiB below 64 GiB of ``max_pfn``; ``bare_metal_2g_blocks`` and not
-    ``hypervisor`` → 2 GiB; else the largest of 2G/1G/512M/256M dividing the boot end; the
-    ``memory_block_size`` argument overrides it like ``set_memory_block_size_order`` and must
-    be a power of two in [128 MiB, 64 GiB]), then ``memory_dev_init`` (MEM_ONLINE blocks).
-    Top-level "Persistent Memory" / "Persistent Memory (legacy)" resources are not boot
-    memory: they are handed to ``sparsemem.nvdimm.bus.attach(machine, resources)`` whose
-    result is ``machine.nvdimm``.
-
-Reboot
-    :attr:`Machine.boot_args` is a dict of the constructor arguments that rebuild the same
-    hardware: ``kernel``, ``max_physmem_bits``, ``memory_block_size`` (the override, or
-    None), ``hypervisor``, ``core``, ``movable_node``, ``auto_online`` and ``iomem`` (the
-    boot layout as ``/proc/iomem`` text, taken before anything was hot-plugged).
-    ``Machine(**m.boot_args)`` is a fresh boot; pass another ``iomem`` to move things.
-
-Memory notifier error injection (the selftest's ``notifier-error-inject``)
-    ``machine.memory_notifier_error_inject`` is a dict from action name
-    (``"MEM_GOING_ONLINE"``, ``"MEM_GOING_OFFLINE"``; ``"online"`` / ``"offline"`` are
-    accepted as aliases when set through :meth:`Machine.inject_memory_notifier_error`) to a
-    negative errno (0 clears), as written to
-    ``/sys/kernel/debug/notifier-error-inject/memory/actions/<ACTION>/error``.  The
-    transition then fails with that errno and logs ``Injecting error (-12) to
-    MEM_GOING_ONLINE``.
+"""One simulated x86_64 machine: :class:`Machine` is the :class:`~sparsemem.state.MachineState`
+plus boot (§3, §1.1, §8.4), the public façade over the layers (hotplug, memory blocks and
+sysfs, device memory, nvdimm), ``snapshot()`` and ``reboot()``.  "§" refers to
+docs/spec/sparse-hotplug.md; boot, reboot, dmesg and error injection: docs/machine.md.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Optional
+from typing import Any, ClassVar, Optional
 
 from . import _common as K
 from . import constants as C
 from . import hotplug as H
 from . import memory_block as MB
+from . import memremap
 from .errors import KernelError
-from .iomem import ResourceTree, parse
 from .kernel import DEFAULT_KERNEL, as_model
+from .layout import parse
+from .mmzone import ZONE_LIMITS, Pgdat, Zone
+from .nvdimm import bus as nvdimm_bus
+from .resource import ResourceTree
+from .state import MachineState, MemorySubsys
 
 __all__ = ["Machine", "Zone", "Pgdat", "DEFAULT_IOMEM", "probe_memory_block_size"]
 
@@ -74,83 +42,122 @@ bffe0000-bfffffff : Reserved
 100000000-13fffffff : System RAM
 """
 
-#: zone index -> [low pfn, high pfn) of the zone's possible range on x86_64
-_ZONE_LIMITS = {
-    C.ZONE_DMA: (0, (16 * MiB) >> C.PAGE_SHIFT),
-    C.ZONE_DMA32: ((16 * MiB) >> C.PAGE_SHIFT, (4 * GiB) >> C.PAGE_SHIFT),
-    C.ZONE_NORMAL: ((4 * GiB) >> C.PAGE_SHIFT, 1 << 64),
-}
+
+#: x86_64 ``CONFIG_PHYSICAL_START``: where the kernel image is when the layout has no
+#: "Kernel code/rodata/data/bss" lines (a relocated or KASLR-placed image shows them)
+PHYSICAL_START = 16 * MiB
+#: the image's extent ``[_text, __bss_stop)`` then: that of the 4.19 x86_64 kernel of the layout
+#: tests/data/layouts/lore.kernel.org_20181022201327.F1642450@viggo.jf.intel.com.txt
+#: (Kernel code at 0x1000000, Kernel bss ending at 0x305dfff)
+DEFAULT_KERNEL_IMAGE_SIZE = 0x305E000 - 0x1000000
+#: ``CONFIG_X86_RESERVE_LOW`` default: the low memory x86 never hands to the page allocator
+X86_RESERVE_LOW = 64 << 10
+#: ``__pa(MAX_DMA_ADDRESS)``: the lowest address of the boot memmap allocation
+MAX_DMA_ADDRESS = 16 * MiB
 
 
-class Zone:
-    """``struct zone``: ``zone_start_pfn``, ``spanned_pages``, ``present_pages`` of zone
-    ``idx`` (``name``) of node ``nid``; ``zone_pgdat`` is its node."""
-
-    __slots__ = ("nid", "idx", "zone_start_pfn", "spanned_pages", "present_pages", "zone_pgdat")
-
-    def __init__(self, pgdat, idx: int):
-        self.nid = pgdat.nid
-        self.idx = idx
-        self.zone_start_pfn = 0
-        self.spanned_pages = 0
-        self.present_pages = 0
-        self.zone_pgdat = pgdat
-
-    @property
-    def name(self) -> str:
-        return C.ZONE_NAMES[self.idx]
-
-    @property
-    def zone_end_pfn(self) -> int:
-        return self.zone_start_pfn + self.spanned_pages
-
-    @property
-    def is_empty(self) -> bool:
-        return self.spanned_pages == 0
-
-    def spans(self, pfn: int) -> bool:
-        """``zone_spans_pfn``."""
-        return self.zone_start_pfn <= pfn < self.zone_end_pfn
-
-    def intersects(self, start_pfn: int, nr_pages: int) -> bool:
-        """``zone_intersects`` (§8.5): false for an empty zone."""
-        if self.spanned_pages == 0:
-            return False
-        return not (start_pfn >= self.zone_end_pfn or start_pfn + nr_pages <= self.zone_start_pfn)
-
-    def state(self) -> tuple:
-        return (self.zone_start_pfn, self.spanned_pages, self.present_pages)
-
-    def __repr__(self):
-        return (f"<Zone node {self.nid} {self.name} [{self.zone_start_pfn:#x}-{self.zone_end_pfn:#x}) "
-                f"present {self.present_pages}>")
+def _free_ranges(ram: list, taken: list) -> list:
+    """memblock.memory minus memblock.reserved, as sorted ``[start, end)`` pfn ranges."""
+    free = []
+    for s, e in ram:
+        cur = s
+        for ts, te in sorted(taken):
+            if te <= cur or ts >= e:
+                continue
+            if ts > cur:
+                free.append((cur, ts))
+            cur = max(cur, te)
+        if cur < e:
+            free.append((cur, e))
+    return free
 
 
-class Pgdat:
-    """``pg_data_t`` of one node: ``node_start_pfn``, ``node_spanned_pages``,
-    ``node_present_pages``, ``zones`` (indexed by zone number, ZONE_DEVICE = 4), ``online``."""
+def _memblock_alloc(ram: list, taken: list, nr: int, align: int, min_pfn: int, bottom_up: bool,
+                    above: int = 0) -> Optional[int]:
+    """``memblock_find_in_range_node`` (mm/memblock.c, 5.3 and 6.8): the highest (top-down, the
+    x86 default) or lowest (bottom-up, above the kernel image ``above``) ``align``-aligned free
+    range of ``nr`` pages at or above ``min_pfn``; None when nothing fits."""
+    free = _free_ranges(ram, taken)
+    if bottom_up:
+        for s, e in free:
+            cand = -(-max(s, min_pfn, above) // align) * align
+            if cand + nr <= e:
+                return cand
+        return None
+    for s, e in reversed(free):
+        cand = ((e - nr) // align) * align
+        if e - nr >= 0 and cand >= max(s, min_pfn):
+            return cand
+    return None
 
-    __slots__ = ("nid", "node_start_pfn", "node_spanned_pages", "node_present_pages", "zones", "online")
 
-    def __init__(self, nid: int):
-        self.nid = nid
-        self.node_start_pfn = 0
-        self.node_spanned_pages = 0
-        self.node_present_pages = 0
-        self.online = False
-        self.zones = [Zone(self, i) for i in range(C.ZONE_DEVICE + 1)]
+def boot_allocations(m, ram: list) -> list:
+    """The memblock allocations of boot that are modelled, as ``[start, end)`` pfn ranges; they
+    stay reserved (``PageReserved``: ``removable`` 0 where the release computes it, offline
+    fails to isolate them, -EBUSY).
 
-    @property
-    def node_end_pfn(self) -> int:
-        return self.node_start_pfn + self.node_spanned_pages
+    * The low ``X86_RESERVE_LOW`` bytes that are RAM (``trim_low_memory_range``).
+    * The kernel image ``[PHYSICAL_START, + DEFAULT_KERNEL_IMAGE_SIZE)`` when the layout has no
+      "Kernel code/rodata/data/bss" lines (x86 ``setup_arch`` reserves ``[_text,
+      __bss_stop)``); with those lines the iomem resources are the image, and they and any
+      "Crash kernel" range are avoided by the allocation below.
+    * Each node's boot memmap: ``sparse_init_nid`` takes one buffer of ``map_count *
+      section_map_size()`` (2 MiB per present section) from ``sparse_buffer_init`` →
+      ``memblock_alloc_try_nid_raw(size, PAGE_SIZE, __pa(MAX_DMA_ADDRESS),
+      MEMBLOCK_ALLOC_ACCESSIBLE, nid)`` (mm/sparse.c 5.2/5.3; later releases align to
+      ``section_map_size()``, which moves it by less than 2 MiB) and fills it with the
+      vmemmap PMDs; x86 allocates top-down from the end of the node's memory (bottom-up above
+      the kernel image with ``movable_node``, arch/x86/kernel/setup.c ``setup_arch``).  When
+      the buffer does not fit, each section's 2 MiB comes from its own allocation
+      (``vmemmap_alloc_block``, 2 MiB aligned) in the same direction.
 
-    def state(self) -> tuple:
-        return (self.online, self.node_start_pfn, self.node_spanned_pages, self.node_present_pages,
-                tuple(z.state() for z in self.zones))
+    Not modelled (smaller, and near the same places): NODE_DATA, the mem_section roots and
+    usage maps, page tables, the log buffer, initrd and ACPI tables.
+    """
+    from .resource import KERNEL_IMAGE, KERNEL_RESERVED
 
-    def __repr__(self):
-        return (f"<Pgdat node {self.nid} [{self.node_start_pfn:#x}-{self.node_end_pfn:#x}) "
-                f"present {self.node_present_pages}{'' if self.online else ' offline'}>")
+    if not ram:
+        return []
+    taken, out = [], []
+    image_lines = False
+    for top in m.iomem.top_level():
+        for _, c in m.iomem.walk(top):
+            if c.name in KERNEL_RESERVED:
+                taken.append((c.start >> C.PAGE_SHIFT, (c.end >> C.PAGE_SHIFT) + 1))
+                image_lines = image_lines or c.name in KERNEL_IMAGE
+    # trim_low_memory_range (arch/x86/kernel/setup.c 5.3): the first CONFIG_X86_RESERVE_LOW
+    # (64 KiB) stay reserved (5.13+ reserves the whole first 1 MiB: later rows)
+    low = (0, X86_RESERVE_LOW >> C.PAGE_SHIFT)
+    for rs, re_ in ram:
+        if rs < low[1]:
+            out.append((max(rs, low[0]), min(re_, low[1])))
+            taken.append(out[-1])
+    image_end = 0
+    if not image_lines:
+        s = PHYSICAL_START >> C.PAGE_SHIFT
+        e = (PHYSICAL_START + DEFAULT_KERNEL_IMAGE_SIZE) >> C.PAGE_SHIFT
+        if any(rs <= s and e <= re for rs, re in ram):
+            out.append((s, e))
+            taken.append((s, e))
+            image_end = e
+    else:
+        image_end = max((e for s, e in taken), default=0)
+    present = len(m.sections.present_section_nrs())
+    per_section = C.PAGES_PER_SECTION * C.STRUCT_PAGE_SIZE >> C.PAGE_SHIFT  # 2 MiB of memmap
+    min_pfn = MAX_DMA_ADDRESS >> C.PAGE_SHIFT
+    bottom_up = bool(m.movable_node)
+    nr = present * per_section
+    start = _memblock_alloc(ram, taken, nr, 1, min_pfn, bottom_up, image_end) if nr else None
+    if start is not None:
+        out.append((start, start + nr))
+    else:
+        for _ in range(present):
+            one = _memblock_alloc(ram, taken, per_section, per_section, min_pfn, bottom_up, image_end)
+            if one is None:
+                break
+            taken.append((one, one + per_section))
+            out.append((one, one + per_section))
+    return sorted(out)
 
 
 def probe_memory_block_size(model, boot_mem_end: int, hypervisor: bool) -> int:
@@ -175,8 +182,9 @@ def _core_module(core: str):
     raise ValueError(f"core must be 'compiled' or 'reference', not {core!r}")
 
 
-class Machine:
-    """One simulated x86_64 machine (see the module docstring for boot and reboot).
+class Machine(MachineState):
+    """One simulated x86_64 machine: the state (:class:`~sparsemem.state.MachineState`), boot
+    and the public façade (boot and reboot: docs/machine.md).
 
     ``Machine(kernel="5.3", max_physmem_bits=46, memory_block_size=None, hypervisor=True, *,
     core="compiled", movable_node=False, auto_online=False, iomem=None)``; ``iomem`` is
@@ -192,15 +200,18 @@ class Machine:
     ``mminit_validate_memmodel_limits`` WARN (CONFIG_DEBUG_MEMORY_INIT).  WARNs appear as
     ``------------[ cut here ]------------``, the message (``WARN(cond, fmt)`` only), then
     ``WARNING: CPU: 0 PID: 1 at <file>:<line> <symbol>+0x0/0x100`` with nominal line
-    numbers and offsets (:data:`sparsemem.hotplug.WARN_SITES`, §5.1).
+    numbers and offsets (:data:`sparsemem.printk.WARN_SITES`, §5.1).
     """
+
+    #: drivers/base/memory.c, as mm/memory_hotplug.c calls it (:class:`~sparsemem.state.MemorySubsys`)
+    memory_subsys: ClassVar[MemorySubsys] = MB
+    sysfs: MB.Sysfs
 
     def __init__(self, kernel: str = DEFAULT_KERNEL, max_physmem_bits: int = 46,
                  memory_block_size: Optional[int] = None, hypervisor: bool = True, *,
                  core: str = "compiled", movable_node: bool = False, auto_online: bool = False,
                  iomem=None):
-        self.model = as_model(kernel)
-        self.kernel = self.model.name
+        model = as_model(kernel)
         bits = K.check_bits(max_physmem_bits)
         mod = _core_module(core)
         if memory_block_size is not None:
@@ -212,33 +223,16 @@ class Machine:
         for name, v in (("hypervisor", hypervisor), ("movable_node", movable_node), ("auto_online", auto_online)):
             if not isinstance(v, bool):
                 raise TypeError(f"{name} must be a bool, not {type(v).__name__}")
-        self.core = core
-        self.hypervisor = hypervisor
-        self.movable_node = movable_node
-        #: ``memhp_auto_online`` (sysfs ``auto_online_blocks``)
-        self.auto_online = auto_online
-        self.sections = mod.SectionTable(bits, self.kernel)
-        self._altmap_cls = mod.VmemAltmap
-        self.dmesg: list[str] = []
-        self._core_seen = 0
-        self._once: set = set()
-        self.memory_notifier_error_inject: dict = {}
-        #: ``max_mem_size`` (``mem=`` lowers it): U64_MAX by default (§8.1); a range beyond the
-        #: physical address space fails at the iomem request instead (-EEXIST)
-        self.max_mem_size = K.U64
-        self.nodes: dict[int, Pgdat] = {}
-        self._blocks: dict[int, MB.MemoryBlock] = {}
-        self.pgmaps: list = []
-        self.nvdimm = None
-        self.sysfs = MB.Sysfs(self)
-
+        sections = mod.SectionTable(bits, model.name)
         tree = self._layout(iomem)
-        tree.dmesg = self.dmesg
-        self.iomem: ResourceTree = tree
-        boot_text = tree.text()
+        # max_mem_size (``mem=`` lowers it): U64_MAX by default (§8.1); a range beyond the
+        # physical address space fails at the iomem request instead (-EEXIST)
+        super().__init__(model, core, sections, mod.VmemAltmap, tree, hypervisor=hypervisor,
+                         movable_node=movable_node, auto_online=auto_online, max_mem_size=K.U64)
+        self.sysfs = MB.Sysfs(self)
         self.boot_args = dict(kernel=self.kernel, max_physmem_bits=bits, memory_block_size=memory_block_size,
                               hypervisor=hypervisor, core=core, movable_node=movable_node,
-                              auto_online=auto_online, iomem=boot_text)
+                              auto_online=auto_online, iomem=tree.text())
         self._boot(memory_block_size)
 
     # ------------------------------------------------------------------ construction
@@ -268,14 +262,15 @@ class Machine:
                 s, e = (res.start + C.PAGE_SIZE - 1) >> C.PAGE_SHIFT, min((res.end + 1) >> C.PAGE_SHIFT, limit)
                 if e > s:
                     ram.append((s, e))
-            elif res.name in ("Persistent Memory", "Persistent Memory (legacy)"):
+            elif res.name in nvdimm_bus.PMEM_NAMES:
                 pmem.append(res)
         for s, e in ram:
             S.memory_present(0, s, e)
+        self.boot_reserved = boot_allocations(self, ram)
         S.sparse_init()
         for s, e in ram:
             S.subsection_map_init(s, e - s)
-        pg = self._pgdat(0, create=True)
+        pg = self.node_data(0)
         pg.online = True
         self.max_pfn = max((e for _, e in ram), default=0)
         if ram:
@@ -283,7 +278,7 @@ class Machine:
             pg.node_spanned_pages = self.max_pfn - ram[0][0]
             pg.node_present_pages = sum(e - s for s, e in ram)
         node_start, node_end = pg.node_start_pfn, pg.node_start_pfn + pg.node_spanned_pages
-        for zi, (lo, hi) in _ZONE_LIMITS.items():
+        for zi, (lo, hi) in ZONE_LIMITS.items():
             # zone_spanned_pages_in_node (§3): the node span clamped to the zone's limits,
             # holes included; present_pages counts only the RAM inside it
             zs, ze = min(max(node_start, lo), hi), min(max(node_end, lo), hi)
@@ -294,7 +289,7 @@ class Machine:
             z.spanned_pages = ze - zs
             z.present_pages = sum(min(e, ze) - max(s, zs) for s, e in ram if max(s, zs) < min(e, ze))
             S.memmap_init_zone(0, zi, z.zone_start_pfn, z.spanned_pages)
-        self._sync_core_dmesg()
+        self.sync_core_dmesg()
         if bs_override is not None:
             bs = bs_override
         else:
@@ -304,37 +299,18 @@ class Machine:
         self.log(f"x86/mm: Memory block size: {bs >> 20}MB")
         MB.memory_dev_init(self)
         if pmem:
-            bus = importlib.import_module("sparsemem.nvdimm.bus")
-            self.nvdimm = bus.attach(self, pmem)
+            self.nvdimm = nvdimm_bus.attach(self, pmem)
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ compatibility
     @property
-    def _single_node(self) -> bool:
-        return len(self.nodes) == 1
+    def _blocks(self) -> dict:
+        """Old private name of :attr:`blocks` (kept for existing callers)."""
+        return self.blocks
 
-    def _pgdat(self, nid: int, create: bool = False) -> Optional[Pgdat]:
-        pg = self.nodes.get(nid)
-        if pg is None and create:
-            pg = self.nodes[nid] = Pgdat(nid)
-        return pg
-
-    def _drop_pgdat(self, nid: int) -> None:
-        self.nodes.pop(nid, None)
-
-    def _sync_core_dmesg(self) -> None:
-        """Forward the section table's new WARN lines into :attr:`dmesg`."""
-        core = self.sections.dmesg
-        if len(core) > self._core_seen:
-            for line in core[self._core_seen:]:
-                # the core logs one "WARNING: at <file> <symbol>: <text>" record per WARN;
-                # dmesg shows the x86 shape (banner, message, WARNING line, §5.1)
-                self.dmesg.extend(H.core_warning_lines(line))
-        self._core_seen = len(core)
-
-    def log(self, line: str) -> None:
-        """Append one kernel log line to :attr:`dmesg` (after any pending core lines)."""
-        self._sync_core_dmesg()
-        self.dmesg.append(line)
+    @property
+    def _altmap_cls(self) -> type:
+        """Old private name of :attr:`altmap_cls` (kept for existing callers)."""
+        return self.altmap_cls
 
     # ------------------------------------------------------------------ queries
     @property
@@ -344,12 +320,12 @@ class Machine:
 
     def zone(self, nid: int, idx: int) -> Zone:
         """Zone ``idx`` of node ``nid`` (its pgdat is allocated if needed)."""
-        return self._pgdat(K.check_nid(nid), create=True).zones[K.check_zone(idx)]
+        return self.node_data(K.check_nid(nid)).zones[K.check_zone(idx)]
 
     @property
     def memory_blocks(self) -> list:
         """The memory block devices, ascending id."""
-        return [self._blocks[i] for i in sorted(self._blocks)]
+        return [self.blocks[i] for i in sorted(self.blocks)]
 
     def memory_block(self, block_id: int):
         """The block with that id; ValueError for a negative id (api.md "Errors"),
@@ -357,7 +333,7 @@ class Machine:
         block_id = K.index(block_id, "block id")
         if block_id < 0:
             raise ValueError(f"block id must be >= 0, not {block_id}")
-        blk = self._blocks.get(block_id)
+        blk = self.blocks.get(block_id)
         if blk is None:
             raise KernelError(19, f"memory{block_id}: no such memory block")
         return blk
@@ -416,20 +392,37 @@ class Machine:
 
     # ------------------------------------------------------------------ device memory
     def memremap_pages(self, start, size, *, type="fsdax", altmap=None):
-        from .memremap import memremap_pages
-        return memremap_pages(self, start, size, type=type, altmap=altmap)
+        """``devm_memremap_pages``; see :func:`sparsemem.memremap.memremap_pages`."""
+        return memremap.memremap_pages(self, start, size, type=type, altmap=altmap)
 
     def memunmap_pages(self, pgmap) -> None:
-        from .memremap import memunmap_pages
-        return memunmap_pages(self, pgmap)
+        """``devm_memremap_pages_release``; see :func:`sparsemem.memremap.memunmap_pages`."""
+        return memremap.memunmap_pages(self, pgmap)
 
     def get_dev_pagemap(self, pfn):
-        from .memremap import get_dev_pagemap
-        return get_dev_pagemap(self, pfn)
+        """``get_dev_pagemap(pfn, NULL)``; see :func:`sparsemem.memremap.get_dev_pagemap`."""
+        return memremap.get_dev_pagemap(self, pfn)
 
-    def reboot(self, iomem=None) -> "Machine":
-        from .nvdimm import bus
-        return bus.reboot(self, iomem)
+    # ------------------------------------------------------------------ reboot
+    def reboot(self, iomem=None, **overrides: Any) -> "Machine":
+        """A fresh boot of the same hardware and media (api.md ``reboot``, docs/machine.md).
+
+        The new machine is ``type(self)(**{**self.boot_args, **overrides})``: ``iomem`` (None:
+        the boot layout) may move the pmem regions (MN §4.2), and any other boot argument may
+        be overridden too (e.g. ``kernel="5.3"`` to probe what a v5.2 kernel wrote, MN §4.1);
+        an unknown name is a TypeError.  The nvdimm layer then carries the media over and
+        re-probes every labelled namespace (:func:`sparsemem.nvdimm.bus.reboot_from`).
+        """
+        unknown = sorted(set(overrides) - set(self.boot_args))
+        if unknown:
+            raise TypeError(f"reboot() got unknown boot arguments {unknown}; expected some of "
+                            f"{sorted(self.boot_args)}")
+        args = {**self.boot_args, **overrides}
+        if iomem is not None:
+            args["iomem"] = iomem
+        new = type(self)(**args)
+        nvdimm_bus.reboot_from(self, new, relayout=iomem is not None)
+        return new
 
     # ------------------------------------------------------------------ comparison
     def snapshot(self) -> dict:
@@ -457,4 +450,4 @@ class Machine:
 
     def __repr__(self):
         return (f"<Machine kernel={self.kernel} core={self.core} max_pfn={self.max_pfn:#x} "
-                f"blocks={len(self._blocks)} block_size={self.memory_block_size >> 20}MiB>")
+                f"blocks={len(self.blocks)} block_size={self.memory_block_size >> 20}MiB>")

@@ -1,10 +1,12 @@
 """``drivers/base/memory.c`` (and the device-core bits of ``drivers/base/core.c``): memory
 block devices and ``/sys/devices/system/memory``.
 
-"§" refers to ../shared/spec/sparse-hotplug.md (§8.2-§8.4, §8.6).  The device core's
+"§" refers to docs/spec/sparse-hotplug.md (§8.2-§8.4, §8.6).  The device core's
 ``dev->offline`` flag is kept per block (``dev_offline``) because it decides the
 "already in that state" answers: ``device_online``/``device_offline`` return 1 then, which
-``state`` turns into -EINVAL while ``online`` reports success (§8.6).
+``state`` turns into -EINVAL while ``online`` reports success (§8.6).  This layer sits above
+:mod:`sparsemem.hotplug`, which calls it through ``MachineState.memory_subsys``
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ from .hotplug import (
     MEM_ONLINE,
     MMOP_ONLINE_KEEP,
     ONLINE_TYPES,
-    _has_unmovable,
-    _page_zone,
+    first_unmovable_pfn,
     offline_pages,
     online_pages,
     test_pages_in_a_zone,
-    warn_on_once,
     zone_for_pfn_range,
 )
+from .printk import warn_on_once
 
 __all__ = [
     "MemoryBlock", "Sysfs", "memory_dev_init", "create_memory_block_devices",
@@ -104,7 +105,7 @@ class MemoryBlock:
 
 def _new_block(m, block_id: int, state: int, count: int) -> MemoryBlock:
     blk = MemoryBlock(m, block_id, state, count)
-    m._blocks[block_id] = blk
+    m.blocks[block_id] = blk
     return blk
 
 
@@ -129,7 +130,7 @@ def create_memory_block_devices(m, start: int, size: int) -> None:
         raise KernelError(errno.EINVAL, f"create_memory_block_devices: [mem {start:#x}+{size:#x}] not block aligned")
     ids = range(start // bs, (start + size) // bs)
     for bid in ids:
-        if bid in m._blocks:
+        if bid in m.blocks:
             raise KernelError(errno.EEXIST, f"create_memory_block_devices: memory{bid} already exists")
     for bid in ids:
         _new_block(m, bid, MEM_OFFLINE, m.sections_per_block)
@@ -142,7 +143,7 @@ def remove_memory_block_devices(m, start: int, size: int) -> None:
         warn_on_once(m, ("remove_memory_block_devices",), "drivers/base/memory.c remove_memory_block_devices")
         return
     for bid in range(start // bs, (start + size) // bs):
-        blk = m._blocks.pop(bid, None)
+        blk = m.blocks.pop(bid, None)
         if blk is None:
             warn_on_once(m, ("remove_memory_block_devices", "missing"),
                          "drivers/base/memory.c remove_memory_block_devices")
@@ -154,7 +155,7 @@ def hotplug_memory_register(m, nid: int, section_nr: int) -> None:
     """v5.2 ``hotplug_memory_register`` (§7): bump the section's block, or create it
     MEM_OFFLINE with ``section_count`` 1."""
     bid = section_nr // m.sections_per_block
-    blk = m._blocks.get(bid)
+    blk = m.blocks.get(bid)
     if blk is None:
         blk = _new_block(m, bid, MEM_OFFLINE, 0)
     blk.section_count += 1
@@ -166,12 +167,12 @@ def unregister_memory_section(m, section_nr: int) -> None:
     if not m.sections.present_section_nr(section_nr):
         return
     bid = section_nr // m.sections_per_block
-    blk = m._blocks.get(bid)
+    blk = m.blocks.get(bid)
     if blk is None:
         return
     blk.section_count -= 1
     if blk.section_count <= 0:
-        del m._blocks[bid]
+        del m.blocks[bid]
 
 
 def link_mem_sections(m, nid: int, start: int, size: int) -> None:
@@ -186,7 +187,7 @@ def walk_memory_blocks(m, start: int, size: int) -> list[MemoryBlock]:
         return []
     bs = m.memory_block_size
     lo, hi = start // bs, (start + size - 1) // bs
-    blocks = m._blocks
+    blocks = m.blocks
     if hi - lo + 1 <= len(blocks):
         return [blocks[i] for i in range(lo, hi + 1) if i in blocks]
     return [blocks[i] for i in sorted(blocks) if lo <= i <= hi]
@@ -271,7 +272,7 @@ def device_online(m, blk: MemoryBlock) -> int:
     ret = memory_subsys_online(m, blk)
     if ret == 0:
         blk.dev_offline = False
-    m._sync_core_dmesg()
+    m.sync_core_dmesg()
     return ret
 
 
@@ -282,7 +283,7 @@ def device_offline(m, blk: MemoryBlock) -> int:
     ret = memory_subsys_offline(m, blk)
     if ret == 0:
         blk.dev_offline = True
-    m._sync_core_dmesg()
+    m.sync_core_dmesg()
     return ret
 
 
@@ -309,9 +310,15 @@ def show_valid_zones(m, blk: MemoryBlock) -> str:
 
 
 def show_removable(blk: MemoryBlock) -> str:
-    """v5.3 ``removable``: 1 unless online; online: every present section removable (no
-    reserved pages, see :func:`sparsemem.hotplug._has_unmovable`, every pageblock's memmap in
-    a zone that spans it; ZONE_MOVABLE pages are always movable)."""
+    """v5.2/v5.3 ``removable_show``: ``1`` unless online; online: the AND over the block's
+    present sections of ``is_mem_section_removable(pfn, PAGES_PER_SECTION)`` (mm/memory_hotplug.c
+    5.3), which checks the pageblocks from the section's first pfn up to the end of the
+    *first page's* zone only (``min(start + nr, zone_end_pfn(page_zone(first page)))``), each
+    with ``is_pageblock_removable_nolock``: node online, the page's zone spans it, and
+    ``has_unmovable_pages`` (mm/page_alloc.c 5.3), which finds a ``PageReserved`` page
+    unmovable *before* it takes the ZONE_MOVABLE shortcut (reserved pages:
+    :func:`sparsemem.hotplug.first_unmovable_pfn`; page allocations are not modelled, so the
+    rest is movable)."""
     m = blk.machine
     if blk.state_value != MEM_ONLINE:
         return "1\n"
@@ -320,14 +327,18 @@ def show_removable(blk: MemoryBlock) -> str:
         if not S.present_section_nr(nr):
             continue
         pfn = nr << C.PFN_SECTION_SHIFT
-        for p in range(pfn, pfn + C.PAGES_PER_SECTION, C.PAGEBLOCK_NR_PAGES):
-            z = _page_zone(m, p)
-            if z is None or not z.spans(p) or not (z.zone_pgdat.online):
+        first = m.page_zone(pfn)
+        if first is None:
+            return "0\n"
+        end = min(pfn + C.PAGES_PER_SECTION, first.zone_end_pfn)
+        checked = 0  # pages of the pageblocks looked at
+        for p in range(pfn, end, C.PAGEBLOCK_NR_PAGES):
+            z = m.page_zone(p)
+            if z is None or not z.zone_pgdat.online or not z.spans(p):
                 return "0\n"
-        if _has_unmovable(m, pfn, C.PAGES_PER_SECTION):
-            first = _page_zone(m, pfn)
-            if first is None or first.idx != C.ZONE_MOVABLE:
-                return "0\n"
+            checked += C.PAGEBLOCK_NR_PAGES
+        if checked and first_unmovable_pfn(m, pfn, checked) is not None:
+            return "0\n"
     return "1\n"
 
 
@@ -364,7 +375,13 @@ class Sysfs:
     trailing newline), :meth:`write` performs the store and returns the byte count, or raises
     :class:`~sparsemem.errors.KernelError` with the kernel's errno (a missing file: ENOENT, a
     read-only one: EACCES).  ``sysfs[path]`` / ``sysfs[path] = value`` are the same.
-    A failed write leaves the state unchanged.
+    A failed write leaves the state unchanged, with one partial-state path that the kernel has
+    too: a refused online write to ``memoryN/state`` changes the block's ``online_type``
+    (``MemoryBlock.online_type``, used by a later online).  ``state_store``
+    (drivers/base/memory.c, v5.1-v5.3; §8.6) stores the requested type before
+    ``device_online``, which refuses a block that is already online (-EINVAL) and keeps it;
+    a state change that fails (e.g. an injected MEM_GOING_ONLINE error) resets it to -1 in
+    ``memory_subsys_online``.
     """
 
     ROOT = "/sys/devices/system/memory"
@@ -389,7 +406,7 @@ class Sysfs:
         canonical ASCII decimal, as the kernel names the devices), or None."""
         digits = name[6:] if name.startswith("memory") else ""
         if digits and digits.isascii() and digits.isdigit() and digits == str(int(digits)):
-            return self._m._blocks.get(int(digits))
+            return self._m.blocks.get(int(digits))
         return None
 
     def _split(self, path: str):
@@ -410,14 +427,14 @@ class Sysfs:
         is ENOENT, as for :meth:`read`."""
         p = self._relative(path)
         if not p:
-            return ["auto_online_blocks", "block_size_bytes"] + [f"memory{i}" for i in sorted(self._m._blocks)]
+            return ["auto_online_blocks", "block_size_bytes"] + [f"memory{i}" for i in sorted(self._m.blocks)]
         if "/" not in p and self._block_dir(p) is not None:
             return list(self.BLOCK_FILES)
         raise KernelError(errno.ENOENT, f"{self.ROOT}/{p}: No such file or directory")
 
     def blocks(self) -> list[str]:
         """The ``memoryN`` directory names, ascending N."""
-        return [f"memory{i}" for i in sorted(self._m._blocks)]
+        return [f"memory{i}" for i in sorted(self._m.blocks)]
 
     def read(self, path: str) -> str:
         blk, name = self._split(path)
@@ -443,15 +460,20 @@ class Sysfs:
         return show_valid_zones(m, blk)
 
     def write(self, path: str, value) -> int:
-        if isinstance(value, (bytes, bytearray)):
-            value = bytes(value).decode("utf-8", errors="replace")
-        if not isinstance(value, str):
+        if isinstance(value, str):
+            value = value.encode("utf-8", errors="surrogateescape")
+        if not isinstance(value, (bytes, bytearray)):
             raise TypeError(f"sysfs value must be str or bytes, not {type(value).__name__}")
+        # kernfs hands the store the written bytes NUL-terminated, and the stores parse C
+        # strings (sysfs_streq, strtobool): a NUL ends the value; the whole count is returned
+        count = len(value)
+        value = bytes(value).split(b"\0", 1)[0].decode("utf-8", errors="replace")
         blk, name = self._split(path)
         m = self._m
-        count = len(value.encode())
         if name not in self._RW:
             raise KernelError(errno.EACCES, f"{self.ROOT}/{path.strip('/')}: Permission denied (read-only)")
+        if count == 0:
+            return 0  # fs/sysfs/file.c sysfs_kf_write: an empty write never reaches the store
         if blk is None:
             if _streq(value, "online"):
                 m.auto_online = True

@@ -1,23 +1,7 @@
 """Device memory: ``devm_memremap_pages`` / release / ``get_dev_pagemap`` (kernel/memremap.c of
-v5.1/v5.2, mm/memremap.c of v5.3).
-
-Spec: ../shared/spec/memremap-nvdimm.md ("MN") §6 (flow, messages, unwind), §6.5 (the pfn
-index), §6.6 (altmap), §7 (vmemmap accounting, done by the core ``SectionTable``).
-
-Era differences (read from ``machine.model``, never from a version number):
-
-* ``memremap_expands_to_sections`` (v5.1/v5.2, MN §6.1): the range handed to
-  ``arch_add_memory`` is widened to whole 128 MiB sections; the two conflict probes and the
-  System RAM check use the widened range; ZONE_DEVICE struct pages are initialised up to the
-  widened end.
-* otherwise (v5.3, MN §6.2, commit 7cc7867fb061): the exact range, which must be 2 MiB aligned
-  (``check_pfn_span`` in ``__add_pages``), with sub-section ``-EEXIST`` reported.
-
-Failure semantics (MN §6.1 step 9, §6.2): every check that fails before ``arch_add_memory``
-leaves nothing behind.  When ``arch_add_memory`` itself fails part-way (altmap shortfall of
-§3.4 scenario B, a sub-section ``-EEXIST``), the sections it already added **stay added** (and
-their memmaps stay populated from the altmap or RAM): the kernel's error path never calls
-``arch_remove_memory``.  Only the pfn index entries (xarray) are erased.
+v5.1/v5.2, mm/memremap.c of v5.3) over the :class:`~sparsemem.state.MachineState`.  Spec:
+docs/spec/memremap-nvdimm.md ("MN") §6, §6.5, §6.6, §7; era differences and failure
+semantics: docs/memremap.md.
 """
 
 from __future__ import annotations
@@ -25,13 +9,14 @@ from __future__ import annotations
 import bisect
 import builtins
 import errno
-import importlib
 from typing import Optional
 
 from . import constants as C
+from . import hotplug as hp
+from . import printk
 from ._common import strict_int
 from .errors import KernelError
-from .iomem import REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED
+from .resource import REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED
 
 __all__ = ["DevPagemap", "memremap_pages", "memunmap_pages", "get_dev_pagemap", "PGMAP_TYPES",
            "pgmap_index"]
@@ -63,11 +48,12 @@ class DevPagemap:
     ``start``/``end`` (inclusive) are ``pgmap->res``; ``mapped_start``/``mapped_size`` the range
     given to ``arch_add_memory`` (section-widened before v5.3, MN §6.1 step 1; exact after,
     §6.2); ``altmap`` the ``vmem_altmap`` (or None); ``pfn_first``/``pfn_end`` the refcounted
-    pfns (MN §5, §6.1 step 8); ``dev`` the owning device name used in messages.
+    pfns (MN §5, §6.1 step 8); ``dev`` the owning device name used in messages; ``owner`` the
+    driver object whose devres action releases it (a namespace), or None for a caller's own map.
     """
 
     __slots__ = ("type", "start", "end", "altmap", "nid", "dev", "mapped_start", "mapped_size",
-                 "pfn_first", "pfn_end", "init_start_pfn", "live")
+                 "pfn_first", "pfn_end", "init_start_pfn", "live", "owner")
 
     def __init__(self, type, start, end, altmap, nid, dev, mapped_start, mapped_size):
         self.type = type
@@ -84,6 +70,7 @@ class DevPagemap:
         # memmap_init_zone_device starts at the first data pfn with an altmap (MN §5)
         self.init_start_pfn = (altmap.base_pfn + off) if altmap is not None else C.PHYS_PFN(mapped_start)
         self.live = True
+        self.owner = None
 
     @property
     def size(self) -> int:
@@ -161,20 +148,16 @@ class _PgmapIndex:
 
 
 def pgmap_index(machine) -> _PgmapIndex:
-    """The machine's ``pgmap_array`` (created on first use)."""
-    idx = machine.__dict__.get("_pgmap_index")
+    """The machine's ``pgmap_array`` (``MachineState.pgmap_index``, created on first use)."""
+    idx = machine.pgmap_index
     if idx is None:
-        idx = machine.__dict__["_pgmap_index"] = _PgmapIndex()
+        idx = machine.pgmap_index = _PgmapIndex()
     return idx
-
-
-def _hotplug():
-    return importlib.import_module("sparsemem.hotplug")
 
 
 def make_altmap(machine, base_pfn: int, reserve: int, free: int):
     """A fresh ``struct vmem_altmap`` (align = alloc = 0) of the machine's core type (MN §6.6)."""
-    return machine._altmap_cls(base_pfn, reserve, free, 0, 0)
+    return machine.altmap_cls(base_pfn, reserve, free, 0, 0)
 
 
 def get_dev_pagemap(machine, pfn) -> Optional[DevPagemap]:
@@ -206,7 +189,7 @@ def type_name(v) -> str:
 
 
 def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altmap=None, nid: int = 0,
-                   dev: Optional[str] = None, byte_range: bool = False) -> DevPagemap:
+                   dev: Optional[str] = None, byte_range: bool = False, owner=None) -> DevPagemap:
     """``devm_memremap_pages`` (MN §6.1 v5.1/v5.2, §6.2 v5.3): map ``[start, start+size)`` as
     ZONE_DEVICE memory and return its :class:`DevPagemap`.
 
@@ -232,7 +215,6 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     index included) is touched.
     """
     _check_args(start, size, type, altmap, nid, byte_range)
-    hp = _hotplug()
     m = machine.model
     devp = f"{dev}: " if dev else ""
     end = start + size - 1
@@ -249,7 +231,7 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
         other = get_dev_pagemap(machine, probe)
         if other is not None:
             # dev_WARN: banner, message, WARNING line
-            hp.warn(machine, f"{machine.model.memremap_file} devm_memremap_pages",
+            printk.warn(machine, f"{machine.model.memremap_file} devm_memremap_pages",
                     f"{devp}Conflicting mapping in same section")
             raise KernelError(errno.ENOMEM,
                               f"devm_memremap_pages {_pr(start, end)}: pfn {probe:#x} is already mapped by "
@@ -260,11 +242,12 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     if is_ram != REGION_DISJOINT:
         word = "mixed" if is_ram == REGION_MIXED else "ram"
         line = f"devm_memremap_pages attempted on {word} region {_pr(start, end)}"
-        hp.warn_once(machine, ("devm_memremap_pages", "ram"),
+        printk.warn_once(machine, ("devm_memremap_pages", "ram"),
                      f"{machine.model.memremap_file} devm_memremap_pages", line)
         raise KernelError(errno.ENXIO, f"{line}: [mem {a0:#x}-{a1 - 1:#x}] "
                                        f"{'overlaps' if is_ram == REGION_INTERSECTS else 'mixes'} System RAM")
     pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0)
+    pg.owner = owner
     idx = pgmap_index(machine)
     lo, hi = C.PHYS_PFN(start), C.PHYS_PFN(end)
     idx.store_range(lo, hi, pg)                               # step 4 (exact range)
@@ -290,18 +273,27 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     return pg
 
 
-def memunmap_pages(machine, pgmap: DevPagemap) -> None:
+def memunmap_pages(machine, pgmap: DevPagemap, *, owner=None) -> None:
     """``devm_memremap_pages_release`` (MN §6.3): ``arch_remove_memory`` over the mapped range
     (legacy: the whole widened sections, including ones silently shared with another pgmap --
     the **DERIVED** hazard of §6.3), erase the index range, WARN_ONCE
     ``"<dev>: devm_memremap_pages_release: failed to free all reserved pages"`` (once per
     boot) if altmap pages are still allocated.
-    Device-private memory is removed with ``__remove_pages`` and a NULL altmap (MN §6.3)."""
+    Device-private memory is removed with ``__remove_pages`` and a NULL altmap (MN §6.3).
+
+    A pgmap mapped for a driver (``owner`` given to :func:`memremap_pages`, e.g. a bound fsdax
+    or devdax namespace) is released only by that owner: the kernel registers
+    ``devm_memremap_pages_release`` as a devres action of the driver's device, run when it
+    unbinds, and ``devm_memunmap_pages(dev, pgmap)`` with any other device finds no such
+    action and releases nothing (``devm_release_action``, v5.1-v5.3).  Any other caller gets
+    ``KernelError(EBUSY)`` with nothing changed; disable the namespace instead."""
     if not isinstance(pgmap, DevPagemap):
         raise TypeError(f"expected a DevPagemap, not {type_name(pgmap)}")
     if not pgmap.live or pgmap not in machine.pgmaps:
         raise KernelError(errno.EINVAL, f"memunmap_pages: {pgmap!r} is not live on this machine")
-    hp = _hotplug()
+    if pgmap.owner is not None and owner is not pgmap.owner:
+        raise KernelError(errno.EBUSY, f"memunmap_pages: [mem {pgmap.start:#x}-{pgmap.end:#x}] is devm-managed by "
+                                       f"{pgmap.dev or 'its driver'}: it is released when that device unbinds")
     if pgmap.type == "private":
         # MEMORY_DEVICE_PRIVATE: __remove_pages with a NULL altmap (MN §6.3; sparse-hotplug §8.7)
         hp.remove_pages(machine, C.ZONE_DEVICE, C.PHYS_PFN(pgmap.mapped_start), pgmap.nr_pages, None)
@@ -313,7 +305,7 @@ def memunmap_pages(machine, pgmap: DevPagemap) -> None:
     if pgmap.altmap is not None and pgmap.altmap.alloc:
         # a device WARN_ONCE whose text carries the releasing function's name: printed once
         # per boot, prefixed with the device (MN §6.3)
-        hp.warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
+        printk.warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
                      f"{machine.model.memremap_file} devm_memremap_pages_release",
                      f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
                      f"failed to free all reserved pages")

@@ -10,6 +10,13 @@ Huge regions are not drawn whole: around every region boundary the sections ``±
 are shown, and the sections in between are replaced by a visible break that says how many
 were left out.  Failed namespaces are marked with their errno above their region.
 
+A layout without pmem gets a map of its System RAM and memory blocks instead (address
+axis, blocks coloured by state).  More than :data:`MAX_PANELS` panels (layouts x kernels) would
+make a figure no one can read: :func:`plot_report` then draws one bounded summary figure
+(usable capacity per layout and kernel, padding and failures marked, at most
+:data:`MAX_SUMMARY_LAYOUTS` layouts named); ``sparsemem report --plot DIR/`` writes one detailed
+file per layout instead.
+
 matplotlib is an optional extra: ``pip install 'sparsemem[plot]'``.
 """
 
@@ -21,10 +28,15 @@ from typing import Optional
 from .kernel import kernel_model
 from .report import SECTION_SIZE, SUBSECTIONS, format_size, owner_intervals, subsection_owners
 
-__all__ = ["require_matplotlib", "plot_report", "CONTEXT"]
+__all__ = ["require_matplotlib", "plot_report", "plot_summary", "CONTEXT", "MAX_PANELS",
+           "MAX_SUMMARY_LAYOUTS"]
 
 #: sections shown on each side of a region boundary
 CONTEXT = 2
+#: most (layout, kernel) panels of one detailed figure; beyond it: the summary figure
+MAX_PANELS = 8
+#: most layouts named in the summary figure (the rest are counted)
+MAX_SUMMARY_LAYOUTS = 40
 
 _RAM = "#8c8c8c"
 _HOLE = "#ffffff"
@@ -127,12 +139,18 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
             k = kinfo["version"]
             if k in state:
                 panels.append((lay, kinfo, state[k]))
+    if len(panels) > MAX_PANELS:
+        plot_summary(report, path)
+        return
     if not panels:
         fig, ax = plt.subplots(figsize=(8, 2))
         ax.axis("off")
-        ax.text(0.5, 0.5, "no pmem regions in these layouts", ha="center", va="center")
+        ax.text(0.5, 0.5, "nothing to draw: no layout in this report", ha="center", va="center")
         fig.savefig(path, dpi=110)
         plt.close(fig)
+        return
+    if all(not st["regions"] for _, _, st in panels):
+        _plot_ram_panels(panels, path)
         return
 
     # colours: fixed ones first, namespaces in order of appearance
@@ -198,6 +216,10 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
     import numpy as np
 
     for ax, (lay, kinfo, st, cols, grid_keys), mat in zip(axes[:, 0], prepared, matrices):
+        if not cols:  # a layout without pmem: its RAM and memory blocks
+            for key, col in _draw_ram(ax, lay, kinfo, st).items():
+                legend.setdefault(key, col)
+            continue
         data = np.array(mat, dtype=float).T  # rows = sub-sections, columns = sections
         ax.pcolormesh(np.arange(len(cols) + 1), np.arange(SUBSECTIONS + 1), data, cmap=cmap,
                       vmin=-0.5, vmax=len(palette) - 0.5, edgecolors="none", shading="flat")
@@ -223,7 +245,7 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
         ax.set_xticklabels([f"{c:#x}\n{c * SECTION_SIZE:#x}" for c in cols if c is not None],
                            fontsize=6, rotation=90)
         # region annotations: boundary lines, results (stacked in tiers so they never overlap)
-        by_name = {r["name"]: r for r in lay["regions"]}
+        by_name = {r["dev"]: r for r in lay["regions"]}
         pt_per_col = width * 72 * 0.9 / max(len(cols), 1)
         tiers_end: list[float] = []
         for reg in st["regions"]:
@@ -268,5 +290,151 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
              fontsize=7, color="#444444")
     legend_rows = (len(handles) + 3) // 4
     fig.tight_layout(rect=(0, (0.3 + 0.24 * legend_rows) / fig.get_figheight(), 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# layouts without pmem: RAM and memory blocks
+
+_BLOCK_COLOURS = {"online": "#4a9a5b", "offline": "#c9e3cf", "going-offline": "#e8b04a"}
+
+
+def _ram_title(lay: dict, kinfo: dict, st: dict) -> str:
+    blocks = st.get("blocks") or []
+    ram = sum(e - s for s, e in st["ram"])
+    klabel = kernel_model(kinfo["version"]).label_for(kinfo["version"])
+    sizes = sorted({size for _, size, _ in blocks})
+    bsz = format_size(sizes[0]) if len(sizes) == 1 else "mixed sizes"
+    online = sum(n for _, n, state in blocks if state == "online")
+    return (f"{_short(os.path.basename(lay['file']), 100)}\nkernel {klabel}: no pmem regions; "
+            f"{format_size(ram)} System RAM in {len(st['ram'])} ranges, {len(blocks)} memory blocks of "
+            f"{bsz} ({format_size(online)} online)")
+
+
+def _short(text: str, n: int) -> str:
+    """``text`` cut in the middle to at most ``n`` characters."""
+    if len(text) <= n:
+        return text
+    half = (n - 3) // 2
+    return text[:half] + "..." + text[-(n - 3 - half):]
+
+
+def _draw_ram(ax, lay: dict, kinfo: dict, st: dict) -> dict:
+    """One panel: System RAM ranges (top row) and memory blocks by state (bottom row) along
+    the physical address axis; returns the legend entries it used."""
+    from matplotlib.ticker import FuncFormatter
+
+    blocks = st.get("blocks") or []
+    ends = [e for _, e in st["ram"]] + [s + n for s, n, _ in blocks]
+    top = max(ends) if ends else 1 << 30
+    used = {}
+    for s, e in st["ram"]:
+        ax.broken_barh([(s, e - s)], (1.1, 0.8), facecolors=_RAM, edgecolor="none")
+        used["System RAM"] = _RAM
+    edges = "#ffffff" if len(blocks) <= 400 else "none"
+    by_state: dict[str, list] = {}
+    for s, n, state in blocks:
+        by_state.setdefault(state, []).append((s, n))
+    for state, spans in sorted(by_state.items()):
+        col = _BLOCK_COLOURS.get(state, "#999999")
+        ax.broken_barh(spans, (0.1, 0.8), facecolors=col, edgecolor=edges, linewidth=0.4)
+        used[f"memory block {state}"] = col
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, 2)
+    ax.set_yticks([0.5, 1.5])
+    ax.set_yticklabels(["memory blocks", "System RAM"], fontsize=8)
+    step = SECTION_SIZE  # ticks at a power-of-two multiple of a section, at most 8 of them
+    while top / step > 8:
+        step *= 2
+    ax.set_xticks([i * step for i in range(int(top // step) + 1)])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{int(x):#x}\n{format_size(int(x))}"))
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel("physical address (white: a hole, no memory)", fontsize=8)
+    ax.set_title(_ram_title(lay, kinfo, st), fontsize=10, loc="left")
+    return used
+
+
+def _plot_ram_panels(panels, path: str) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.1 * len(panels) + 0.9), squeeze=False)
+    legend: dict[str, str] = {}
+    for ax, (lay, kinfo, st) in zip(axes[:, 0], panels):
+        legend.update(_draw_ram(ax, lay, kinfo, st))
+    handles = [Patch(facecolor=c, edgecolor="#555555", label=k) for k, c in legend.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight(), 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# many layouts: one bounded summary figure
+
+
+def plot_summary(report: dict, path: str, limit: int = MAX_SUMMARY_LAYOUTS) -> None:
+    """One figure for a report of many layouts: per layout (at most ``limit`` named, the rest
+    counted) and kernel a bar of the usable capacity as a share of the layout's pmem (the
+    bytes at its end), the share lost to padding hatched after it, failed namespaces in red.
+    Its size is bounded whatever the number of layouts."""
+    require_matplotlib()
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    kernels = [k["version"] for k in report["kernels"]]
+    layouts = report["layouts"]
+    nk = max(len(kernels), 1)
+    shown = layouts[:max(1, min(limit, 2 * limit // nk))]  # at most 2 * limit bars
+    n = len(shown)
+    fig, ax = plt.subplots(figsize=(11, 0.12 * n * nk + 0.08 * n + 1.6))
+    colours = ["#1f5fa8", "#2e9e44", "#7b4fb0", "#138d90", "#a8651f", "#b0306a"]
+    bar_h = 0.8 / nk
+    names = []
+    for i, lay in enumerate(shown):
+        names.append(_short(os.path.basename(lay["file"]), 40))
+        pmem = sum(reg["size"] for reg in lay["regions"])
+        by_k = {t["kernel"]: t for t in lay["totals"]}
+        pad = {k: 0 for k in kernels}
+        for reg in lay["regions"]:
+            for r in reg["results"]:
+                if r["result"] == "ok":
+                    pad[r["kernel"]] += r["lost"]["padding"]
+        for j, k in enumerate(kernels):
+            y = i + (j - (nk - 1) / 2) * bar_h
+            t = by_k.get(k)
+            if t is None:
+                continue
+            if not pmem:
+                ax.text(0.5, y, "no pmem regions", va="center", ha="left", fontsize=6, color="#666666")
+                continue
+            share, lost = 100.0 * t["capacity"] / pmem, 100.0 * pad[k] / pmem
+            ax.barh(y, share, height=bar_h * 0.9, color=colours[j % len(colours)])
+            if pad[k]:
+                ax.barh(y, lost, left=share, height=bar_h * 0.9, color="none", hatch="////",
+                        edgecolor=_PADDING, linewidth=0.6)
+            label = f" {format_size(t['capacity'])} of {format_size(pmem)}"
+            if t["failed"]:
+                label += f", {t['failed']} FAILED"
+            ax.text(share + lost, y, label, va="center", ha="left", fontsize=6,
+                    color="#c00000" if t["failed"] else "#333333", fontweight="bold" if t["failed"] else None)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlim(0, 130)
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_xlabel("usable capacity, % of the layout's pmem (default namespace on every region)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    failed = sum(1 for lay in layouts if any(t["failed"] for t in lay["totals"]))
+    title = f"{len(layouts)} layouts, kernels {', '.join(kernels)}: {failed} with a failed namespace"
+    if len(layouts) > n:
+        title += f"; the first {n} shown, {len(layouts) - n} more not drawn"
+    ax.set_title(title, fontsize=10, loc="left")
+    handles = [Patch(facecolor=colours[j % len(colours)], label=f"kernel {k}") for j, k in enumerate(kernels)]
+    handles.append(Patch(facecolor="none", hatch="////", edgecolor=_PADDING, label="lost to padding"))
+    ax.axvline(100, color="#888888", lw=0.6, ls=":")
+    fig.legend(handles=handles, fontsize=7, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

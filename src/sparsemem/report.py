@@ -108,6 +108,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from .errors import KernelBug, KernelError, errno_name
+from .explain import CHECK_SCHEMA, OBSERVATION_SCHEMA, check_findings, compare_observations
 from .kernel import kernel_model
 
 __all__ = [
@@ -126,7 +127,7 @@ __all__ = [
     "subsection_owners",
 ]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 DEFAULT_KERNELS = ("5.2", "5.3")
 SECTION_SIZE = 1 << 27
 SUBSECTION_SIZE = 1 << 21
@@ -148,10 +149,11 @@ def _obj(props: dict, required: Optional[Iterable[str]] = None) -> dict:
 
 
 _NAMESPACE_SCHEMA = _obj({
-    "name": _STR, "start": _INT, "end": _INT, "raw_size": _INT, "mode": _STR, "map": _NSTR,
+    "dev": _STR, "start": _INT, "end": _INT, "raw_size": _INT, "mode": _STR, "map": _NSTR,
     "align": _INT, "start_pad": _INT, "end_trunc": _INT, "dataoff": _INT, "npfns": _INT,
-    "size": _INT, "enabled": {"type": "boolean"},
-})
+    "size": _INT, "enabled": {"type": "boolean"}, "blockdev": _STR, "chardev": _STR,
+}, required=("dev", "start", "end", "raw_size", "mode", "map", "align", "start_pad", "end_trunc",
+             "dataoff", "npfns", "size", "enabled"))
 
 _RESULT_SCHEMA = _obj({
     "kernel": _STR,
@@ -169,7 +171,7 @@ _RESULT_SCHEMA = _obj({
     "dmesg": {"type": "array", "items": _STR},
 })
 
-#: The ``--json`` contract (version 1) as a JSON-schema-like dict.
+#: The ``--json`` contract (version 2) as a JSON-schema-like dict.
 REPORT_SCHEMA: dict = _obj({
     "version": {"type": "integer", "enum": [REPORT_VERSION]},
     "kernels": {"type": "array", "items": _obj({"version": _STR, "era": _STR})},
@@ -177,8 +179,9 @@ REPORT_SCHEMA: dict = _obj({
         "file": _STR,
         "bundled": {"type": "boolean"},
         "source": _NSTR,
+        "input": _obj({"format": _STR, "notes": {"type": "array", "items": _STR}}),
         "regions": {"type": "array", "items": _obj({
-            "index": _INT, "name": _STR, "start": _INT, "end": _INT, "size": _INT,
+            "index": _INT, "dev": _STR, "start": _INT, "end": _INT, "size": _INT,
             "first_section": _INT, "last_section": _INT,
             "results": {"type": "array", "items": _RESULT_SCHEMA},
         })},
@@ -186,6 +189,8 @@ REPORT_SCHEMA: dict = _obj({
             "kernel": _STR, "capacity": _INT, "regions": _INT, "failed": _INT})},
         "capacity_difference": {"type": "array", "items": _obj({
             "kernel": _STR, "versus": _STR, "bytes": _INT})},
+        "observations": {"type": "array", "items": OBSERVATION_SCHEMA},
+        "check": {"type": "array", "items": CHECK_SCHEMA},
     })},
 })
 
@@ -203,6 +208,8 @@ class Layout:
     bundled: bool = False
     source: Optional[str] = None
     observations: list = field(default_factory=list)
+    #: what :func:`sparsemem.inputs.normalise` made of the file (form, notes), or None
+    input: Optional[object] = None
 
 
 def bundled_layouts() -> list[str]:
@@ -212,21 +219,28 @@ def bundled_layouts() -> list[str]:
     return sorted(os.path.join(_DATA_DIR, f) for f in os.listdir(_DATA_DIR) if f.endswith(".txt"))
 
 
-def load_layout(path: str, bundled: bool = False) -> Layout:
-    """Read and parse ``path``.
+def load_layout(path: str, bundled: bool = False, *, text: Optional[str] = None,
+                name: Optional[str] = None) -> Layout:
+    """Read and parse ``path`` (``-``: standard input), or ``text`` when given (read from
+    ``path`` already), in any form :mod:`sparsemem.inputs` accepts (/proc/iomem, dmesg,
+    journalctl -k, /sys/firmware/memmap, pasted with prompts and fences).  ``name`` is what
+    messages and the report call it (default: ``path``, ``<stdin>`` for ``-``).
 
     Raises ``OSError`` when the file cannot be read and ``ValueError`` (naming the file and the
     line) when it is not a layout.
     """
-    from . import iomem
+    from . import inputs, iomem
 
-    with open(path, encoding="utf-8", errors="replace") as f:
-        text = f.read()
-    parsed = iomem.parse(text, filename=path)
+    name = name or ("<stdin>" if path == "-" else path)
+    if text is None:
+        text = inputs.read_layout_file(path)
+    norm = inputs.normalise(text, filename=name)
+    parsed = iomem.parse(norm.text, filename=name)
     if parsed.format is None:
-        raise ValueError(f"{path}: no /proc/iomem or e820 lines in this file")
-    return Layout(file=path, text=text, bundled=bundled, source=parsed.source,
-                  observations=list(parsed.observations))
+        raise ValueError(f"{name}: no /proc/iomem, e820 or /sys/firmware/memmap lines in this file "
+                         f"({inputs.ACCEPTED_FORMS})")
+    return Layout(file=name, text=norm.text, bundled=bundled, source=parsed.source,
+                  observations=list(parsed.observations), input=norm)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,7 +311,7 @@ def _failure_line(lines: Sequence[str]) -> Optional[str]:
 def _ns_dict(ns) -> dict:
     start, raw = ns.start, ns.raw_size
     return {
-        "name": ns.dev,
+        "dev": ns.dev,
         "start": start,
         "end": start + raw - 1,
         "raw_size": raw,
@@ -310,6 +324,8 @@ def _ns_dict(ns) -> dict:
         "npfns": ns.npfns,
         "size": ns.size,
         "enabled": ns.enabled,
+        # ndctl list -N names the device node: chardev for devdax, blockdev otherwise
+        **({"chardev": ns.chardev} if ns.mode == "devdax" else {"blockdev": ns.blockdev}),
     }
 
 
@@ -331,9 +347,9 @@ def owner_intervals(ram: Sequence[tuple[int, int]], regions: Sequence[dict]) -> 
 
     ``kind`` is one of ``"ram"``, ``"memmap"`` (a namespace's ``dataoff`` area), ``"data"``,
     ``"padding"`` (``start_pad``/``end_trunc``), ``"free"`` (region space no namespace covers).
-    ``owner`` is ``"System RAM"``, the namespace name, or the region name for free space.
-    ``regions`` are dicts with ``name``, ``start``, ``end`` (inclusive) and ``namespaces``: a
-    list of namespace dicts as in the report.
+    ``owner`` is ``"System RAM"``, the namespace name (``dev``), or the region name for free
+    space.  ``regions`` are dicts with ``name``, ``start``, ``end`` (inclusive) and
+    ``namespaces``: a list of namespace dicts as in the report.
     """
     out = [(s, e, "ram", "System RAM") for s, e in ram]
     for reg in regions:
@@ -347,13 +363,13 @@ def owner_intervals(ram: Sequence[tuple[int, int]], regions: Sequence[dict]) -> 
             mapped_end = e - ns["end_trunc"]
             data0 = min(base + ns["dataoff"], mapped_end)
             if ns["start_pad"]:
-                out.append((s, base, "padding", ns["name"]))
+                out.append((s, base, "padding", ns["dev"]))
             if data0 > base:
-                out.append((base, data0, "memmap", ns["name"]))
+                out.append((base, data0, "memmap", ns["dev"]))
             if mapped_end > data0:
-                out.append((data0, mapped_end, "data", ns["name"]))
+                out.append((data0, mapped_end, "data", ns["dev"]))
             if ns["end_trunc"]:
-                out.append((mapped_end, e, "padding", ns["name"]))
+                out.append((mapped_end, e, "padding", ns["dev"]))
             cursor = max(cursor, e)
         if cursor < r1:
             out.append((cursor, r1, "free", reg["name"]))
@@ -420,74 +436,90 @@ def _boot(text: str, kernel: str):
     return Machine.from_iomem(text, kernel=kernel)
 
 
-def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], list[tuple[int, int]]]:
+def create_measured(machine, region, kernel: str, era: str, **request) -> tuple[dict, object, Optional[BaseException]]:
+    """Create one namespace on ``region`` of the booted ``machine`` and measure it as the report does.
+
+    ``request`` holds the ``create_namespace`` arguments (none: the default namespace).
+    Returns ``(result, namespace, error)``: ``result`` is one entry of a region's ``results``
+    (see the module docstring; ``shared_sections`` left empty, since it needs every region),
+    ``namespace`` the created namespace (or what a failed attempt left behind, else ``None``)
+    and ``error`` the exception of a failed attempt (else ``None``).  ``sparsemem fleet``
+    builds its rows from the same numbers.
+    """
+    rsize = region.size
+    dmesg = machine.dmesg
+    before_ids = {id(n) for n in region.namespaces}
+    n_dmesg = len(dmesg)
+    before = _stats(machine)
+    ns, err = None, None
+    try:
+        ns = region.create_namespace(**request)
+    except (KernelError, KernelBug, ValueError, TypeError) as exc:
+        err = exc
+    after = _stats(machine)
+    new_lines = dmesg[n_dmesg:]
+    if ns is None:
+        leftovers = [n for n in region.namespaces if id(n) not in before_ids]
+        ns = leftovers[0] if leftovers else None
+    nsd = _ns_dict(ns) if ns is not None else None
+    detail = None
+    if err is None:
+        result, errno_, message = "ok", None, None
+        capacity = nsd["size"] if nsd else 0
+    else:
+        if isinstance(err, KernelError) and err.errno:
+            # ndctl sees ENXIO ("failed to enable"); the probe's own error says why
+            code = getattr(err, "kernel_errno", None) or err.errno
+            result, errno_ = errno_name(code), int(code)
+        elif isinstance(err, KernelBug):
+            result, errno_ = "BUG", None
+        else:
+            result, errno_ = type(err).__name__, None
+        cause = err.__cause__ if isinstance(err.__cause__, KernelError) else err
+        detail = " ".join(str(getattr(cause, "strerror", None) or cause).split())
+        message = _failure_line(new_lines) or detail
+        capacity = 0
+    if nsd is not None:
+        padding = nsd["start_pad"] + nsd["end_trunc"]
+        metadata = nsd["dataoff"]
+        unallocated = rsize - nsd["raw_size"]
+    else:
+        padding = metadata = 0
+        unallocated = rsize
+    # capacity is 0 after a failure: the attempt's layout is known, but nothing is usable
+    other = rsize - capacity - padding - metadata - unallocated
+    lost_total = rsize - capacity
+    return {
+        "kernel": kernel,
+        "era": era,
+        "result": result,
+        "errno": errno_,
+        "message": message,
+        "detail": detail,
+        "namespace": nsd,
+        "capacity": capacity,
+        "lost": {"total": lost_total, "padding": padding, "metadata": metadata,
+                 "unallocated": unallocated, "other": other},
+        "memmap": {"pmem": after["pmem"] - before["pmem"], "ram": after["ram"] - before["ram"]},
+        "shared_sections": [],
+        "dmesg": new_lines,
+    }, ns, err
+
+
+def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], list[tuple[int, int]], list]:
     """Boot ``layout`` under ``kernel``; create the default namespace on every region.
 
-    Returns (per-region results, per-region state for the owner map, System RAM ranges).
+    Returns (per-region results, per-region state for the owner map, System RAM ranges, the
+    memory blocks as ``(start, size, state)``).
     """
     machine = _boot(layout.text, kernel)
     era = kernel_model(kernel).era
     results, states = [], []
-    dmesg = machine.dmesg
     for index, region in enumerate(list(machine.regions)):
         rname = region.dev
         rstart, rsize = region.start, region.size
-        before_ids = {id(n) for n in region.namespaces}
-        n_dmesg = len(dmesg)
-        before = _stats(machine)
-        ns, err = None, None
-        try:
-            ns = region.create_namespace()
-        except (KernelError, KernelBug, ValueError, TypeError) as exc:
-            err = exc
-        after = _stats(machine)
-        new_lines = dmesg[n_dmesg:]
-        if ns is None:
-            leftovers = [n for n in region.namespaces if id(n) not in before_ids]
-            ns = leftovers[0] if leftovers else None
-        nsd = _ns_dict(ns) if ns is not None else None
-        detail = None
-        if err is None:
-            result, errno_, message = "ok", None, None
-            capacity = nsd["size"] if nsd else 0
-        else:
-            if isinstance(err, KernelError) and err.errno:
-                # ndctl sees ENXIO ("failed to enable"); the probe's own error says why
-                code = getattr(err, "kernel_errno", None) or err.errno
-                result, errno_ = errno_name(code), int(code)
-            elif isinstance(err, KernelBug):
-                result, errno_ = "BUG", None
-            else:
-                result, errno_ = type(err).__name__, None
-            cause = err.__cause__ if isinstance(err.__cause__, KernelError) else err
-            detail = " ".join(str(getattr(cause, "strerror", None) or cause).split())
-            message = _failure_line(new_lines) or detail
-            capacity = 0
-        if nsd is not None:
-            padding = nsd["start_pad"] + nsd["end_trunc"]
-            metadata = nsd["dataoff"]
-            unallocated = rsize - nsd["raw_size"]
-        else:
-            padding = metadata = 0
-            unallocated = rsize
-        # capacity is 0 after a failure: the attempt's layout is known, but nothing is usable
-        other = rsize - capacity - padding - metadata - unallocated
-        lost_total = rsize - capacity
-        results.append({
-            "kernel": kernel,
-            "era": era,
-            "result": result,
-            "errno": errno_,
-            "message": message,
-            "detail": detail,
-            "namespace": nsd,
-            "capacity": capacity,
-            "lost": {"total": lost_total, "padding": padding, "metadata": metadata,
-                     "unallocated": unallocated, "other": other},
-            "memmap": {"pmem": after["pmem"] - before["pmem"], "ram": after["ram"] - before["ram"]},
-            "shared_sections": [],
-            "dmesg": new_lines,
-        })
+        res, ns, err = create_measured(machine, region, kernel, era)
+        results.append(res)
         live = []
         for n in region.namespaces:
             d = _ns_dict(n)
@@ -499,27 +531,28 @@ def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], li
     intervals = owner_intervals(ram, states)
     for res, st in zip(results, states):
         res["shared_sections"] = shared_sections(intervals, st["start"], st["end"] + 1)
-    return results, states, ram
+    blocks = [(b.start, b.size, str(b.state)) for b in machine.memory_blocks]
+    return results, states, ram, blocks
 
 
 def report_layout(layout: Layout, kernels: Sequence[str] = DEFAULT_KERNELS, *, keep_state: bool = False) -> dict:
     """The report of one layout (see the module docstring).
 
     With ``keep_state``, the returned dict also has ``"_state"``: per kernel, the region
-    states and RAM ranges the plot needs (not part of the JSON).
+    states, RAM ranges and memory blocks the plot needs (not part of the JSON).
     """
     per_kernel = {}
     state = {}
     for k in kernels:
-        results, states, ram = _run_kernel(layout, k)
+        results, states, ram, blocks = _run_kernel(layout, k)
         per_kernel[k] = results
-        state[k] = {"regions": states, "ram": ram}
+        state[k] = {"regions": states, "ram": ram, "blocks": blocks}
     first = kernels[0]
     regions = []
     for i, st in enumerate(state[first]["regions"]):
         regions.append({
             "index": i,
-            "name": st["name"],
+            "dev": st["name"],
             "start": st["start"],
             "end": st["end"],
             "size": st["size"],
@@ -534,14 +567,19 @@ def report_layout(layout: Layout, kernels: Sequence[str] = DEFAULT_KERNELS, *, k
                        "failed": sum(1 for r in rs if r["result"] != "ok")})
     diffs = [{"kernel": t["kernel"], "versus": first, "bytes": t["capacity"] - totals[0]["capacity"]}
              for t in totals[1:]]
+    norm = layout.input
     out = {
         "file": layout.file,
         "bundled": layout.bundled,
         "source": layout.source,
+        "input": {"format": norm.form if norm is not None else "iomem",
+                  "notes": list(norm.notes) if norm is not None else []},
         "regions": regions,
         "totals": totals,
         "capacity_difference": diffs,
     }
+    out["observations"] = compare_observations(out, layout.observations, list(kernels))
+    out["check"] = check_findings(out, format_size)
     if keep_state:
         out["_state"] = state
     return out
@@ -565,4 +603,4 @@ def strip_state(report: dict) -> dict:
     return {**report, "layouts": [{k: v for k, v in lay.items() if k != "_state"} for lay in report["layouts"]]}
 
 
-__all__ += ["strip_state", "shared_sections"]
+__all__ += ["strip_state", "shared_sections", "create_measured"]

@@ -1,19 +1,9 @@
-"""The nvdimm bus of one machine: regions, their media, reboot with re-probe.
+"""The nvdimm bus of one machine: regions, their media, and the nvdimm half of a reboot.
 
-``attach(machine, pmem_resources)`` is called by ``Machine.from_iomem`` after RAM is booted:
-every top-level "Persistent Memory" / "Persistent Memory (legacy)" resource becomes a region
-(``regions=`` may instead carve several regions out of them, as an NFIT describes them; e.g.
-ndctl #76's two regions inside one iomem range).  Driver claims that a captured
-``/proc/iomem`` shows under a pmem range ("namespaceX.Y", "daxX.Y", "pfnX.Y", "bttX.Y", a
-kmem "System RAM" child, and what lies below them) describe the reporter's runtime state, not the firmware's: they are
-released so that the freshly booted regions start empty (no labels on the simulated DIMMs).
-
-``reboot(machine, iomem=None)`` boots the same hardware again (``iomem`` may move the
-regions: firmware re-placement, MN §4.2) with the same media, and re-probes every labelled
-namespace the way ``nd_pmem_probe`` does: BTT, then pfn, then dax signature, else raw, with
-the **probe path** of ``nd_pfn_validate`` (MN §4 #10a: settings adopted from the media).
-A namespace that can no longer be enabled stays in ``region.namespaces`` with
-``enabled = False`` and ``error = (errno, dmesg line)``.
+``attach(machine, pmem_resources)`` turns the booted "Persistent Memory" resources into
+regions (releasing the driver claims a captured ``/proc/iomem`` shows under them);
+``reboot_from(old, new, relayout)`` carries the media into a rebooted machine and re-probes
+every labelled namespace as ``nd_pmem_probe`` does (MN §4).  Details: docs/nvdimm.md.
 """
 
 from __future__ import annotations
@@ -26,7 +16,7 @@ from .infoblock import DAX_SIG, PFN_SIG
 from .namespace import BTT_SIG, Namespace, error_line, map_of
 from .region import Region
 
-__all__ = ["NvdimmBus", "attach", "reboot", "PMEM_NAMES"]
+__all__ = ["NvdimmBus", "attach", "reboot", "reboot_from", "PMEM_NAMES"]
 
 PMEM_NAMES = ("Persistent Memory", "Persistent Memory (legacy)")
 _CLAIM_PREFIXES = ("namespace", "dax", "pfn", "btt", "System RAM")
@@ -100,8 +90,8 @@ def _probe_namespace(ns: Namespace) -> None:
     ``(errno, line)``.  Without the switch the error is raised (namespace left disabled).
     """
     m = ns.machine
-    data = ns._read_block()
-    if data[:16] == BTT_SIG:
+    data = ns._read_block(probe=True)       # None: the namespace is too small to hold one
+    if data is not None and data[:16] == BTT_SIG:
         ns.mode = "sector"
         ns._enable()
         return
@@ -152,55 +142,42 @@ def probe_all(bus: NvdimmBus) -> None:
                 ns.error = (errno.EINVAL, f"{ns.dev}: probe failed: {e}")
 
 
-def reboot(machine, iomem=None, kernel=None):
-    """A fresh boot of the same hardware and media (api.md ``reboot``); returns the new Machine.
+def reboot_from(old, new, relayout: bool) -> None:
+    """The nvdimm half of a reboot (``Machine.reboot`` boots ``new`` and calls this).
 
-    ``iomem``: new ``/proc/iomem`` / e820 text placing the regions elsewhere.  Regions are
-    matched in address order (region N's media goes to the new region N; namespace offsets
-    are region-relative, MN §4.2).  ``kernel``: boot another kernel on the same hardware and
-    media (e.g. a v5.2-written block probed by v5.3, MN §4.1/§4.2); default the same kernel.
+    Unless the layout changed (``relayout``), the regions are carved again as
+    :func:`carve_regions` left them on ``old``.  Regions are matched in address order: region
+    N's media (labels and info-blocks) goes to the new region N, which must not be smaller
+    (namespace offsets are region-relative, MN §4.2); then every labelled namespace is
+    re-probed (:func:`probe_all`).  ValueError when the new layout has no or a different
+    number of pmem regions, or a smaller one.
     """
-    from ..machine import Machine
-
-    new = _rebuild(Machine, machine, iomem, kernel)
-    old_regions = machine.nvdimm.regions if machine.nvdimm is not None else []
+    carve = old.nvdimm_regions
+    if carve is not None and not relayout and new.nvdimm is not None:
+        new.nvdimm = attach(new, [r.res for r in new.nvdimm.regions], regions=carve)
+        new.nvdimm_regions = carve
+    old_regions = old.nvdimm.regions if old.nvdimm is not None else []
     if new.nvdimm is None:
         if old_regions:
             raise ValueError("the new layout has no Persistent Memory ranges")
-        return new
+        return
     if len(new.nvdimm.regions) != len(old_regions):
         raise ValueError(f"the new layout has {len(new.nvdimm.regions)} pmem regions, the machine had "
                          f"{len(old_regions)}")
-    for old, nr in zip(old_regions, new.nvdimm.regions):
-        if nr.size < old.size:
-            raise ValueError(f"{nr.dev} shrank from {old.size:#x} to {nr.size:#x} bytes")
-        media = old.media.clone()
+    for prev, nr in zip(old_regions, new.nvdimm.regions):
+        if nr.size < prev.size:
+            raise ValueError(f"{nr.dev} shrank from {prev.size:#x} to {nr.size:#x} bytes")
+        media = prev.media.clone()
         media.size = nr.size
         nr.media = media
     probe_all(new.nvdimm)
-    return new
 
 
-def _rebuild(Machine, machine, iomem, kernel=None):
-    args = dict(getattr(machine, "boot_args", None) or {})
-    if kernel is not None:
-        args["kernel"] = kernel
-    carve = machine.__dict__.get("_nvdimm_regions")
-    if iomem is not None:
-        for k in ("text", "iomem", "layout"):
-            args.pop(k, None)
-        new = Machine.from_iomem(iomem, **{k: v for k, v in args.items() if k in ("kernel", "max_physmem_bits",
-                                                                                "memory_block_size", "hypervisor",
-                                                                                "core")})
-    elif "text" in args or "iomem" in args or "layout" in args:
-        text = args.pop("text", None) or args.pop("iomem", None) or args.pop("layout", None)
-        new = Machine.from_iomem(text, **args)
-    else:
-        new = Machine(**args)
-    if carve is not None and iomem is None and new.nvdimm is not None:
-        new.nvdimm = attach(new, [r.res for r in new.nvdimm.regions], regions=carve)
-        new.__dict__["_nvdimm_regions"] = carve
-    return new
+def reboot(machine, iomem=None, kernel=None):
+    """``machine.reboot(iomem, kernel=kernel)`` (``kernel`` None: the same kernel); kept for
+    existing callers.  Boot another kernel on the same hardware and media to probe, e.g., a
+    v5.2-written block with v5.3 (MN §4.1/§4.2)."""
+    return machine.reboot(iomem) if kernel is None else machine.reboot(iomem, kernel=kernel)
 
 
 def carve_regions(machine, regions) -> NvdimmBus:
@@ -209,7 +186,7 @@ def carve_regions(machine, regions) -> NvdimmBus:
         raise KernelError(errno.EBUSY, "cannot re-carve regions while namespaces exist")
     res = sorted({id(r.res): r.res for r in machine.nvdimm.regions}.values(), key=lambda r: r.start)
     machine.nvdimm = attach(machine, res, regions=regions)
-    machine.__dict__["_nvdimm_regions"] = list(regions)
+    machine.nvdimm_regions = list(regions)
     return machine.nvdimm
 
 

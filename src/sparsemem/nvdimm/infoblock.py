@@ -1,41 +1,7 @@
-"""The libnvdimm pfn/dax info-block (``struct nd_pfn_sb``) as bytes on the media.
-
-Spec: ``shared/spec/memremap-nvdimm.md`` §1 (placement, layout, checksum, versions), §2 (modes)
-and §4 (what ``nd_pfn_validate`` reads); ``shared/spec/api.md`` "nvdimm on-media format".
-
-Format summary (§1.1, §1.2)
----------------------------
-The block lives at namespace byte offset :data:`INFO_BLOCK_OFFSET` (4 KiB) and is exactly
-:data:`INFO_BLOCK_SIZE` (4 KiB) long; the first :data:`INFO_BLOCK_RESERVE` (8 KiB) of the
-namespace are metadata.  Every integer is little-endian, there is no implicit padding::
-
-    off  size field               off  size field
-      0   16  signature            72   4  mode (0 none, 1 ram, 2 pmem)
-     16   16  uuid                 76   4  start_pad      (minor >= 1)
-     32   16  parent_uuid          80   4  end_trunc      (minor >= 1)
-     48    4  flags                84   4  align          (minor >= 2)
-     52    2  version_major        88   4  page_size      (minor >= 4)
-     54    2  version_minor        92   2  page_struct_size (minor >= 4)
-     56    8  dataoff              94 3994 padding  (minor < 4: 4000 bytes from offset 88)
-     64    8  npfns              4088   8  checksum
-
-UUIDs are stored as their 16 raw bytes in textual order (``uuid.UUID(text).bytes``).
-
-Padding and minor versions
---------------------------
-Before minor 4 the bytes 88..93 are padding, not fields.  :class:`InfoBlock` therefore keeps
-``padding`` as the raw media bytes of whatever the *recorded* layout calls padding: 4000 bytes
-(offsets 88..4087) when ``version_minor < 4``, 3994 bytes (offsets 94..4087) otherwise.  For
-``version_minor < 4`` the ``page_size``/``page_struct_size`` attributes are in-memory only:
-:meth:`InfoBlock.unpack` leaves them 0 and :meth:`InfoBlock.pack` does not write them (so
-:func:`apply_compat_defaults`, which sets them, does not change what is on the media).  This
-gives exact round trips: ``pack(unpack(b)) == b`` for every valid block ``b`` and
-``unpack(pack(x)) == x`` for every block built with those attributes left at 0 below minor 4.
-
-Checksum (§1.3)
----------------
-:func:`fletcher64` is the ``nd_fletcher64`` rule (32-bit ``lo``, 64-bit ``hi``, plain modular
-sums); :func:`sb_checksum` is ``nd_sb_checksum`` (the field at 4088 counts as zero).
+"""The libnvdimm pfn/dax info-block (``struct nd_pfn_sb``) as bytes on the media: layout,
+minor versions, :func:`fletcher64` / :func:`sb_checksum`.  Spec: docs/spec/memremap-nvdimm.md
+§1, §2, §4 and docs/spec/api.md "nvdimm on-media format"; the byte layout and the round-trip
+rules: docs/nvdimm.md "The on-media info-block".
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import uuid as _uuid
 from typing import Optional
 
 from ..errors import KernelError, errno_name
-from ..hotplug import CUT_HERE
 from ..memremap import make_altmap, memremap_pages, memunmap_pages
+from ..printk import CUT_HERE, WARNING_PREFIX, warn_once
 from . import pfn as P
 from .infoblock import (DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_RESERVE, INFO_BLOCK_SIZE, PFN_MODE_PMEM,
                         PFN_MODE_RAM, PFN_SIG, InfoBlock)
@@ -32,9 +32,10 @@ PFN_MODES = ("fsdax", "devdax")
 MODE_ALIASES = {"memory": "fsdax", "dax": "devdax", "safe": "sector"}
 #: first 16 bytes of a BTT arena info-block (``BTT_SIG``), probed before pfn/dax.
 BTT_SIG = b"BTT_ARENA_INFO\0\0"
-#: how the WARNING line of a WARN banner starts (as :func:`sparsemem.hotplug.warning_line`
-#: prints it; hotplug exports no constant for it)
-WARNING_PREFIX = "WARNING: CPU:"
+#: ``ARENA_MIN_SIZE`` (drivers/nvdimm/btt.h): the smallest BTT arena, 16 MiB
+ARENA_MIN_SIZE = 1 << 24
+#: ``nd_btt->initial_offset`` of a BTT v1.1 (``nd_btt_version``): its info block sits 4 KiB in
+BTT_INITIAL_OFFSET = 4096
 
 
 def pfn_mode_of(map: str) -> int:
@@ -167,7 +168,16 @@ class Namespace:
     def _log(self, text: str) -> None:
         self.machine.log(f"{self.driver} {self.pfn_dev}: {text}")
 
-    def _read_block(self) -> bytes:
+    def _read_block(self, probe: bool = False) -> Optional[bytes]:
+        """``nvdimm_read_bytes(ndns, SZ_4K, ...)`` of the info block, or None when it does not
+        fit in the namespace: ``nsio_rw_bytes`` (drivers/nvdimm/claim.c, v5.1-v5.3) refuses a
+        read past the namespace end with -EFAULT after ``dev_WARN_ONCE(&ndns->dev, 1, "request
+        out of range")`` (the namespace device is bound to nd_pmem on the probe path, unbound,
+        bus "nd", when a pfn/dax/btt device claims it)."""
+        if INFO_BLOCK_OFFSET + INFO_BLOCK_SIZE > self.raw_size:
+            warn_once(self.machine, ("nsio_rw_bytes",), "drivers/nvdimm/claim.c nsio_rw_bytes",
+                      f"{'nd_pmem' if probe else 'nd'} {self.dev}: request out of range")
+            return None
         return self.media.read(self.offset + INFO_BLOCK_OFFSET, INFO_BLOCK_SIZE)
 
     def _request(self, start: int, size: int, name: str):
@@ -189,9 +199,12 @@ class Namespace:
         init = None
         if not probe:
             init = {"uuid": self.pfn_uuid, "align": self.align, "mode": pfn_mode_of(self.map)}
-        return P.nd_pfn_validate(self._read_block() if data is None else data, sig, ns_start=self.start,
+        if data is None:
+            data = self._read_block(probe)
+        # a failed read is -ENXIO (MN §4 check #3)
+        return P.nd_pfn_validate(b"" if data is None else data, sig, ns_start=self.start,
                                  ns_size=self.raw_size, ns_uuid=self.uuid, ns_name=self.dev, init=init,
-                                 region_is_pmem=True)
+                                 region_is_pmem=True, read_error=data is None)
 
     def _validate_error(self, vr, cls=KernelError) -> KernelError:
         """A failed ``nd_pfn_validate``: log its dev_err line (if any) and return the error."""
@@ -260,6 +273,15 @@ class Namespace:
                 if not raw_align or dstart % raw_align or dsize % raw_align:
                     raise KernelError(errno.ENOMEM, f"alloc_dax_region: [mem {dstart:#x}+{dsize:#x}] not aligned "
                                                     f"to sb.align {raw_align:#x}")
+                # dev_dax_probe (drivers/dax/device.c, v5.1-v5.3) claims the dax region *before*
+                # devm_memremap_pages: a busy range (e.g. System RAM hot-added inside the
+                # region) fails with -EBUSY while no section has been touched
+                try:
+                    self._request(dstart, dsize, self.chardev)
+                except KernelError as e:
+                    self.machine.log(f"device_dax {self.chardev}: could not reserve region "
+                                     f"[mem {dstart:#010x}-{dstart + dsize - 1:#010x}]")
+                    raise KernelError(errno.EBUSY, f"{self.chardev}: could not reserve region: {e.strerror}") from None
             else:
                 self._request(self.start, self.raw_size, self.dev)
             altmap = None
@@ -268,13 +290,11 @@ class Namespace:
             # the range comes from on-media offsets and need not be page aligned: the kernel
             # truncates with PHYS_PFN and v5.3 then fails check_pfn_span with -EINVAL (MN §5, §6.2)
             self.pgmap = memremap_pages(m, setup.start, setup.size, type=self.mode, altmap=altmap,
-                                        dev=f"{self.driver} {self.pfn_dev}", byte_range=True)
-            if self.mode == "devdax":
-                self._request(setup.start + off, setup.end + 1 - (setup.start + off), self.chardev)
+                                        dev=f"{self.driver} {self.pfn_dev}", byte_range=True, owner=self)
         except BaseException:
             # any failure (not only KernelError) leaves no resource claimed
             if self.pgmap is not None:
-                memunmap_pages(m, self.pgmap)
+                memunmap_pages(m, self.pgmap, owner=self)
                 self.pgmap = None
             self._release_resources()
             raise
@@ -286,7 +306,21 @@ class Namespace:
 
     def _enable_raw(self) -> None:
         self._request(self.start, self.raw_size, self.dev)
+        if self.mode == "sector":
+            self._attach_btt()
         self.start_pad = self.end_trunc = self.dataoff = self.npfns = 0
+
+    def _attach_btt(self) -> None:
+        """``nvdimm_namespace_attach_btt`` (drivers/nvdimm/btt.c, v5.1-v5.3), after
+        ``nd_pmem_probe`` claimed the namespace (``devm_nsio_enable``): a BTT v1.1 starts
+        :data:`BTT_INITIAL_OFFSET` into the namespace (``nd_btt_version``, btt_devs.c), and
+        fewer than :data:`ARENA_MIN_SIZE` bytes after it fail with -ENXIO (a dev_dbg line only)
+        before ``btt_init`` writes any arena metadata; the claim is dropped again."""
+        if self.raw_size - BTT_INITIAL_OFFSET < ARENA_MIN_SIZE:
+            self._release_resources()
+            raise KernelError(errno.ENXIO, f"nvdimm_namespace_attach_btt: {self.dev} must be at least "
+                                           f"{ARENA_MIN_SIZE + BTT_INITIAL_OFFSET} bytes, not {self.raw_size} "
+                                           f"({self.raw_size:#x})")
 
     def _enable(self, probe_sb: Optional[InfoBlock] = None, probe_raw_align: int = 0) -> None:
         if self.is_pfn_mode:
@@ -316,7 +350,7 @@ class Namespace:
         if not self.enabled:
             return
         if self.pgmap is not None:
-            memunmap_pages(self.machine, self.pgmap)
+            memunmap_pages(self.machine, self.pgmap, owner=self)
             self.pgmap = None
         self._release_resources()
         self.enabled = False

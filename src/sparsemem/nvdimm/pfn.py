@@ -1,7 +1,7 @@
 """drivers/nvdimm/pfn_devs.c: ``trim_pfn_device``, ``nd_pfn_init``, ``nd_pfn_validate`` and
 ``__nvdimm_setup_pfn`` for both eras.
 
-Spec: ../shared/spec/memremap-nvdimm.md ("MN") §2 (formulas), §3 (nd_pfn_init: §3.1 v5.1/v5.2,
+Spec: docs/spec/memremap-nvdimm.md ("MN") §2 (formulas), §3 (nd_pfn_init: §3.1 v5.1/v5.2,
 §3.2 v5.3), §4 (validation table, in order), §5 (pgmap range and altmap).  Version-dependent
 rules are read from the kernel model switches ``nvdimm_pads_to_sections``,
 ``nvdimm_end_trunc_for_align``, ``infoblock_minor`` and ``memremap_expands_to_sections``.

@@ -97,7 +97,9 @@ class Region:
         for a size that is not a multiple of 4 KiB or an unsupported ``align`` (sysfs
         ``align`` store, MN §2), ``KernelError(ENOSPC)`` when no free extent fits, and
         ``KernelError(ENXIO)`` when the kernel fails to enable the personality (its
-        ``kernel_errno`` is the probe error; MN §8).  On any failure the region's free
+        ``kernel_errno`` is the probe error; MN §8), e.g. -ENXIO for a sector namespace under
+        16 MiB + 4 KiB (``ARENA_MIN_SIZE`` after the BTT's 4 KiB initial offset,
+        ``nvdimm_namespace_attach_btt``).  On any failure the region's free
         capacity, labels, media and the iomem tree are as before; the dmesg lines the kernel
         printed stay.  One documented exception: when ``arch_add_memory`` fails part-way (the
         pre-series altmap shortfall of MN §3.4 scenario B) the sections it added stay added.
@@ -140,12 +142,16 @@ class Region:
         saved = self.media.save(off, min(P.INFO_BLOCK_RESERVE, size))
         labels = list(self.media.labels)
         self.namespaces.append(ns)
-        if mode == "sector":
-            self.media.write(off + P.INFO_BLOCK_OFFSET, BTT_SIG + ns.pfn_uuid + bytes(INFO_BLOCK_SIZE - 32))
         try:
             ns._enable()
+            if mode == "sector":
+                # btt_init writes the arena info block only once nvdimm_namespace_attach_btt's
+                # size check passed (drivers/nvdimm/btt.c): nothing is written on a refusal
+                self.media.write(off + P.INFO_BLOCK_OFFSET, BTT_SIG + ns.pfn_uuid + bytes(INFO_BLOCK_SIZE - 32))
         except BaseException as e:
             # roll back on *any* exception, so nothing can leave a half-created namespace
+            if ns.enabled:
+                ns.disable()
             self.namespaces.remove(ns)
             self.media.restore(saved)
             self.media.labels = labels

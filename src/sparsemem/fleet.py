@@ -1,0 +1,932 @@
+"""``sparsemem fleet``: what a kernel upgrade does to every host of a fleet, on Dask.
+
+For every host of an *inventory* (a directory, or a tar/zip archive, of per-host layouts:
+``/proc/iomem`` text or e820 dmesg lines, each optionally with the host's ``ndctl list -N``
+JSON beside it under the same stem, ``host042.txt`` + ``host042.json``):
+
+1. the layout is booted under release K1 (``Machine.from_iomem``);
+2. the host's namespaces are created on it: the ones its ndctl JSON lists, in that order, each
+   on its region (:func:`namespace_requests`), then the default namespace
+   (``region.create_namespace()``) on every region the JSON does not describe, in address
+   order, exactly as ``sparsemem report`` creates them, and each attempt measured by the very
+   function the report uses (:func:`sparsemem.report.create_measured`);
+3. the machine is rebooted under release K2 with the same persistent media
+   (``reboot(kernel=K2)``, api.md): every labelled namespace is re-probed with K2's
+   ``nd_pfn_validate`` rules, and K2's memmap cost of each enabled namespace is measured.
+
+One row per namespace (:data:`COLUMNS`; the first twelve are the contract of issue #14):
+
+``host``            the host's name: the layout's path in the inventory without its suffix
+``region``          ``regionN``
+``namespace``       ``namespaceN.M`` (empty when K1 refused to create it)
+``mode``            the requested mode (fsdax, devdax, sector, raw)
+``usable_from``     ``Namespace.size`` under K1 (what ``ndctl list`` shows; 0 when not enabled;
+                    for a default namespace, the report's ``capacity`` under K1)
+``usable_to``       the same after the reboot under K2
+``enabled_from``    enabled under K1
+``enabled_to``      enabled after the reboot under K2
+``errno_to``        errno name of K2's probe failure (``ns.error``), empty when none
+``dmesg_to``        the kernel log line of that failure
+``memmap_ram_from`` struct-page bytes taken from System RAM by enabling it under K1 (the
+                    report's ``memmap.ram``)
+``memmap_ram_to``   the same under K2: enabled namespaces are disabled again in reverse probe
+                    order and the RAM each one gives back is its cost (enable and disable are
+                    inverse, so this is the delta its probe caused)
+``errno_from``      the report's ``result`` when K1 refused the namespace (errno name), else empty
+``dmesg_from``      the report's ``message`` for it
+``mode_to``         the mode K2 probed (``raw`` after a raw fallback, MN §4 "Deltas")
+``error``           a host whose inventory entry cannot be read or booted: one row with the
+                    message (naming the file and line) and every other column empty
+
+The rows of a host with no pmem region: none (the summary counts the host).
+
+Results are those of ``sparsemem report`` for every host and release: the K1 columns of a host
+without JSON are the report's K1 numbers region by region, and with K1 == K2 the K2 columns
+equal them too (``tests/test_fleet.py`` checks both on every shipped layout).  Under K2 the
+numbers are those of the *upgraded* namespace (its K1-written info block probed by K2), which
+is not the namespace K2 would create on an empty region: a v5.2 block keeps its section
+padding under v5.3 (MN §4.1/§4.2, later-eras-nvdimm.md §17).
+
+Execution: hosts are grouped in batches of ``batch_size`` per Dask task; the client reads
+every entry (so workers need no access to the inventory), keeps at most ``max_in_flight``
+batches submitted, and writes each batch's rows (CSV, or Parquet row groups) in input order as
+the head of that window completes, so memory stays bounded for any fleet size.  A worker
+memoises the rows of identical (layout, JSON, K1, K2) hosts (a bounded LRU cache; the
+simulation is deterministic, so a memoised host gives
+the rows a fresh run gives).  (Parsed layouts are not cached: copying a parsed tree costs
+as much as parsing the text again.)
+
+Dask (``distributed``), pyarrow and tqdm are the optional extra ``sparsemem[fleet]``.
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import csv
+import json
+import os
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional, Sequence
+
+from .constants import PMD_SIZE
+from .errors import KernelBug, errno_name
+from .kernel import kernel_model
+from .report import create_measured, format_size
+
+__all__ = [
+    "COLUMNS",
+    "REQUIRED_COLUMNS",
+    "DEFAULT_BATCH_SIZE",
+    "HostEntry",
+    "FleetSummary",
+    "MissingExtra",
+    "iter_inventory",
+    "count_hosts",
+    "namespace_requests",
+    "upgrade_host",
+    "upgrade_batch",
+    "run_fleet",
+    "format_summary",
+    "plot_fleet",
+    "require_fleet_extra",
+]
+
+#: the columns issue #14 names, in this order
+REQUIRED_COLUMNS = ("host", "region", "namespace", "mode", "usable_from", "usable_to",
+                    "enabled_from", "enabled_to", "errno_to", "dmesg_to",
+                    "memmap_ram_from", "memmap_ram_to")
+#: every column of the table (CSV header, Parquet schema), in this order
+COLUMNS = REQUIRED_COLUMNS + ("errno_from", "dmesg_from", "mode_to", "error")
+
+_INT_COLUMNS = ("usable_from", "usable_to", "memmap_ram_from", "memmap_ram_to")
+_BOOL_COLUMNS = ("enabled_from", "enabled_to")
+
+#: hosts per Dask task (see bench/test_bench_fleet.py for the measurement behind it)
+DEFAULT_BATCH_SIZE = 64
+
+_LAYOUT_SKIP_SUFFIXES = (".json",)
+
+
+class MissingExtra(ImportError):
+    """dask[distributed] / pyarrow / tqdm are not installed."""
+
+
+def require_fleet_extra(parquet: bool = False) -> None:
+    """Import what ``fleet`` needs; :class:`MissingExtra` (one line saying what to install)
+    when something is missing."""
+    missing = []
+    for mod, pkg in (("dask", "dask"), ("distributed", "distributed"), ("tqdm", "tqdm")) + \
+            ((("pyarrow", "pyarrow"),) if parquet else ()):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(pkg)
+    if missing:
+        raise MissingExtra(f"sparsemem fleet needs {', '.join(missing)}: pip install 'sparsemem[fleet]'")
+
+
+# ---------------------------------------------------------------------------------------------
+# inventories
+
+
+@dataclass
+class HostEntry:
+    """One host of an inventory: its name, layout text and ndctl JSON text (or why they could
+    not be read)."""
+
+    host: str
+    path: str
+    text: Optional[str] = None
+    ndctl_json: Optional[str] = None
+    error: Optional[str] = None
+
+
+def _host_name(rel: str) -> str:
+    base, dot, _ = rel.rpartition(".")
+    return base if dot and base and "/" not in rel[len(base):] else rel
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _is_layout_name(rel: str) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    return bool(name) and not name.startswith(".") and not name.lower().endswith(_LAYOUT_SKIP_SUFFIXES)
+
+
+def _dir_entries(root: str) -> Iterator[HostEntry]:
+    rels, jsons = [], set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        reldir = os.path.relpath(dirpath, root)
+        for fn in filenames:
+            rel = fn if reldir == "." else f"{reldir}/{fn}".replace(os.sep, "/")
+            if fn.lower().endswith(".json"):
+                jsons.add(rel)
+            elif _is_layout_name(rel):
+                rels.append(rel)
+    rels.sort()
+    for rel in rels:
+        host = _host_name(rel)
+        path = os.path.join(root, rel)
+        entry = HostEntry(host, path)
+        try:
+            with open(path, "rb") as f:
+                entry.text = _decode(f.read())
+        except OSError as exc:
+            entry.error = f"{path}: cannot read: {exc.strerror or exc}"
+        js = host + ".json"
+        if js in jsons and entry.error is None:
+            try:
+                with open(os.path.join(root, js), "rb") as f:
+                    entry.ndctl_json = _decode(f.read())
+            except OSError as exc:
+                entry.error = f"{os.path.join(root, js)}: cannot read: {exc.strerror or exc}"
+        yield entry
+
+
+def _tar_entries(path: str) -> Iterator[HostEntry]:
+    # a compact index (name, member) first: json members are paired by stem; members are then
+    # read in archive order (sequential for compressed archives)
+    with tarfile.open(path, "r:*") as tar:
+        layouts, jsons = [], {}
+        while True:
+            ti = tar.next()
+            if ti is None:
+                break
+            if ti.isfile():
+                rel = ti.name.removeprefix("./")
+                if rel.lower().endswith(".json"):
+                    jsons[rel] = ti
+                elif _is_layout_name(rel):
+                    layouts.append((rel, ti))
+            tar.members = []   # do not keep every TarInfo of a huge archive
+        for rel, ti in layouts:
+            host = _host_name(rel)
+            entry = HostEntry(host, f"{path}:{rel}")
+            js = jsons.get(host + ".json")
+            try:
+                # in archive order, so that a compressed archive is only ever read forwards
+                for member, attr in sorted(((ti, "text"), (js, "ndctl_json")) if js is not None else ((ti, "text"),),
+                                           key=lambda ma: ma[0].offset):
+                    setattr(entry, attr, _decode(tar.extractfile(member).read()))
+            except (OSError, tarfile.TarError) as exc:
+                entry.error = f"{path}:{rel}: cannot read: {exc}"
+            yield entry
+
+
+def _zip_entries(path: str) -> Iterator[HostEntry]:
+    with zipfile.ZipFile(path) as zf:
+        infos = [zi for zi in zf.infolist() if not zi.is_dir()]
+        jsons = {zi.filename: zi for zi in infos if zi.filename.lower().endswith(".json")}
+        for zi in infos:
+            rel = zi.filename
+            if rel in jsons or not _is_layout_name(rel):
+                continue
+            host = _host_name(rel)
+            entry = HostEntry(host, f"{path}:{rel}")
+            try:
+                entry.text = _decode(zf.read(zi))
+                js = jsons.get(host + ".json")
+                if js is not None:
+                    entry.ndctl_json = _decode(zf.read(js))
+            except (OSError, zipfile.BadZipFile, RuntimeError) as exc:
+                entry.error = f"{path}:{rel}: cannot read: {exc}"
+            yield entry
+
+
+def _file_entry(path: str) -> Iterator[HostEntry]:
+    host = _host_name(os.path.basename(path))
+    entry = HostEntry(host, path)
+    try:
+        with open(path, "rb") as f:
+            entry.text = _decode(f.read())
+    except OSError as exc:
+        entry.error = f"{path}: cannot read: {exc.strerror or exc}"
+    js = os.path.splitext(path)[0] + ".json"
+    if entry.error is None and os.path.isfile(js):
+        try:
+            with open(js, "rb") as f:
+                entry.ndctl_json = _decode(f.read())
+        except OSError as exc:
+            entry.error = f"{js}: cannot read: {exc.strerror or exc}"
+    yield entry
+
+
+def _kind(path: str) -> str:
+    if os.path.isdir(path):
+        return "dir"
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(path):
+            return "tar"
+    except OSError:
+        pass
+    return "file"
+
+
+def iter_inventory(paths: Sequence[str]) -> Iterator[HostEntry]:
+    """The hosts of the inventories ``paths``, in order: a directory's layouts sorted by their
+    path (recursively), an archive's in archive order, a single layout file as one host.
+
+    Raises ``FileNotFoundError`` for a path that does not exist; an entry that cannot be read
+    is a :class:`HostEntry` with ``error`` set.
+    """
+    for p in paths:
+        kind = _kind(p)
+        yield from {"dir": _dir_entries, "tar": _tar_entries, "zip": _zip_entries, "file": _file_entry}[kind](p)
+
+
+def count_hosts(paths: Sequence[str]) -> int:
+    """How many hosts :func:`iter_inventory` yields (names only: nothing is read)."""
+    n = 0
+    for p in paths:
+        kind = _kind(p)
+        if kind == "dir":
+            for _dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                n += sum(1 for fn in filenames if _is_layout_name(fn))
+        elif kind == "tar":
+            with tarfile.open(p, "r:*") as tar:
+                while True:
+                    ti = tar.next()
+                    if ti is None:
+                        break
+                    n += ti.isfile() and _is_layout_name(ti.name)
+                    tar.members = []
+        elif kind == "zip":
+            with zipfile.ZipFile(p) as zf:
+                n += sum(1 for zi in zf.infolist() if not zi.is_dir() and _is_layout_name(zi.filename))
+        else:
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# one host
+
+
+def namespace_requests(ndctl_json: Optional[str], nregions: int) -> list[tuple[int, dict, bool]]:
+    """The namespaces a host's ``ndctl list -N`` JSON lists, as creation requests.
+
+    Returns ``[(region_index, create_namespace kwargs, enabled), ...]`` in the order the JSON
+    lists them.  Accepted shapes: a list of namespace objects, a single object (what ndctl
+    prints for one namespace), or ``ndctl list -RN`` output (``{"regions": [{"dev":
+    "regionN", "namespaces": [...]}]}`` or a list of such regions).  A namespace's region is
+    ``N`` of ``"dev": "namespaceN.M"`` (or of the enclosing region object); ``mode`` (default
+    fsdax; ndctl's old names ``memory``/``dax`` accepted), ``map`` (default ``dev``),
+    ``align`` and the size are taken from it: ``raw_size`` when present, else ``size``
+    (ndctl shows the *usable* size of a pfn/dax namespace, which is then what is requested).
+    ``"state": "disabled"`` is kept as ``enabled=False``.  ``None``/empty text: no requests.
+
+    Raises ``ValueError`` with the reason for malformed JSON.  This is the fleet's interim
+    adoption rule; issue #13 (existing namespaces adopted from a dump and from this JSON by
+    ``Machine.from_iomem``) is meant to replace it.
+    """
+    if ndctl_json is None or not ndctl_json.strip():
+        return []
+    try:
+        doc = json.loads(ndctl_json)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"ndctl JSON: line {exc.lineno}: {exc.msg}") from None
+    items: list[tuple[Optional[int], dict]] = []
+
+    def region_of(dev, what) -> Optional[int]:
+        if not isinstance(dev, str):
+            return None
+        for prefix in ("namespace", "region"):
+            if dev.startswith(prefix):
+                head = dev[len(prefix):].split(".", 1)[0]
+                if head.isdigit():
+                    return int(head)
+        raise ValueError(f"ndctl JSON: {what} has dev {dev!r}: not namespaceN.M / regionN")
+
+    def add_regions(regs):
+        for reg in regs:
+            if not isinstance(reg, dict):
+                raise ValueError("ndctl JSON: a region entry is not an object")
+            ri = region_of(reg.get("dev"), "a region")
+            for ns in reg.get("namespaces", []) or []:
+                items.append((ri, ns))
+
+    if isinstance(doc, dict) and "regions" in doc:
+        add_regions(doc["regions"] or [])
+    elif isinstance(doc, dict) and "namespaces" in doc and "dev" not in doc:
+        items.extend((None, ns) for ns in doc["namespaces"] or [])
+    elif isinstance(doc, dict):
+        items.append((None, doc))
+    elif isinstance(doc, list):
+        if doc and all(isinstance(d, dict) and "namespaces" in d and str(d.get("dev", "")).startswith("region")
+                       for d in doc):
+            add_regions(doc)
+        else:
+            items.extend((None, ns) for ns in doc)
+    else:
+        raise ValueError("ndctl JSON: expected a namespace object or a list of them")
+
+    out = []
+    for i, (ri, ns) in enumerate(items):
+        if not isinstance(ns, dict):
+            raise ValueError(f"ndctl JSON: namespace #{i} is not an object")
+        dev = ns.get("dev")
+        nri = region_of(dev, f"namespace #{i}") if dev is not None else None
+        ri = nri if nri is not None else ri
+        if ri is None:
+            raise ValueError(f"ndctl JSON: namespace #{i} names no region (no \"dev\": \"namespaceN.M\")")
+        if ri >= nregions:
+            raise ValueError(f"ndctl JSON: {dev or f'namespace #{i}'} is on region{ri}, "
+                             f"but the layout has {nregions} pmem region(s)")
+        req: dict = {"mode": {"memory": "fsdax", "dax": "devdax", "safe": "sector"}.get(ns.get("mode", "fsdax"),
+                                                                                       ns.get("mode", "fsdax"))}
+        size = ns.get("raw_size", ns.get("size"))
+        for key, val in (("size", size), ("align", ns.get("align"))):
+            if val is None:
+                continue
+            if isinstance(val, bool) or not isinstance(val, int):
+                raise ValueError(f"ndctl JSON: {dev or f'namespace #{i}'} {key} {val!r} is not a byte count "
+                                 f"(list without -u/--human)")
+            req[key] = val
+        if req["mode"] in ("fsdax", "devdax"):
+            req["map"] = ns.get("map", "dev")
+        else:
+            req.pop("align", None)
+        out.append((ri, req, ns.get("state") != "disabled"))
+    return out
+
+
+class _LRU(collections.OrderedDict):
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def get(self, key, default=None):
+        try:
+            self.move_to_end(key)
+            return self[key]
+        except KeyError:
+            return default
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+# per process (each Dask worker): the rows of identical hosts
+_ROWS = _LRU(4096)
+
+
+def clear_caches() -> None:
+    """Forget the memoised rows of this process."""
+    _ROWS.clear()
+
+
+def _reboot(machine, kernel: str):
+    """The upgrade: ``machine.reboot(kernel=kernel)`` (api.md ``reboot``: same hardware and
+    media, every labelled namespace re-probed by the new release)."""
+    return machine.reboot(kernel=kernel)
+
+
+def _hot_ram(machine) -> int:
+    """vmemmap bytes in System RAM beyond the boot memmap: the PMDs, base pages and PTE tables
+    that hot-add populated from RAM (MN §7.4; the boot memmap is boot PMDs only)."""
+    st = machine.sections.vmemmap_stats()
+    return st["memmap_ram_bytes"] - st["boot_pmds"] * PMD_SIZE
+
+
+def _probe_memmap_ram(machine, probed: Sequence) -> dict:
+    """The System RAM memmap each enabled namespace's probe took during a reboot, by name.
+
+    Enabling only ever populates (MN §7.4 "add": nothing is freed, boot PMDs are untouched),
+    so the RAM populated beyond the boot memmap after the reboot is the sum of every probe's
+    share (each >= 0), plus what a failed probe left added (MN §7.4: a failing add keeps its
+    earlier chunks).  The enabled namespaces are disabled in reverse probe order (last in,
+    first out: each returns exactly what its probe populated) and each share read from the
+    difference, until nothing populated remains (every earlier share is then 0); when every
+    probe succeeded, the first namespace gets what remains without being disabled.  Measuring
+    the populated part only keeps a boot PMD that a v5.3-v5.8 removal frees (MN §7.4
+    "remove") out of the count.  Disabling is what costs here (per removed section, in the
+    hotplug layer), hence the shortcuts.  Assumes nothing but the probes populated RAM memmap
+    after boot (true while a layout's existing device memory, issue #13, is not adopted at
+    boot; tests/test_fleet.py compares the shortcuts with disabling everything).
+    """
+    enabled = [ns for ns in probed if ns.enabled]
+    out = {ns.dev: 0 for ns in enabled}
+    if not enabled:
+        return out
+    clean = all(ns.enabled and ns.error is None for ns in probed)
+    populated = _hot_ram(machine)
+    for ns in reversed(enabled):
+        if populated == 0:
+            break
+        if clean and ns is enabled[0]:
+            out[ns.dev] = populated
+            break
+        ns.disable()
+        now = _hot_ram(machine)
+        out[ns.dev] = populated - now
+        populated = now
+    return out
+
+
+def _ns_name(nsd: Optional[dict]) -> Optional[str]:
+    """The name in a report's namespace dict (``dev``; ``name`` in report version 1)."""
+    if not nsd:
+        return None
+    return nsd.get("dev") or nsd.get("name")
+
+
+def _upgrade(text: str, ndctl_json: Optional[str], k1: str, k2: str, filename: str) -> list[tuple]:
+    """The rows of one host without the ``host`` column (see the module docstring)."""
+    from .machine import Machine
+
+    m = Machine.from_iomem(text, kernel=k1)
+    if not m.iomem.root.children:
+        raise ValueError(f"{filename}: no /proc/iomem or e820 lines in this file")
+    regions = list(m.regions)
+    era1 = kernel_model(k1).era
+    requests = namespace_requests(ndctl_json, len(regions))
+    described = {ri for ri, _, _ in requests}
+    attempts = []   # (region index, mode, result, namespace)
+    for ri, req, enabled in requests:
+        res, ns, _ = create_measured(m, regions[ri], k1, era1, **req)
+        if not enabled and ns is not None and res["result"] == "ok":
+            ns.disable()
+        attempts.append((ri, req["mode"], res, ns))
+    for ri, region in enumerate(regions):
+        if ri not in described:
+            res, ns, _ = create_measured(m, region, k1, era1)
+            attempts.append((ri, "fsdax", res, ns))
+    if not attempts:
+        return []
+    attempts.sort(key=lambda a: a[0])    # stable: creation order within a region
+
+    m2 = _reboot(m, k2)
+    probed = list(m2.nvdimm.namespaces) if m2.nvdimm is not None else []
+    # (enabled, usable, error, mode) of every namespace K2 probed, by name
+    after = {ns.dev: (ns.enabled, ns.size if ns.enabled else 0, ns.error, ns.mode) for ns in probed}
+    memmap_to = _probe_memmap_ram(m2, probed)
+
+    rows = []
+    for ri, mode, res, ns in attempts:
+        dev = ns.dev if ns is not None and res["result"] == "ok" else None
+        enabled_from = bool(ns is not None and res["result"] == "ok" and ns.enabled)
+        enabled_to, usable_to, err2, mode_to = after.get(dev, (False, 0, None, None))
+        rows.append((
+            f"region{ri}",
+            dev if dev is not None else _ns_name(res["namespace"]),
+            mode,
+            res["capacity"] if enabled_from else 0,
+            usable_to,
+            enabled_from,
+            enabled_to,
+            errno_name(err2[0]) if err2 else None,
+            err2[1] if err2 else None,
+            res["memmap"]["ram"],
+            memmap_to.get(dev, 0),
+            None if res["result"] == "ok" else res["result"],
+            res["message"],
+            mode_to,
+            None,
+        ))
+    return rows
+
+
+def upgrade_host(host: str, text: Optional[str], k1: str, k2: str, ndctl_json: Optional[str] = None,
+                 *, path: Optional[str] = None, error: Optional[str] = None) -> list[tuple]:
+    """The rows (tuples in :data:`COLUMNS` order) of one host upgraded from ``k1`` to ``k2``.
+
+    Never raises for the host's data: a layout or JSON that cannot be read, parsed or booted
+    gives one row with ``error`` set (the message names ``path``, default ``host``).
+    """
+    path = path or host
+    if error is None and text is None:
+        error = f"{path}: no layout text"
+    if error is None:
+        key = (text, ndctl_json, k1, k2)
+        rows = _ROWS.get(key)
+        if rows is None:
+            try:
+                rows = _upgrade(text, ndctl_json, k1, k2, path)
+            except (ValueError, TypeError, OSError, KernelBug) as exc:   # KernelError is an OSError
+                msg = " ".join(str(exc).split())
+                error = msg if path in msg else f"{path}: {msg}"
+            except Exception as exc:  # noqa: BLE001 - one host never fails the fleet
+                error = f"{path}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            else:
+                _ROWS.put(key, rows)
+    if error is not None:
+        return [(host,) + (None,) * (len(COLUMNS) - 2) + (error,)]
+    return [(host,) + r for r in rows]
+
+
+def upgrade_batch(batch: Sequence[tuple], k1: str, k2: str) -> list[list[tuple]]:
+    """One Dask task: ``batch`` is ``[(host, path, text, ndctl_json, error), ...]``; returns
+    each host's rows, in order."""
+    return [upgrade_host(host, text, k1, k2, js, path=path, error=err) for host, path, text, js, err in batch]
+
+
+# ---------------------------------------------------------------------------------------------
+# summary
+
+
+@dataclass
+class FleetSummary:
+    """What ``fleet`` prints after the table: totals are sums over the rows."""
+
+    k1: str
+    k2: str
+    hosts: int = 0
+    unreadable: int = 0
+    without_pmem: int = 0
+    namespaces: int = 0
+    enabled_from: int = 0
+    enabled_to: int = 0
+    stop_enabling: int = 0
+    start_enabling: int = 0
+    hosts_losing_namespaces: int = 0
+    usable_from: int = 0
+    usable_to: int = 0
+    memmap_ram_from: int = 0
+    memmap_ram_to: int = 0
+    stop_by_errno: collections.Counter = field(default_factory=collections.Counter)
+    failed_from_by_errno: collections.Counter = field(default_factory=collections.Counter)
+    host_change: array.array = field(default_factory=lambda: array.array("q"))
+    output: Optional[str] = None
+
+    def add_host(self, rows: Sequence[tuple]) -> None:
+        self.hosts += 1
+        if len(rows) == 1 and rows[0][-1] is not None:
+            self.unreadable += 1
+            return
+        if not rows:
+            self.without_pmem += 1
+            self.host_change.append(0)
+            return
+        change, lost = 0, False
+        for r in rows:
+            (_h, _r, _n, _m, u1, u2, e1, e2, _e, _d, mm1, mm2, f1, _df, _mt, _err) = r
+            self.namespaces += 1
+            self.usable_from += u1
+            self.usable_to += u2
+            self.memmap_ram_from += mm1
+            self.memmap_ram_to += mm2
+            change += u2 - u1
+            self.enabled_from += e1
+            self.enabled_to += e2
+            if e1 and not e2:
+                self.stop_enabling += 1
+                self.stop_by_errno[_e or "disabled"] += 1
+                lost = True
+            elif e2 and not e1:
+                self.start_enabling += 1
+            if f1 is not None:
+                self.failed_from_by_errno[f1] += 1
+        self.hosts_losing_namespaces += lost
+        self.host_change.append(change)
+
+    @property
+    def change(self) -> int:
+        return self.usable_to - self.usable_from
+
+    def percentiles(self, qs=(0, 1, 5, 25, 50, 75, 95, 99, 100)) -> list[tuple[int, int]]:
+        """Per-host capacity change (bytes) at each percentile (nearest rank), over the hosts
+        that were read."""
+        data = sorted(self.host_change)
+        if not data:
+            return []
+        n = len(data)
+        out = []
+        for q in qs:
+            k = max(0, min(n - 1, -(-q * n // 100) - 1)) if q else 0
+            out.append((q, data[k]))
+        return out
+
+
+def _signed(n: int) -> str:
+    return ("+" if n >= 0 else "") + format_size(n)
+
+
+def format_summary(s: FleetSummary) -> str:
+    """The summary ``fleet`` prints on stdout."""
+    lines = [f"fleet {s.k1} -> {s.k2}: {s.hosts:,} hosts"
+             + (f" ({s.unreadable:,} unreadable" + (f", {s.without_pmem:,} without pmem)" if s.without_pmem else ")")
+                if s.unreadable else (f" ({s.without_pmem:,} without pmem)" if s.without_pmem else ""))
+             + f", {s.namespaces:,} namespaces"]
+    lines.append(f"  enabled:        {s.enabled_from:,} under {s.k1}, {s.enabled_to:,} under {s.k2}")
+    stop = f"  stop enabling:  {s.stop_enabling:,} namespaces on {s.hosts_losing_namespaces:,} hosts"
+    if s.stop_by_errno:
+        stop += " (" + ", ".join(f"{k} {v:,}" for k, v in sorted(s.stop_by_errno.items(),
+                                                                 key=lambda kv: (-kv[1], kv[0]))) + ")"
+    lines.append(stop)
+    if s.start_enabling:
+        lines.append(f"  start enabling: {s.start_enabling:,} namespaces")
+    if s.failed_from_by_errno:
+        lines.append(f"  refused under {s.k1}: " + ", ".join(
+            f"{k} {v:,}" for k, v in sorted(s.failed_from_by_errno.items(), key=lambda kv: (-kv[1], kv[0]))))
+    lines.append(f"  usable:         {s.k1} {format_size(s.usable_from)} ({s.usable_from:,} bytes), "
+                 f"{s.k2} {format_size(s.usable_to)} ({s.usable_to:,} bytes)")
+    lines.append(f"  change:         {_signed(s.change)} ({s.change:+,} bytes)")
+    pct = s.percentiles()
+    if pct:
+        lose = sum(1 for v in s.host_change if v < 0)
+        gain = sum(1 for v in s.host_change if v > 0)
+        lines.append(f"  hosts:          {lose:,} lose capacity, {gain:,} gain, "
+                     f"{len(s.host_change) - lose - gain:,} unchanged")
+        lines.append("  per host:       " + ", ".join(
+            ("min" if q == 0 else "max" if q == 100 else f"p{q}") + f" {_signed(v)}" for q, v in pct))
+    lines.append(f"  memmap in RAM:  {s.k1} {format_size(s.memmap_ram_from)}, {s.k2} {format_size(s.memmap_ram_to)}")
+    if s.output:
+        lines.append(f"rows written to {s.output}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+class _CsvSink:
+    def __init__(self, path: str):
+        self.f = open(path, "w", newline="", encoding="utf-8")
+        self.w = csv.writer(self.f)
+        self.w.writerow(COLUMNS)
+
+    def write(self, rows: Sequence[tuple]) -> None:
+        self.w.writerows(["" if v is None else ("true" if v is True else "false" if v is False else v)
+                          for v in r] for r in rows)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def parquet_schema():
+    """The pyarrow schema of the Parquet output (column names = :data:`COLUMNS`)."""
+    import pyarrow as pa
+
+    types = {c: pa.string() for c in COLUMNS}
+    types.update({c: pa.int64() for c in _INT_COLUMNS})
+    types.update({c: pa.bool_() for c in _BOOL_COLUMNS})
+    return pa.schema([(c, types[c]) for c in COLUMNS])
+
+
+class _ParquetSink:
+    ROW_GROUP = 65536
+
+    def __init__(self, path: str):
+        import pyarrow.parquet as pq
+
+        self.schema = parquet_schema()
+        self.writer = pq.ParquetWriter(path, self.schema)
+        self.buf: list[tuple] = []
+
+    def write(self, rows: Sequence[tuple]) -> None:
+        self.buf.extend(rows)
+        if len(self.buf) >= self.ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if not self.buf:
+            return
+        cols = list(zip(*self.buf))
+        self.writer.write_table(pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(cols, self.schema)], schema=self.schema))
+        self.buf = []
+
+    def close(self) -> None:
+        self._flush()
+        self.writer.close()
+
+
+class _NullSink:
+    def write(self, rows) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _sink(path: Optional[str]):
+    if path is None:
+        return _NullSink()
+    low = path.lower()
+    if low.endswith((".parquet", ".pq")):
+        return _ParquetSink(path)
+    return _CsvSink(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def _batches(entries: Iterable[HostEntry], size: int) -> Iterator[list[tuple]]:
+    batch = []
+    for e in entries:
+        batch.append((e.host, e.path, e.text, e.ndctl_json, e.error))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def default_workers() -> int:
+    """One worker process per CPU this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _progress(total: Optional[int], enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="host", disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+                smoothing=0.1)
+
+
+def run_fleet(inventories: Sequence[str], k1: str, k2: str, *, output: Optional[str] = None,
+              workers: Optional[int] = None, scheduler: Optional[str] = None,
+              batch_size: int = DEFAULT_BATCH_SIZE, max_in_flight: Optional[int] = None,
+              progress: Optional[bool] = None, client=None) -> FleetSummary:
+    """Upgrade every host of ``inventories`` from ``k1`` to ``k2`` on Dask; write the rows to
+    ``output`` (``.csv``, or ``.parquet``) in input order; return the summary.
+
+    ``scheduler``: the address of a running Dask scheduler (its workers are used as they are);
+    otherwise a local cluster of ``workers`` processes (default: one per CPU), one thread each.
+    ``client``: an existing ``distributed.Client`` (then neither is used).  At most
+    ``max_in_flight`` batches (default 4 per worker thread) are submitted at a time.
+    """
+    kernel_model(k1)
+    kernel_model(k2)   # ValueError for a malformed release, before any work
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, not {batch_size}")
+    require_fleet_extra(parquet=bool(output) and output.lower().endswith((".parquet", ".pq")))
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    show = sys.stderr.isatty() if progress is None else progress
+    total = count_hosts(inventories) if show else None     # an extra pass over the names only
+    summary = FleetSummary(k1, k2, output=output)
+    cluster = own_client = None
+    if client is None:
+        if scheduler:
+            client = own_client = Client(scheduler, timeout="30s")
+        else:
+            n = workers or default_workers()
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            client = own_client = Client(cluster)
+    try:
+        nthreads = sum(client.nthreads().values()) or 1
+        window = max_in_flight or max(2, 4 * nthreads)
+        sink = _sink(output)
+        bar = _progress(total, show)
+        try:
+            pending: collections.deque = collections.deque()
+            for batch in _batches(iter_inventory(inventories), batch_size):
+                pending.append(client.submit(upgrade_batch, batch, k1, k2, pure=False))
+                while len(pending) >= window:
+                    _drain_one(pending, sink, summary, bar)
+            while pending:
+                _drain_one(pending, sink, summary, bar)
+        finally:
+            bar.close()
+            sink.close()
+    finally:
+        if own_client is not None:
+            own_client.close()
+        if cluster is not None:
+            cluster.close()
+    return summary
+
+
+def _drain_one(pending, sink, summary: FleetSummary, bar) -> None:
+    fut = pending.popleft()
+    per_host = fut.result()
+    fut.release()
+    for rows in per_host:
+        sink.write(rows)
+        summary.add_host(rows)
+    bar.update(len(per_host))
+
+
+def run_local(inventories: Sequence[str], k1: str, k2: str, *, output: Optional[str] = None) -> FleetSummary:
+    """The same table and summary in this process, without Dask (for tests and small
+    inventories)."""
+    summary = FleetSummary(k1, k2, output=output)
+    sink = _sink(output)
+    try:
+        for batch in _batches(iter_inventory(inventories), DEFAULT_BATCH_SIZE):
+            for rows in upgrade_batch(batch, k1, k2):
+                sink.write(rows)
+                summary.add_host(rows)
+    finally:
+        sink.close()
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# plot
+
+
+def plot_fleet(summary: FleetSummary, path: str) -> None:
+    """``--plot``: the distribution of the per-host capacity change, and the namespaces that
+    stop enabling (and those K1 already refused) by errno.  Needs matplotlib."""
+    from .plot import require_matplotlib
+
+    require_matplotlib()
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [3, 2]})
+    mib = [v / (1 << 20) for v in summary.host_change]
+    if mib:
+        lo, hi = min(mib), max(mib)
+        if lo == hi:
+            lo, hi = lo - 1, hi + 1
+        ax1.hist(mib, bins=60, range=(lo, hi), color="#1f5fa8")
+        ax1.axvline(0, color="#555555", lw=0.8, ls="--")
+        ax1.set_yscale("log")
+    ax1.set_xlabel(f"usable capacity change per host, {summary.k1} \u2192 {summary.k2} (MiB)")
+    ax1.set_ylabel("hosts")
+    same = sum(1 for v in summary.host_change if v == 0)
+    ax1.set_title(f"{len(summary.host_change):,} hosts read: {same:,} unchanged, "
+                  f"total {_signed(summary.change)}")
+
+    keys = sorted(set(summary.stop_by_errno) | set(summary.failed_from_by_errno),
+                  key=lambda k: -(summary.stop_by_errno[k] + summary.failed_from_by_errno[k]))
+    if keys:
+        ys = range(len(keys))
+        stop = [summary.stop_by_errno[k] for k in keys]
+        ref = [summary.failed_from_by_errno[k] for k in keys]
+        ax2.barh([y - 0.2 for y in ys], stop, height=0.4, color="#e0301e", label=f"stop enabling under {summary.k2}")
+        ax2.barh([y + 0.2 for y in ys], ref, height=0.4, color="#8c8c8c", label=f"refused under {summary.k1}")
+        ax2.set_yticks(list(ys))
+        ax2.set_yticklabels(keys)
+        ax2.invert_yaxis()
+        ax2.set_xlim(0, max(stop + ref) * 1.18)     # room for the count labels
+        ax2.legend(loc="lower right", fontsize=8)
+        for y, a, b in zip(ys, stop, ref):
+            for off, v in ((-0.2, a), (0.2, b)):
+                if v:
+                    ax2.text(v, y + off, f" {v:,}", va="center", fontsize=8)
+    else:
+        ax2.text(0.5, 0.5, "no namespace fails", ha="center", va="center", transform=ax2.transAxes)
+        ax2.set_xticks([])
+        ax2.set_yticks([])
+    ax2.set_xlabel("namespaces")
+    ax2.set_title(f"failures by errno ({summary.stop_enabling:,} stop enabling)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,109 @@
+"""``Machine.reboot(**overrides)`` rebuilds from ``boot_args`` (docs/machine.md "Reboot").
+
+Every boot option survives a reboot, set to a value other than its default (the old reboot
+with a new ``iomem`` dropped ``auto_online`` and ``movable_node``), and every option can be
+overridden.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsemem import Machine
+from sparsemem.kernel import DEFAULT_KERNEL
+from sparsemem.nvdimm import bus
+
+MiB = 1 << 20
+GiB = 1 << 30
+PMEM = "00100000-bfffffff : System RAM\n100000000-13fffffff : System RAM\n140000000-1bfffffff : Persistent Memory\n"
+MOVED = "00100000-bfffffff : System RAM\n100000000-13fffffff : System RAM\n200000000-27fffffff : Persistent Memory\n"
+
+#: a value other than the constructor's default, for every boot option
+NON_DEFAULT = {
+    "kernel": "5.2",
+    "max_physmem_bits": 52,
+    "memory_block_size": 256 * MiB,
+    "hypervisor": False,
+    "core": "reference",
+    "movable_node": True,
+    "auto_online": True,
+    "iomem": PMEM,
+}
+#: another value than NON_DEFAULT to override with (the default where there are only two)
+OVERRIDE = {
+    "kernel": "5.10",
+    "max_physmem_bits": 46,
+    "memory_block_size": 512 * MiB,
+    "hypervisor": True,
+    "core": "compiled",
+    "movable_node": False,
+    "auto_online": False,
+    "iomem": MOVED,
+}
+
+
+def test_every_option_is_a_boot_arg():
+    m = Machine()
+    assert set(m.boot_args) == set(NON_DEFAULT) == set(OVERRIDE)
+    assert m.boot_args["kernel"] == DEFAULT_KERNEL
+    for name, value in NON_DEFAULT.items():
+        assert m.boot_args[name] != value, name
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT))
+def test_reboot_keeps_each_option(name):
+    m = Machine(**{name: NON_DEFAULT[name]})
+    new = m.reboot()
+    assert new.boot_args == m.boot_args
+    assert new.boot_args[name] == (m.iomem_text() if name == "iomem" else NON_DEFAULT[name])
+    assert new is not m and new.snapshot() == Machine(**m.boot_args).snapshot()
+
+
+def test_reboot_keeps_all_options_at_once():
+    m = Machine(**NON_DEFAULT)
+    m.add_memory(0, 0x200000000, 256 * MiB)       # hot-plugged memory is not part of the boot layout
+    new = m.reboot()
+    assert new.boot_args == m.boot_args
+    assert (new.kernel, new.core, new.hypervisor, new.movable_node, new.auto_online, new.memory_block_size,
+            new.sections.max_physmem_bits) == ("5.2", "reference", False, True, True, 256 * MiB, 52)
+    assert new.iomem_text() == m.boot_args["iomem"] != m.iomem_text()
+
+
+@pytest.mark.parametrize("name", sorted(OVERRIDE))
+def test_override_takes_effect(name):
+    m = Machine(**NON_DEFAULT)
+    new = m.reboot(**{name: OVERRIDE[name]})
+    want = {**m.boot_args, name: OVERRIDE[name]}
+    if name == "iomem":
+        want["iomem"] = new.iomem_text()
+        assert new.regions[0].start == 0x200000000 != m.regions[0].start
+    assert new.boot_args == want
+    seen = {"kernel": new.kernel, "max_physmem_bits": new.sections.max_physmem_bits,
+            "memory_block_size": new.memory_block_size, "hypervisor": new.hypervisor, "core": new.core,
+            "movable_node": new.movable_node, "auto_online": new.auto_online, "iomem": new.iomem_text()}
+    assert seen[name] == want[name]
+
+
+def test_new_layout_keeps_the_other_options():
+    """The bug of the old reboot: ``reboot(iomem=...)`` booted with the defaults of
+    ``auto_online`` and ``movable_node``."""
+    m = Machine(**NON_DEFAULT)
+    for new in (m.reboot(iomem=MOVED), m.reboot(MOVED), bus.reboot(m, iomem=MOVED, kernel="5.3")):
+        assert new.auto_online is True and new.movable_node is True
+        assert {k: v for k, v in new.boot_args.items() if k not in ("iomem", "kernel")} == \
+               {k: v for k, v in m.boot_args.items() if k not in ("iomem", "kernel")}
+    assert bus.reboot(m, iomem=MOVED, kernel="5.3").kernel == "5.3"
+    assert bus.reboot(m).boot_args == m.boot_args
+
+
+def test_reboot_carries_the_media():
+    m = Machine(**NON_DEFAULT)
+    ns = m.regions[0].create_namespace(size=256 * MiB)
+    (again,) = m.reboot().regions[0].namespaces
+    assert again.to_dict() == ns.to_dict()
+
+
+def test_unknown_override_is_a_type_error():
+    m = Machine()
+    with pytest.raises(TypeError, match="unknown boot arguments"):
+        m.reboot(kernal="5.2")
