@@ -34,7 +34,7 @@ ext = Extension(
     extra_compile_args=compile_args,
     extra_link_args=link_args,
     define_macros=macros,
-    depends=["include/sparsemem.h", "src/sparsemem/_sparsecore.pxd"],
+    depends=["include/sparsemem.h", "src/sparsemem/_sparsecore.pxd", "src/sparsemem/csparsemem.pxd"],
 )
 
 

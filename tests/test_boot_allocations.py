@@ -9,14 +9,15 @@ import re
 
 import pytest
 
+from helpers import SECTION as SEC
+from helpers import MiB
 from sparsemem import KernelError, Machine
 from sparsemem import constants as C
 from sparsemem.machine import DEFAULT_KERNEL_IMAGE_SIZE, PHYSICAL_START, X86_RESERVE_LOW
 from sparsemem.memory_block import show_removable
 
 KERNELS = ("5.2", "5.3", "6.8")
-SEC = 1 << 27
-TWO_MIB = 2 << 20
+TWO_MIB = 2 * MiB
 
 
 def _ram_end(m) -> int:

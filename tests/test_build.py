@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def test_cimport_from_another_extension(tmp_path):
         # cython: language_level=3
         from libc.stdint cimport uint64_t, uint8_t
         from sparsemem._sparsecore cimport SectionTable
+        from sparsemem.csparsemem cimport SM_PAGES_PER_SECTION, sm_subsection_mask
 
         def probe(SectionTable t, uint64_t pfn):
             cdef bint ok
@@ -43,6 +45,9 @@ def test_cimport_from_another_extension(tmp_path):
                 ok = t.c_pfn_valid(pfn)
                 t.c_pfn_valid_batch(pfns, out, 2)
             return ok, out[0], out[1]
+
+        def header(uint64_t pfn, uint64_t n):
+            return SM_PAGES_PER_SECTION, sm_subsection_mask(pfn, n)
     """))
     setup = tmp_path / "setup.py"
     pkg_parent = pathlib.Path(sparsemem.__file__).resolve().parent.parent
@@ -63,3 +68,38 @@ def test_cimport_from_another_extension(tmp_path):
     t = sparsemem.SectionTable()
     t.sparse_add_range(0, 0x100000, 512)
     assert embed_probe.probe(t, 0x100000) == (True, 1, 0)
+    assert embed_probe.header(0x100000 + 1024, 1024) == (32768, 0b1100)
+
+
+PKG = pathlib.Path(sparsemem.__file__).resolve().parent
+
+
+def _code_lines(path):
+    """The lines of a .pxd without comments and blank lines."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        code = line.split("#", 1)[0].rstrip()
+        if code.strip():
+            out.append(code)
+    return out
+
+
+def test_header_pxd_is_only_the_extern_block():
+    """csparsemem.pxd mirrors include/sparsemem.h and nothing else (as croaring.pxd does)."""
+    lines = _code_lines(PKG / "csparsemem.pxd")
+    top = [line for line in lines if not line.startswith((" ", "\t"))]
+    assert top == ["from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int32_t, int16_t",
+                   'cdef extern from "sparsemem.h" nogil:']
+    # every function it declares exists in the header
+    header = (pathlib.Path(sparsemem.get_include()) / "sparsemem.h").read_text(encoding="utf-8")
+    for line in lines:
+        m = re.match(r"\s+[\w *]+?\b(sm_\w+)\(", line)
+        if m:
+            assert re.search(r"\b%s\(" % m.group(1), header), m.group(1)
+
+
+def test_core_pxd_exposes_only_the_public_c_methods():
+    """The cimport face of the compiled core: c_* methods only, no private helpers."""
+    methods = [m.group(1) for line in _code_lines(PKG / "_sparsecore.pxd")
+               for m in [re.match(r"\s+cdef\s+[\w *]+?\b(\w+)\(self", line)] if m]
+    assert methods == ["c_alloc_block_buf", "c_free", "c_pfn_valid", "c_pfn_valid_batch", "c_section"]

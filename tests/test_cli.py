@@ -46,18 +46,14 @@ def run(*args, check: bool = False) -> subprocess.CompletedProcess:
 
 
 def shared_layouts_dir() -> pathlib.Path | None:
-    env = os.environ.get("SPARSEMEM_SHARED")
-    for base in ([pathlib.Path(env)] if env else []) + [REPO.parent / "shared", REPO / "shared"]:
-        d = base / "data" / "layouts"
-        if d.is_dir():
-            return d
-    return None
+    """The public layouts: tests/data/layouts (shipped in the sdist too)."""
+    return HERE / "data" / "layouts"
 
 
 def shared_layout(name_part: str) -> pathlib.Path:
     d = shared_layouts_dir()
     if d is None:
-        pytest.skip("../shared/data/layouts not found (set SPARSEMEM_SHARED)")
+        pytest.skip("tests/data/layouts not found (or set SPARSEMEM_SHARED)")
     hits = sorted(p for p in d.glob("*.txt") if name_part in p.name)
     if not hits:
         pytest.skip(f"no shared layout matching {name_part!r}")
@@ -215,7 +211,7 @@ def _shared_layout_files():
                          ids=lambda p: p.name[:40] if p else "missing")
 def test_every_shared_layout_reports_in_subsection_era(path):
     if path is None:
-        pytest.skip("../shared/data/layouts not found (set SPARSEMEM_SHARED)")
+        pytest.skip("tests/data/layouts not found (or set SPARSEMEM_SHARED)")
     proc = run("report", path, "--kernel", "5.3", "--json")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""

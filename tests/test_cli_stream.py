@@ -235,7 +235,7 @@ def test_results_print_as_they_are_ready_and_ctrl_c_keeps_them(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     text = "".join(seen) + out
     assert [line.split()[1] for line in text.splitlines() if line.startswith("layout ")] == \
         [p.name for p in files[:3]]
@@ -260,10 +260,11 @@ def test_ctrl_c_with_json_still_prints_valid_json(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     rep = json.loads("".join(buf) + out)
     assert [lay["file"] for lay in rep["layouts"]] == [str(files[0]), str(files[1])]
     assert validate(rep, schema()) == []
+    assert "interrupted: 2 of 6 layouts reported" in err, err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """One test per rule of the core, run on the compiled table and on its Python twin.
 
-"§" refers to ../shared/spec/sparse-hotplug.md, "MN §" to memremap-nvdimm.md.
+"§" refers to docs/spec/sparse-hotplug.md, "MN §" to memremap-nvdimm.md.
 """
 
 from __future__ import annotations

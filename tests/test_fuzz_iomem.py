@@ -1,6 +1,6 @@
 """Fuzzing the /proc/iomem and e820 parsers and ``Machine.from_iomem`` (issue #6).
 
-Inputs are the real layouts of ../shared/data/layouts, mutated: lines deleted, duplicated or
+Inputs are the real layouts of tests/data/layouts, mutated: lines deleted, duplicated or
 swapped, hex digits flipped, indentation changed, random text spliced in.  ``parse`` may only
 return a tree or raise ``ValueError`` whose message names the line (``line N:``; the one
 documented exception is the "read without root privileges" message, which is about the whole
@@ -16,16 +16,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import shared_dir
+from helpers import all_layouts
 from sparsemem import KernelError, Machine
 from sparsemem.iomem import MAX_PARSE_DEPTH, MAX_PARSE_LINES, UNPRIVILEGED_MESSAGE, parse
 
-SHARED = shared_dir()
-LAYOUT_DIR = SHARED / "data" / "layouts" if SHARED else None
-LAYOUTS = sorted(LAYOUT_DIR.glob("*.txt")) if LAYOUT_DIR and LAYOUT_DIR.is_dir() else []
+LAYOUTS = all_layouts()
 TEXTS = [p.read_text(encoding="utf-8", errors="replace") for p in LAYOUTS]
-
-pytestmark = pytest.mark.skipif(not TEXTS, reason="../shared/data/layouts is not present")
 
 LINE_RE = re.compile(r"\bline (\d+)\b")
 

@@ -41,7 +41,6 @@ import argparse
 import collections
 import errno
 import os
-import pathlib
 import pickle
 import random
 import sys
@@ -53,6 +52,7 @@ from unittest import mock
 
 import pytest
 
+from helpers import SECTION, GiB, KiB, MiB, all_layouts
 from sparsemem import KernelBug, KernelError, Machine
 from sparsemem.iomem import parse
 from sparsemem.kernel import ERAS
@@ -61,10 +61,6 @@ from sparsemem.kernel import ERAS
 KERNELS = tuple(f"{major}.{minor}" for (major, minor), _ in ERAS)
 CORES = ("compiled", "reference")
 DOCUMENTED = (KernelError, KernelBug, ValueError, TypeError, RuntimeError)
-
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
-SECTION = 128 * MiB
-LAYOUT_DIR = pathlib.Path(__file__).resolve().parent / "data" / "layouts"
 
 #: the issue's reproducers (#17 defects 3 and 4) and the state-integrity layout
 FIXED_LAYOUTS = {
@@ -198,7 +194,7 @@ def synthetic_layout(rnd: random.Random) -> str:
 
 
 def data_layouts() -> dict:
-    return {p.name: p.read_text() for p in sorted(LAYOUT_DIR.glob("*.txt"))}
+    return {p.name: p.read_text() for p in all_layouts()}
 
 
 def pick_layout(rnd: random.Random) -> tuple[str, str]:

@@ -5,15 +5,14 @@ import re
 
 import pytest
 
+from helpers import BLK, CUT, EX_LAYOUT, GiB, MiB, observed
+from helpers import PAGES_PER_SECTION as SEC
 from sparsemem import KernelBug, KernelError, Machine
 from sparsemem import constants as C
 from sparsemem import hotplug as H
 from sparsemem.iomem import parse
 
 KERNELS = ("5.2", "5.3")
-MiB = 1 << 20
-GiB = 1 << 30
-BLK = 128 * MiB
 HOT = 0x180000000  # 6 GiB: above the default layout's RAM
 
 
@@ -79,6 +78,21 @@ def test_zone_choice_movable_and_kernel(kernel):
     m2 = Machine(kernel, movable_node=True)
     m2.add_memory(0, HOT, BLK)
     assert m2.sysfs["memory48/valid_zones"] == "Movable Normal\n"
+
+
+@pytest.mark.parametrize("kernel", ["5.2", "5.3"])
+@pytest.mark.parametrize("online_type", ["online", "online_kernel"])
+def test_hole_below_4g_is_dma32_not_normal(kernel, online_type):
+    """§8.5: memory hot-added in the 3-4 GiB hole intersects DMA32's span, so the default
+    kernel zone is DMA32 (it used to say "Normal Movable")."""
+    m = Machine(kernel)
+    m.add_memory(0, 0xc0000000, BLK)
+    assert m.sysfs.read("memory24/valid_zones") == "DMA32 Movable\n"
+    m.online_memory_block(24, online_type)
+    assert m.memory_block(24).zone == "DMA32"
+    dma32 = m.zones[0][1]
+    assert (dma32.zone_start_pfn, dma32.zone_end_pfn) == (0x1000, 0x100000)   # already spanned
+    assert dma32.present_pages == 0xbffe0 - 0x1000 + BLK // 4096
 
 
 def test_state_and_online_attribute_semantics(kernel):
@@ -186,6 +200,35 @@ def test_remove_misaligned_is_bug(kernel):
     assert m.snapshot() == before
 
 
+# ------------------------------------------------------------------ removing memory with no usable memmap (§6.1)
+@pytest.mark.parametrize("kernel", ["5.1", "5.2", "5.3"])
+def test_remove_memory_never_added_faults(kernel):
+    """x86 arch_remove_memory reads page_zone(pfn_to_page(start)); with no memmap the vmemmap
+    is unmapped and the kernel faults (§6.1): KernelBug, nothing changed."""
+    m = Machine(kernel)
+    before = m.snapshot()
+    with pytest.raises(KernelBug):
+        m.remove_memory(0, 0x200000000, BLK)
+    assert m.snapshot() == before
+    assert m.dmesg[-1] == "BUG: unable to handle page fault for address: ffffea0008000000"
+    with pytest.raises(KernelBug):
+        H.arch_remove_memory(m, 0, 0x200000000, BLK)
+    assert m.snapshot() == before
+
+
+@pytest.mark.parametrize("kernel", ["5.2", "5.3"])
+def test_remove_memory_added_but_never_onlined_still_works(kernel):
+    """A memmap that exists but was never initialised (poisoned) gives no zone (§6.1): the
+    removal goes on without span shrinking, as before."""
+    m = Machine(kernel)
+    before = m.snapshot()
+    m.add_memory(0, 0x200000000, BLK)
+    m.remove_memory(0, 0x200000000, BLK)
+    assert not m.sections.present_section_nr(0x200000000 >> 27)
+    after = m.snapshot()
+    assert (after["blocks"], after["iomem"], after["nodes"]) == (before["blocks"], before["iomem"], before["nodes"])
+
+
 # ------------------------------------------------------------------ add_memory order of checks (§8.1)
 def test_add_memory_error_order(kernel):
     m = Machine(kernel)
@@ -235,16 +278,44 @@ def test_add_memory_new_node_and_offline_node(kernel):
     assert m.zones[1][C.ZONE_NORMAL].state() == (0, 0, 0)
 
 
+@pytest.mark.parametrize("kernel", ["5.2", "5.3"])
+def test_add_memory_beyond_physmem_is_eexist(kernel):
+    m = Machine(kernel)
+    assert m.max_mem_size == (1 << 64) - 1                # U64_MAX by default (§8.1)
+    before = m.snapshot()
+    with pytest.raises(KernelError) as e:
+        m.add_memory(0, 1 << 46, BLK)
+    assert e.value.errno == errno.EEXIST
+    assert m.dmesg[-1] == "Unable to reserve System RAM region: 0000400000000000->0000400008000000"
+    assert m.snapshot() == before
+
+
+def test_add_memory_above_46_bits_fits_with_5_level_paging():
+    m = Machine(max_physmem_bits=52)
+    m.add_memory(0, 1 << 46, BLK)
+    assert m.sections.valid_section_nr((1 << 46) >> 27)
+
+
+# ------------------------------------------------------------------ negative block ids (api.md "Errors")
+def test_negative_block_id_is_value_error():
+    m = Machine()
+    before = m.snapshot()
+    n = len(m.dmesg)
+    with pytest.raises(ValueError):
+        m.memory_block(-1)
+    with pytest.raises(ValueError):
+        m.online_memory_block(-1)
+    with pytest.raises(ValueError):
+        m.offline_memory_block(-1)
+    assert m.snapshot() == before and len(m.dmesg) == n
+    with pytest.raises(KernelError) as e:
+        m.memory_block(10 ** 6)
+    assert e.value.errno == errno.ENODEV
+
+
 # ------------------------------------------------------------------ observed reports
-OBSERVED = "/work/shared/data/observed"
-
-
 def _observed(name):
-    import os
-    path = os.path.join(OBSERVED, name)
-    if not os.path.exists(path):
-        pytest.skip("observed report not available")
-    obs = parse(open(path).read()).observations
+    obs = parse(observed(name).read_text()).observations
     return re.sub(r"^\[\s*\d+\.\d+\]\s*", "", obs[0])
 
 
@@ -280,9 +351,6 @@ def test_observed_kata_1841(kernel, layout):
 
 
 # ------------------------------------------------------------------ §9 examples 6 and 7
-EX_LAYOUT = "00000000-00000fff : Reserved\n00001000-7effffff : System RAM\n"
-
-
 def test_example6_misaligned_add_pages(kernel):
     m = Machine.from_iomem(EX_LAYOUT, kernel=kernel)
     before = m.snapshot()
@@ -291,7 +359,7 @@ def test_example6_misaligned_add_pages(kernel):
             H.add_pages(m, 0, 0x100100, 512)
         assert e.value.errno == errno.EINVAL
         assert "Misaligned __add_pages start: 0x100100 end: #1002ff" in m.dmesg
-        assert m.dmesg[-3] == "------------[ cut here ]------------"
+        assert m.dmesg[-3] == CUT
         assert m.snapshot() == before
     else:
         # §7: no check_pfn_span in v5.2; __add_pages widens to the whole section 32
@@ -352,7 +420,7 @@ def test_add_pages_no_rollback_and_arch_warn(kernel):
         assert m.sections.valid_section_nr(32)                   # no rollback (§5.2)
         assert m.max_pfn == 0x110000                             # update_end_of_memory_vars anyway
         # §5.1 shape: banner, then the WARNING line (file:line symbol+off/size; nominal numbers)
-        assert m.dmesg[-2:] == ["------------[ cut here ]------------",
+        assert m.dmesg[-2:] == [CUT,
                                 "WARNING: CPU: 0 PID: 1 at arch/x86/mm/init_64.c:860 add_pages+0x0/0x100"]
     else:
         H.arch_add_memory(m, 0, 0x100000000, 2 * BLK)            # -EEXIST swallowed (§7)
@@ -377,6 +445,41 @@ def test_remove_pages_alignment(kernel):
         assert not m.pfn_valid(0x100000)
 
 
+# ------------------------------------------------------------------ v5.1 __remove_pages (§7)
+def _two_sections_with_gap(kernel):
+    m = Machine.from_iomem(EX_LAYOUT, kernel=kernel)
+    H.add_pages(m, 0, 0x100000, SEC)                      # section 32
+    H.add_pages(m, 0, 0x110000, SEC)                      # section 34 (33 never added)
+    return m
+
+
+def test_v51_remove_pages_stops_at_first_invalid_section():
+    m = _two_sections_with_gap("5.1")
+    n = len(m.dmesg)
+    with pytest.raises(KernelError) as e:
+        H.remove_pages(m, None, 0x100000, 3 * SEC)
+    assert e.value.errno == errno.EINVAL
+    assert not m.sections.valid_section_nr(32)            # removed before the failure
+    assert m.sections.valid_section_nr(34)                # not reached
+    assert m.dmesg[n:] == []                              # v5.1.15 __remove_section: no WARN
+
+
+def test_v51_arch_remove_memory_warns_and_returns_error():
+    m = _two_sections_with_gap("5.1")
+    n = len(m.dmesg)
+    assert H.arch_remove_memory(m, 0, 0x100000000, 3 * BLK) == -errno.EINVAL
+    assert m.dmesg[n:] == [CUT, "WARNING: CPU: 0 PID: 1 at arch/x86/mm/init_64.c:1210 arch_remove_memory+0x0/0x100"]
+    assert m.sections.valid_section_nr(34)
+
+
+def test_v52_remove_pages_goes_on_after_invalid_section():
+    m = _two_sections_with_gap("5.2")
+    assert H.remove_pages(m, None, 0x100000, 3 * SEC) == 2
+    assert not m.sections.valid_section_nr(32) and not m.sections.valid_section_nr(34)
+    assert m.dmesg[-2:] == [CUT, "WARNING: CPU: 0 PID: 1 at mm/memory_hotplug.c:510 __remove_section+0x0/0x100"]
+
+
+# ------------------------------------------------------------------ the layer below (continued)
 def test_move_pfn_range_to_zone_device_altmap(kernel):
     m = Machine.from_iomem(EX_LAYOUT, kernel=kernel)
     H.add_pages(m, 0, 0x100000, 0x8000)

@@ -2,14 +2,13 @@
 
 Spec: api.md "Machine" (from_iomem, iomem_text, sparsemem.iomem.parse) and "Errors";
 sparse-hotplug.md §8.1 (register_memory_resource); memremap-nvdimm.md §3.1 (region_intersects).
-Real layouts come from ../shared/data (or $SPARSEMEM_SHARED).
+Real layouts come from tests/data (tests/helpers.py finds them).
 """
 
 from __future__ import annotations
 
 import copy
 import errno
-import os
 import pickle
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from helpers import SECTION, GiB, MiB, all_layouts, all_observed, layout
 from sparsemem.errors import KernelError
 from sparsemem.iomem import (
     E820_TYPE_PMEM,
@@ -41,42 +41,8 @@ from sparsemem.iomem import (
     parse_file,
 )
 
-GiB = 1 << 30
-MiB = 1 << 20
-SECTION = 128 * MiB
-
-
-# --------------------------------------------------------------------------------------------
-# shared data
-
-
-def _shared_dir() -> Path | None:
-    env = os.environ.get("SPARSEMEM_SHARED")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parent.parent
-    for cand in (repo.parent / "shared", repo / "shared"):
-        if (cand / "data").is_dir():
-            return cand
-    return None
-
-
-SHARED = _shared_dir()
-LAYOUTS = sorted((SHARED / "data" / "layouts").glob("*.txt")) if SHARED else []
-OBSERVED = sorted((SHARED / "data" / "observed").glob("*.txt")) if SHARED else []
-needs_shared = pytest.mark.skipif(
-    not LAYOUTS,
-    reason="shared data not found: expected ../shared/data/layouts next to the repository "
-    "or a directory in $SPARSEMEM_SHARED",
-)
-
-
-def layout(fragment: str) -> Path:
-    if not LAYOUTS:
-        pytest.skip("shared data not found (../shared/data or $SPARSEMEM_SHARED)")
-    hits = [p for p in LAYOUTS if fragment in p.name]
-    assert len(hits) == 1, (fragment, hits)
-    return hits[0]
+LAYOUTS = all_layouts()
+OBSERVED = all_observed()
 
 
 def layout_lines(path: Path) -> list[str]:
@@ -91,10 +57,9 @@ EINJ = "jiaqiyan@google.com"
 
 
 # --------------------------------------------------------------------------------------------
-# every shared file parses
+# every data file parses (tests/data/layouts and tests/data/observed)
 
 
-@needs_shared
 @pytest.mark.parametrize("path", LAYOUTS + OBSERVED, ids=lambda p: p.name[:60])
 def test_every_shared_file_parses(path):
     parsed = parse_file(path)
@@ -108,7 +73,6 @@ def test_every_shared_file_parses(path):
         assert len(parsed) > 0
 
 
-@needs_shared
 @pytest.mark.parametrize(
     "path",
     [p for p in LAYOUTS if "BIOS-e820" not in p.read_text() and "user:" not in p.read_text()],
@@ -137,7 +101,6 @@ def test_observations_and_source():
     assert p.tree is p
 
 
-@needs_shared
 def test_ndctl_76_observations():
     p = parse_file(layout("ndctl_issues_76"))
     assert len(p.observations) == 7
@@ -150,7 +113,6 @@ def test_ndctl_76_observations():
 # flags given to parsed names
 
 
-@needs_shared
 def test_parsed_flags_follow_the_registering_code():
     p = parse_file(layout("viggo"))
     ram = p.find(0x100000, 0x9FFFFFFF, "System RAM")
@@ -175,7 +137,6 @@ def test_parsed_flags_follow_the_registering_code():
 # e820
 
 
-@needs_shared
 def test_user_defined_map_type12_pieces_stay_separate():
     p = parse_file(layout("pmem.github.io"))
     assert p.format == "e820" and list(p.e820_tables) == ["user"]
@@ -197,7 +158,6 @@ def test_user_defined_map_type12_pieces_stay_separate():
             assert r.flags == IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY
 
 
-@needs_shared
 def test_bios_e820_map():
     p = parse_file(layout("nvdimm.wiki"))
     assert p.format == "e820"
@@ -303,7 +263,6 @@ def test_iomem_lines_win_over_e820_lines():
 # region_intersects (memremap-nvdimm.md §3.1)
 
 
-@needs_shared
 def test_region_intersects_on_a_real_layout():
     # 100000000-1ffffffff RAM, 200000000-303ffffff legacy pmem, 304000000-43fffffff RAM
     p = parse_file(layout("156092354368"))
@@ -324,7 +283,6 @@ def test_region_intersects_on_a_real_layout():
     assert ResourceTree.region_name(REGION_MIXED) == "REGION_MIXED"
 
 
-@needs_shared
 def test_region_intersects_looks_only_at_top_level():
     p = parse_file(layout("viggo"))
     # a System RAM child (kmem) of a top-level legacy pmem range does not count
@@ -348,7 +306,6 @@ def test_region_intersects_other_only_is_disjoint():
 # walk_system_ram_range
 
 
-@needs_shared
 def test_walk_system_ram_range():
     p = parse_file(layout("viggo"))
     # 00001000-0009fbff: the partial last page is dropped
@@ -612,7 +569,6 @@ def test_leading_indentation_and_orphans():
 # copies, equality
 
 
-@needs_shared
 def test_deepcopy_pickle_and_equality():
     p = parse_file(layout("lca.pw"))
     for q in (copy.deepcopy(p), pickle.loads(pickle.dumps(p))):

@@ -1,23 +1,18 @@
-"""Every real layout in shared/data/layouts boots, and a whole-region fsdax namespace on each pmem
+"""Every real layout in tests/data/layouts boots, and a whole-region fsdax namespace on each pmem
 region gives the era's result (derived from memremap-nvdimm.md §3.1/§3.2/§6; comments cite §)."""
 
 from __future__ import annotations
 
 import errno
-import pathlib
 
 import pytest
 
+from helpers import LAYOUTS_DIR as LAYOUTS
+from helpers import MiB, all_layouts
 from sparsemem.errors import KernelError
 from sparsemem.machine import Machine
 
-LAYOUTS = pathlib.Path("/work/shared/data/layouts")
-if not LAYOUTS.is_dir():  # pragma: no cover
-    from conftest import shared_dir
-
-    LAYOUTS = (shared_dir() or pathlib.Path(".")) / "data" / "layouts"
-FILES = sorted(p.name for p in LAYOUTS.glob("*.txt"))
-MiB = 1 << 20
+FILES = [p.name for p in all_layouts()]
 OK, ERR = "ok", "err"
 
 # file prefix -> kernel -> per region: ("ok", start_pad, end_trunc, dataoff) | ("err", kernel_errno, dmesg)

@@ -4,13 +4,12 @@ import errno
 
 import pytest
 
+from helpers import GiB, MiB
 from sparsemem import KernelError, Machine
 from sparsemem import constants as C
 from sparsemem.machine import DEFAULT_IOMEM
 
 KERNELS = ("5.2", "5.3")
-GiB = 1 << 30
-MiB = 1 << 20
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -33,6 +32,26 @@ def test_default_boot_zones_and_blocks(kernel):
     assert m.sections.page_zonenum(0x2000) == C.ZONE_DMA32
     assert m.pfn_valid(0x13ffff) and not m.pfn_valid(0x140000)
     assert m.pfn_to_online_page(0x100000) and not m.pfn_to_online_page(0x140000)
+
+
+# boot zone and node spans (§3)
+def _zspan(z):
+    return (z.zone_start_pfn, z.zone_end_pfn, z.present_pages)
+
+
+@pytest.mark.parametrize("kernel", ["5.2", "5.3"])
+@pytest.mark.parametrize("core", ["compiled", "reference"])
+def test_boot_zones_span_node_span_clamped_to_zone_limits(kernel, core):
+    """zone_spanned_pages_in_node: the node span [0x1, 0x140000) clamped to each zone's
+    limits, holes included; present_pages stays the RAM count."""
+    m = Machine(kernel, core=core)
+    dma, dma32, normal = m.zones[0][:3]
+    assert _zspan(dma) == (0x1, 0x1000, (0x9f - 0x1) + (0x1000 - 0x100))
+    assert _zspan(dma32) == (0x1000, 0x100000, 0xbffe0 - 0x1000)
+    assert _zspan(normal) == (0x100000, 0x140000, 0x40000)
+    pg = m.nodes[0]
+    assert (pg.node_start_pfn, pg.node_end_pfn) == (0x1, 0x140000)
+    assert pg.node_present_pages == sum(z.present_pages for z in m.zones[0])
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -101,6 +120,22 @@ def test_sysfs_files_exact_strings(kernel):
         s["auto_online_blocks"] = "online_movable"
     assert e.value.errno == errno.EINVAL
     assert "memory32" in s.listdir() and "state" in s.listdir("memory32")
+
+
+# sysfs listdir: argument types and names (§8.6)
+def test_sysfs_listdir_rejects_non_str_and_odd_names():
+    m = Machine()
+    for bad in (None, 5, b"memory0"):
+        with pytest.raises(TypeError):
+            m.sysfs.listdir(bad)
+    for name in ("memory\u0661", "memory01", "memory0/state"):
+        with pytest.raises(KernelError) as e:
+            m.sysfs.listdir(name)
+        assert e.value.errno == errno.ENOENT
+    with pytest.raises(KernelError) as e:
+        m.sysfs.read("memory\u0661/state")
+    assert e.value.errno == errno.ENOENT
+    assert m.sysfs.listdir("memory1") == list(m.sysfs.BLOCK_FILES)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import RAM_5G_PMEM_2G as PMEM
+from helpers import RAM_5G, MiB
 from sparsemem import Machine
 from sparsemem.kernel import DEFAULT_KERNEL
 from sparsemem.nvdimm import bus
 
-MiB = 1 << 20
-GiB = 1 << 30
-PMEM = "00100000-bfffffff : System RAM\n100000000-13fffffff : System RAM\n140000000-1bfffffff : Persistent Memory\n"
-MOVED = "00100000-bfffffff : System RAM\n100000000-13fffffff : System RAM\n200000000-27fffffff : Persistent Memory\n"
+MOVED = RAM_5G + "200000000-27fffffff : Persistent Memory\n"
 
 #: a value other than the constructor's default, for every boot option
 NON_DEFAULT = {

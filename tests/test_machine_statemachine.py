@@ -6,12 +6,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from helpers import BLK
 from sparsemem import KernelBug, KernelError, Machine
 from sparsemem import constants as C
 from sparsemem.hotplug import walk_system_ram_range
 
 LAYOUT = "00000000-00000fff : Reserved\n00001000-0009ffff : System RAM\n00100000-3fffffff : System RAM\n"
-BLK = 128 << 20
 FIRST, LAST = 12, 20          # hot-plug candidates: blocks 12..19 (1.5 GiB .. 2.5 GiB)
 TYPES = ["online", "online_kernel", "online_movable"]
 

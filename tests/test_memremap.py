@@ -6,11 +6,10 @@ import errno
 
 import pytest
 
+from helpers import PMEM_AFTER_RAM_IN_SECTION as LAYOUT
+from helpers import MiB
 from sparsemem.errors import KernelError
 from sparsemem.machine import Machine
-
-MiB = 1 << 20
-LAYOUT = "100000000-203ffffff : System RAM\n204000000-2ffffffff : Persistent Memory\n"
 
 
 @pytest.fixture(params=["5.2", "5.3"])

@@ -15,12 +15,11 @@ import pickle
 
 import pytest
 
+from helpers import RAM_5G_PMEM_2G as LAYOUT
 from sparsemem import KernelError, Machine
 from sparsemem.kernel import ERAS
 
 KERNELS = tuple(f"{a}.{b}" for (a, b), _ in ERAS)
-LAYOUT = ("00100000-bfffffff : System RAM\n100000000-13fffffff : System RAM\n"
-          "140000000-1bfffffff : Persistent Memory\n")
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

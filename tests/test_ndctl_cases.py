@@ -6,11 +6,11 @@ import errno
 
 import pytest
 
+from helpers import GiB, MiB
 from sparsemem.errors import KernelError
 from sparsemem.machine import Machine
 from sparsemem.nvdimm.infoblock import InfoBlock
 
-MiB, GiB = 1 << 20, 1 << 30
 # an ACPI.NFIT-like region at a 128 MiB-aligned base, alone in its sections (cases.md A1, A9)
 REGION_ALIGNED = "100000000-1ffffffff : System RAM\n200000000-23fffffff : Persistent Memory\n"
 # variant: region base R + 64 MiB (A1 variant)

@@ -13,6 +13,11 @@ and the tiny-namespace read found by the stateful fuzzer).
   ``devm_request_mem_region`` *before* ``devm_memremap_pages``, so a busy range (System RAM
   hot-added inside the region, a Reserved tail) fails with -EBUSY before any section is
   touched (MN §5.2, §6.1).
+* A region that starts part-way into a page: v5.3 truncates the pgmap range to whole pages in
+  ``arch_add_memory`` and ``check_pfn_span`` refuses it (-EINVAL, MN §3.2, §6.2); the v5.2
+  legacy trim makes ``nd_pfn_init`` fail (-ENXIO, MN §3.1).  Either way nothing is left, and
+  any exception, not only a KernelError, leaves the region as it was (api.md
+  ``create_namespace``).
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import errno
 
 import pytest
 
+from helpers import RAM_4G_PMEM_4G as LAYOUT
+from helpers import KiB, MiB
 from sparsemem import KernelError, Machine
 from sparsemem.kernel import ERAS
 
 KERNELS = tuple(f"{a}.{b}" for (a, b), _ in ERAS)
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 BTT_MIN = 16 * MiB + 4 * KiB          # ARENA_MIN_SIZE + the v1.1 initial offset
 
 TINY = "00100000-bfffffff : System RAM\n100000000-100000fff : Persistent Memory\n"
@@ -158,3 +164,46 @@ def test_v52_devdax_teardown_shrinks_node_past_uninitialised_memmap(kernel):
     assert m.nodes[0].node_start_pfn + m.nodes[0].node_spanned_pages == 0x6c0000
     ns.disable()
     assert (m.nodes[0].node_start_pfn, m.nodes[0].node_spanned_pages) == (0x100, 0xc0000 - 0x100)
+
+
+# ----------------------------------------------------------------------------- page-misaligned regions, rollback
+def test_create_on_page_misaligned_region_v53_einval_no_leak():
+    """§3.2 + §6.2 step 2: a region starting 2 KiB into a page: v5.3 writes the block, the pgmap
+    range [0x200000800, 0x203ffffff] is PHYS_PFN-truncated by arch_add_memory (pfn 0x200000,
+    0x3fff pages) and check_pfn_span fails -> "Misaligned __add_pages ..." -EINVAL; the
+    region is exactly as before (no leaked namespace, labels, media or iomem claim)."""
+    m = Machine.from_iomem("100000000-1ffffffff : System RAM\n200000800-2400007ff : Persistent Memory\n",
+                           kernel="5.3")
+    r = m.regions[0]
+    snap = m.snapshot()
+    with pytest.raises(KernelError) as ei:
+        r.create_namespace(size=64 * MiB)
+    assert ei.value.errno == errno.ENXIO and ei.value.kernel_errno == errno.EINVAL
+    assert "Misaligned __add_pages start: 0x200000 end: #203ffe" in m.dmesg
+    assert m.snapshot() == snap and r.namespaces == [] and r.available_size == r.size
+    assert m.pgmaps == [] and m.get_dev_pagemap(0x200000) is None
+
+
+def test_create_on_page_misaligned_region_v52_enxio():
+    """§3.1: the legacy trim truncates the unaligned tail (end_trunc = 64 MiB + 2 KiB) and
+    nd_pfn_init fails with -ENXIO; nothing is left behind."""
+    m = Machine.from_iomem("100000000-1ffffffff : System RAM\n200000800-2400007ff : Persistent Memory\n",
+                           kernel="5.2")
+    snap = m.snapshot()
+    with pytest.raises(KernelError) as ei:
+        m.regions[0].create_namespace(size=64 * MiB)
+    assert ei.value.kernel_errno == errno.ENXIO and m.snapshot() == snap
+
+
+def test_create_rolls_back_on_non_kernel_error(monkeypatch):
+    """api.md create_namespace: any exception (not only KernelError) leaves the region as before."""
+    from sparsemem.nvdimm import namespace as NS
+
+    def boom(*a, **k):
+        raise RuntimeError("injected")
+    m = Machine.from_iomem(LAYOUT, kernel="5.3")
+    snap = m.snapshot()
+    monkeypatch.setattr(NS, "memremap_pages", boom)
+    with pytest.raises(RuntimeError):
+        m.regions[0].create_namespace(size=256 * MiB)
+    assert m.snapshot() == snap and m.regions[0].namespaces == []

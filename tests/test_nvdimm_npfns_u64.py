@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import RAM_4G_PMEM_4G as LAYOUT
+from helpers import U64_MAX as U64
+from helpers import GiB, MiB
 from sparsemem.kernel import kernel_model
+from sparsemem.machine import Machine
 from sparsemem.nvdimm import pfn as P
-
-MiB = 1 << 20
-GiB = 1 << 30
-U64 = (1 << 64) - 1
+from sparsemem.nvdimm.infoblock import InfoBlock
 
 
 @pytest.mark.parametrize("x", [-1, -4095, -4096, -4097, -8 * MiB, -(1 << 40) - 123])
@@ -60,3 +61,14 @@ def test_compute_layout_and_setup_agree_on_npfns(kernel):
                     sb = P.new_block(model, P.PFN_SIG, bytes(16), bytes(16), lay, mode, align)
                     rc, setup, _ = P.nvdimm_setup_pfn(model, sb, start, size)
                     assert rc == 0 and setup.npfns == lay.npfns and setup.message is None
+
+
+def test_npfns_wraps_when_range_shorter_than_dataoff():
+    """§5: range_len < dataoff: npfns = PFN(range_len - dataoff) wraps (u64), so no spurious
+    "number of pfns truncated" message."""
+    m = Machine.from_iomem(LAYOUT, kernel="5.3")
+    sb = InfoBlock.new(P.PFN_SIG, bytes(16), bytes(16), dataoff=16 * MiB, npfns=64000, mode=P.PFN_MODE_PMEM,
+                       start_pad=248 * MiB, end_trunc=0, align=4096, version_minor=3)
+    rc, setup, _ = P.nvdimm_setup_pfn(m.model, sb, 0x2_0000_0000, 256 * MiB)
+    assert rc == 0 and setup.message is None
+    assert setup.npfns == ((8 * MiB - 16 * MiB) & (2**64 - 1)) >> 12

@@ -1,5 +1,9 @@
 """Persistent media and reboot: labels and info-blocks survive, namespaces are re-probed with the
-probe path of nd_pfn_validate (memremap-nvdimm.md §4 #10a); media is sparse."""
+probe path of nd_pfn_validate (memremap-nvdimm.md, "MN", §4 #10a); media is sparse.  Blocks
+rewritten on the media before a reboot exercise the later steps of the probe: the raw
+fallback of a failed validation (§4 "Deltas: v5.4"), ``alloc_dax_region``'s raw align (§5.2),
+the u64 wrap of the altmap's free pages (§5) and ``check_pfn_span`` on a page-misaligned
+range (§6.2); the reboot itself never raises."""
 
 from __future__ import annotations
 
@@ -7,11 +11,18 @@ import errno
 
 import pytest
 
+from helpers import RAM_4G_PMEM_4G as LAYOUT
+from helpers import MiB
 from sparsemem.machine import Machine
-from sparsemem.nvdimm.infoblock import PFN_SIG
+from sparsemem.nvdimm import pfn as P
+from sparsemem.nvdimm.infoblock import PFN_SIG, InfoBlock
 
-MiB = 1 << 20
-LAYOUT = "100000000-1ffffffff : System RAM\n200000000-2ffffffff : Persistent Memory\n"
+
+def _rewrite(m, ns, **fields):
+    media = m.regions[0].media
+    sb = InfoBlock.unpack(media.read(ns.offset + 4096, 4096))
+    media.write(ns.offset + 4096, sb.copy(**fields).pack())
+    return sb
 
 
 @pytest.mark.parametrize("kernel", ["5.2", "5.3"])
@@ -74,3 +85,88 @@ def test_failed_create_restores_media_and_labels():
     with pytest.raises(OSError):
         r.create_namespace(size=16 * MiB)
     assert m.snapshot() == snap
+
+
+# ------------------------------------------------------------------ crafted blocks at re-probe
+@pytest.mark.parametrize("kernel", ["5.2", "5.3"])
+def test_probe_validation_error_falls_back_to_raw(kernel):
+    """§4 "Deltas: v5.4" (v5.1-v5.3 fall back): a pfn block failing #11 (align > capacity)
+    leaves the namespace attached raw with ns.error = (EINVAL, dev_err line)."""
+    m = Machine.from_iomem(LAYOUT, kernel=kernel)
+    ns = m.regions[0].create_namespace(size=256 * MiB, align=P.SZ_2M)
+    _rewrite(m, ns, align=1 << 30)
+    m2 = m.reboot()
+    (ns2,) = m2.regions[0].namespaces
+    line = f"nd_pmem pfn0.0: alignment: {1 << 30:x} exceeds capacity {256 * MiB:x}"
+    assert ns2.enabled and ns2.mode == "raw" and ns2.size == 256 * MiB
+    assert ns2.error == (errno.EINVAL, line) and m2.dmesg[-1] == line
+    assert m2.model.pmem_probe_falls_back_to_raw
+    assert [res.name for res in ns2.resources] == ["namespace0.0"]
+
+
+def test_probe_without_raw_fallback_switch_raises_validation_error():
+    """The KernelModel switch (§4 "Deltas: v5.4"): without the fallback the probe fails and the
+    namespace stays disabled with the validation error, and no driver-core line is invented."""
+    from dataclasses import replace
+
+    m = Machine.from_iomem(LAYOUT, kernel="5.3")
+    ns = m.regions[0].create_namespace(size=256 * MiB)
+    _rewrite(m, ns, align=1 << 30)
+    m2 = m.reboot()
+    for old in list(m2.regions[0].namespaces):
+        old.disable()
+    m2.regions[0].namespaces.clear()
+    m2.model = replace(m2.model, pmem_probe_falls_back_to_raw=False)
+    from sparsemem.nvdimm.bus import probe_all
+    probe_all(m2.nvdimm)
+    (ns2,) = m2.regions[0].namespaces
+    assert not ns2.enabled and ns2.error[0] == errno.EINVAL
+    assert not any("probe of" in l for l in m2.dmesg)
+
+
+def test_reboot_page_misaligned_start_pad_never_raises():
+    """§5 + §6.2: a crafted block with start_pad = align = 0x800 passes validation; v5.3's
+    __nvdimm_setup_pfn range [ns_start+0x800, ...] fails check_pfn_span (-EINVAL), recorded in
+    ns.error (the Misaligned line, not the WARN banner); reboot does not raise."""
+    m = Machine.from_iomem(LAYOUT, kernel="5.3")
+    ns = m.regions[0].create_namespace(size=256 * MiB)
+    _rewrite(m, ns, start_pad=0x800, align=0x800)
+    m2 = m.reboot()
+    (ns2,) = m2.regions[0].namespaces
+    assert not ns2.enabled and ns2.error == (errno.EINVAL, "Misaligned __add_pages start: 0x200000 end: #20fffe")
+    assert m2.pgmaps == [] and ns2.resources == []
+    assert m2.dmesg[-1] == "nd_pmem: probe of pfn0.0 failed with error -22"
+
+
+@pytest.mark.parametrize("kernel", ["5.2", "5.3"])
+def test_devdax_zero_raw_align_enomem(kernel):
+    """§5.2: alloc_dax_region uses the raw on-media sb.align; a zero align fails -ENOMEM even
+    though validation (#9) substituted 2^ilog2(dataoff) = 2 MiB and passed."""
+    m = Machine.from_iomem(LAYOUT, kernel=kernel)
+    ns = m.regions[0].create_namespace(size=256 * MiB, mode="devdax", map="mem")
+    sb = _rewrite(m, ns, align=0)
+    assert sb.dataoff == 2 * MiB
+    vr = P.nd_pfn_validate(m.regions[0].media.read(ns.offset + 4096, 4096), P.DAX_SIG, ns_start=ns.start,
+                           ns_size=ns.raw_size, ns_uuid=ns.uuid)
+    assert vr.rc == 0 and vr.sb.align == 2 * MiB and vr.raw_align == 0
+    m2 = m.reboot()
+    (ns2,) = m2.regions[0].namespaces
+    assert not ns2.enabled and ns2.error[0] == errno.ENOMEM
+    assert m2.pgmaps == [] and ns2.resources == []
+
+
+@pytest.mark.parametrize("kernel", ["5.2", "5.3"])
+def test_pmem_dataoff_below_8k_wraps_free(kernel):
+    """§5/§6.2: PMEM mode dataoff 4 KiB: free = PFN(dataoff - 8K) wraps as u64, so __add_pages
+    rejects the altmap ("memory add fail, invalid altmap", -EINVAL) with nothing added."""
+    m = Machine.from_iomem(LAYOUT, kernel=kernel)
+    sb = InfoBlock.new(P.PFN_SIG, bytes(16), bytes(16), dataoff=4096, npfns=1, mode=P.PFN_MODE_PMEM,
+                       start_pad=0, end_trunc=0, align=4096, version_minor=3)
+    rc, setup, _ = P.nvdimm_setup_pfn(m.model, sb, 0x2_0000_0000, 256 * MiB)
+    assert rc == 0 and setup.altmap[2] == ((4096 - 8192) & (2**64 - 1)) >> 12
+    ns = m.regions[0].create_namespace(size=256 * MiB, align=4096)
+    _rewrite(m, ns, dataoff=4096)
+    m2 = m.reboot()
+    (ns2,) = m2.regions[0].namespaces
+    assert not ns2.enabled and ns2.error == (errno.EINVAL, "memory add fail, invalid altmap")
+    assert m2.pgmaps == [] and not m2.sections.valid_section_nr(0x2_0000_0000 >> 27)

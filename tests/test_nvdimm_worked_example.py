@@ -7,23 +7,17 @@ import errno
 
 import pytest
 
+from helpers import PMEM_AFTER_RAM_IN_SECTION, RAM_4G_PMEM_4G, GiB, MiB
 from sparsemem.errors import KernelError
 from sparsemem.machine import Machine
 
-MiB, GiB = 1 << 20, 1 << 30
 NS_START = 0x2_0400_0000
 
 # scenario A: System RAM fills section 64 below the namespace (pmem follows RAM, §3.4)
-LAYOUT_A = """\
-100000000-203ffffff : System RAM
-204000000-2ffffffff : Persistent Memory
-"""
+LAYOUT_A = PMEM_AFTER_RAM_IN_SECTION
 # scenario B: nothing but this region in sections 64 and 72; a raw 64 MiB namespace (never
 # memremapped, invisible to trim_pfn_device) fills [0x2_0000_0000, 0x2_0400_0000)
-LAYOUT_B = """\
-100000000-1ffffffff : System RAM
-200000000-2ffffffff : Persistent Memory
-"""
+LAYOUT_B = RAM_4G_PMEM_4G
 
 
 def _ns_b(m, size=GiB, **kw):

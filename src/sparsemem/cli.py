@@ -2,10 +2,15 @@
 
 Subcommands:
 
-``sparsemem report [IOMEM_FILE ...] [--kernel V ...] [--json] [--plot FILE.png]``
+``sparsemem report [LAYOUT ...] [--kernel V ...] [--json | --jsonl] [--check] [--plot FILE.png|DIR/]``
     Boot each layout under each kernel, create the default fsdax namespace on every pmem
     region and compare usable capacity, padding, metadata, memmap placement, shared sections
-    and failures side by side (computation in :mod:`sparsemem.report`).
+    and failures side by side (computation in :mod:`sparsemem.report`).  LAYOUT is read by
+    :mod:`sparsemem.inputs` (/proc/iomem, dmesg / journalctl -k as printed,
+    /sys/firmware/memmap, ``-`` for stdin; none: piped stdin, else this machine's /proc/iomem
+    when readable with real addresses, else the bundled layout).  Each layout's result is
+    printed when ready, in order; a layout that cannot be read is reported and skipped; a
+    progress bar goes to stderr on a terminal; Ctrl-C prints what is done (exit 130).
 ``sparsemem lsmem IOMEM_FILE [--kernel V] [lsmem options]``
     The memory blocks of the booted layout, printed byte for byte as util-linux ``lsmem``
     2.38.1 prints them for the same sysfs (:mod:`sparsemem.lsmem`).
@@ -19,7 +24,8 @@ Subcommands:
 
 Exit status: 0 success (a namespace that the kernel refuses is a *result*, not an error), 1 a
 layout (or the plot output) cannot be read/written or the simulation refused it (one line on
-stderr naming the file and line), 2 usage errors.
+stderr naming the file and line; the other layouts are still reported), 2 usage errors, 3 with
+``report --check``: a namespace fails or loses capacity, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ examples:
   sparsemem lsmem /proc/iomem --kernel 5.3 -o +NODE,ZONES
   sparsemem sysfs export layout.txt /tmp/root && lsmem --sysroot /tmp/root
 
-exit status: 0 ok, 1 a layout cannot be read (the message names file and line), 2 usage error
+exit status: 0 ok, 1 a layout cannot be read (the message names file and line), 2 usage error,
+3 report --check found a failure or a capacity loss, 130 interrupted
 """
 
 _REPORT_EPILOG = """\
@@ -610,7 +617,8 @@ def _cmd_report(args) -> int:
     progress = _Progress(len(sources), args.progress if args.progress is not None
                          else (len(sources) > 1 and _isatty(sys.stderr)))
     stream = _JsonStream(head, out) if args.json else None
-    done: list[dict] = []
+    done = 0  # layouts reported
+    to_plot: list[dict] = []  # kept only for one --plot FILE of them all
     used_names: set = set()
     bad = findings = 0
     status = 0
@@ -639,7 +647,9 @@ def _cmd_report(args) -> int:
             else:
                 text_out = ("\n" if done else "") + format_report({**head, "layouts": [public]})
             progress.write(out, text_out)
-            done.append(rep if plot_kind == "file" else public)
+            done += 1
+            if plot_kind == "file":
+                to_plot.append(rep)
             if plot_kind == "dir":
                 target = _plot_name(args.plot, rep, used_names)
                 _write_plot(plot_mod, {**head, "layouts": [rep]}, target)
@@ -653,17 +663,17 @@ def _cmd_report(args) -> int:
         if stream is not None:
             out.write(stream.close())
         out.flush()
-        print(f"{PROG}: interrupted: {len(done)} of {len(sources)} layouts reported", file=sys.stderr)
+        print(f"{PROG}: interrupted: {done} of {len(sources)} layouts reported", file=sys.stderr)
         return 130
     progress.close()
     if stream is not None:
         out.write(stream.close())
-    if plot_kind == "file" and done:
-        _write_plot(plot_mod, {**head, "layouts": done}, args.plot)
+    if plot_kind == "file" and to_plot:
+        _write_plot(plot_mod, {**head, "layouts": to_plot}, args.plot)
         if not (args.json or args.jsonl):
             out.write(f"plot written to {args.plot}\n")
     elif plot_kind == "dir" and done and not (args.json or args.jsonl):
-        out.write(f"plots written to {args.plot} ({len(done)} file{'s' if len(done) != 1 else ''})\n")
+        out.write(f"plots written to {args.plot} ({done} file{'s' if done != 1 else ''})\n")
     out.flush()
     if bad:
         status = 1

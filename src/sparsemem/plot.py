@@ -285,11 +285,14 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
     handles = [Patch(facecolor=c, edgecolor="#555555", label=k) for k, c in legend.items()]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.2 / fig.get_figheight()), ncol=min(4, len(handles)),
                fontsize=8, frameon=False)
-    fig.text(0.01, 0.005, "one column = one 128 MiB section (label: section nr, address); 64 rows = its "
-             "2 MiB sub-sections; dashed lines: region boundaries; red hatching: region whose namespace failed",
-             fontsize=7, color="#444444")
+    note = ("one column = one 128 MiB section (label: section nr, address); 64 rows = its "
+            "2 MiB sub-sections; dashed lines: region boundaries; red hatching: region whose namespace failed")
+    if width < 13:  # two lines where one would run off the figure
+        note = note.replace("sub-sections; ", "sub-sections;\n", 1)
+    fig.text(0.01, 0.005, note, fontsize=7, color="#444444")
     legend_rows = (len(handles) + 3) // 4
-    fig.tight_layout(rect=(0, (0.3 + 0.24 * legend_rows) / fig.get_figheight(), 1, 1))
+    fig.tight_layout(rect=(0, (0.3 + 0.24 * legend_rows + (0.12 if "\n" in note else 0)) / fig.get_figheight(),
+                           1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -56,28 +56,28 @@ For each (region, kernel) the report gives, in bytes:
 Per layout, ``totals`` sums the capacity per kernel and ``capacity_difference`` gives each
 kernel's total minus the first kernel's total.
 
-JSON (``sparsemem report --json``), version 1
-=============================================
+JSON (``sparsemem report --json`` / ``--jsonl``), version 2
+==========================================================
 
 A stable object, all sizes and addresses exact integers (bytes), kernels in the order
-given::
+given (``--jsonl``: one such object per layout and line, each with one layout)::
 
     {
-      "version": 1,
+      "version": 2,
       "kernels": [{"version": "5.2", "era": "legacy"}, {"version": "5.3", "era": "subsection"}],
       "layouts": [{
         "file": "…/ndctl-issue-76.txt",  "bundled": true,
         "source": "https://github.com/pmem/ndctl/issues/76",   (or null)
         "regions": [{
-          "index": 0, "name": "region0", "start": 104890302464, "end": 375473242111,
+          "index": 0, "dev": "region0", "start": 104890302464, "end": 375473242111,
           "size": 270582939648, "first_section": 783, "last_section": 2799,
           "results": [{
             "kernel": "5.2", "era": "legacy",
             "result": "ok" | "ENOMEM" | ...,  "errno": null | 12,  "message": null | "…",
             "detail": null | "…",   (the simulator's explanation: the probe error's text)
-            "namespace": null | {"name", "start", "end", "raw_size", "mode", "map", "align",
+            "namespace": null | {"dev", "start", "end", "raw_size", "mode", "map", "align",
                                  "start_pad", "end_trunc", "dataoff", "npfns", "size",
-                                 "enabled"},
+                                 "enabled", "blockdev" | "chardev"},
             "capacity": int,
             "lost": {"total", "padding", "metadata", "unallocated", "other"},
             "memmap": {"pmem", "ram"},
@@ -86,9 +86,21 @@ given::
           }, ...]
         }, ...],
         "totals": [{"kernel": "5.2", "capacity": int, "regions": int, "failed": int}, ...],
-        "capacity_difference": [{"kernel": "5.3", "versus": "5.2", "bytes": int}, ...]
+        "capacity_difference": [{"kernel": "5.3", "versus": "5.2", "bytes": int}, ...],
+        "input": {"format": "iomem" | "dmesg" | "e820" | "firmware-memmap",
+                  "notes": [str, ...]},   (what sparsemem.inputs did to read the file)
+        "observations": [{"text", "kind", "compared", "results": [{"kernel", "verdict":
+                          "agree" | "differ", "observed", "predicted"}]}, ...],
+        "check": [{"region", "kernel", "kind": "failed" | "lost", "bytes", "text"}, ...]
       }, ...]
     }
+
+Version 2 (issue 13) names the fields as ``ndctl list`` does where they mean the same: a
+region's and a namespace's name is ``dev``, and a namespace has ``blockdev`` (``pmem0``,
+``pmem1.1``, ``pmem0s``) or, in devdax mode, ``chardev`` (``dax0.0``); ``size``, ``mode``,
+``map`` and ``align`` were ndctl's already.  ``input``, ``observations``
+(:func:`sparsemem.explain.compare_observations`) and ``check``
+(:func:`sparsemem.explain.check_findings`, what ``--check`` exits 3 on) are new.
 
 A release newer than the newest row of :data:`sparsemem.kernel.ERAS` (e.g. ``"5.10"``) runs
 with that row's rules (v5.3 for the sub-section era): ``era`` names the row as for any other

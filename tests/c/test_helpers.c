@@ -2,6 +2,7 @@
  * Built and run by tests/test_c_helpers.py; also meant for `valgrind --error-exitcode=1`. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "sparsemem.h"
 
 static int failures;
@@ -134,6 +135,15 @@ int main(void)
     sm_pfn_valid_batch(pfns, out, 6, root_idx, roots, pfn_limit);
     CHECK(out[0] == 1 && out[1] == 0 && out[2] == 0 && out[3] == 0 && out[4] == 0 && out[5] == 1);
     sm_pfn_valid_batch(pfns, out, 0, root_idx, roots, pfn_limit);   /* n = 0 touches nothing */
+    /* runs within a section, leaving it, coming back, and running off the address space */
+    uint64_t run[10] = {499 * SM_PAGES_PER_SECTION, 500 * SM_PAGES_PER_SECTION, 500 * SM_PAGES_PER_SECTION + 1,
+                        500 * SM_PAGES_PER_SECTION + 2, 516 * SM_PAGES_PER_SECTION, 516 * SM_PAGES_PER_SECTION + 1,
+                        500 * SM_PAGES_PER_SECTION + 3, 1024 * SM_PAGES_PER_SECTION - 1, pfn_limit, pfn_limit + 1};
+    uint8_t got[10], want[10] = {0, 1, 1, 1, 0, 0, 1, 0, 0, 0};
+    sm_pfn_valid_batch(run, got, 10, root_idx, roots, pfn_limit);
+    CHECK(memcmp(got, want, sizeof want) == 0);
+    sm_pfn_valid_batch(run + 1, got, 3, root_idx, roots, pfn_limit);   /* a run that ends the input */
+    CHECK(got[0] == 1 && got[1] == 1 && got[2] == 1);
 
     /* remove: plain sections only (a 0xFD mark stops it); the encoded-NULL word in v5.3 */
     roots[1]->sec[510 & SM_SECTION_ROOT_MASK].vmm_mask = 1;
