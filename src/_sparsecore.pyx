@@ -565,7 +565,7 @@ cdef class SectionTable:
             for r in range(self.nr_roots):
                 if self.root_idx[r] == 0:
                     continue
-                for j in range(SM_SECTIONS_PER_ROOT):
+                for j in range(<int>SM_SECTIONS_PER_ROOT):
                     s = &self.roots[self.root_idx[r]].sec[j]
                     if not (s.mem_map & SM_SECTION_MARKED_PRESENT):
                         continue
@@ -772,10 +772,10 @@ cdef class SectionTable:
                     e = _ext_get(self, s)
                     _sync(self, nr, s)  # it has a block now
                     if not e.has_zn:
-                        for i in range(SM_SUBSECTIONS_PER_SECTION):
+                        for i in range(<int>SM_SUBSECTIONS_PER_SECTION):
                             e.zn[i] = SM_ZN_POISON
                         e.has_zn = 1
-                    for i in range(SM_SUBSECTIONS_PER_SECTION):
+                    for i in range(<int>SM_SUBSECTIONS_PER_SECTION):
                         if (mask >> i) & 1:
                             e.zn[i] = zn
                     e.init_mask |= mask
@@ -859,7 +859,7 @@ cdef class SectionTable:
         for r in range(self.nr_roots):
             if self.root_idx[r] == 0:
                 continue
-            for j in range(SM_SECTIONS_PER_ROOT):
+            for j in range(<int>SM_SECTIONS_PER_ROOT):
                 if self.roots[self.root_idx[r]].sec[j].mem_map & SM_SECTION_MARKED_PRESENT:
                     out.append((r << SM_SECTION_ROOT_SHIFT) + j)
         return np.array(out, dtype=np.uint64)
@@ -955,7 +955,7 @@ cdef class SectionTable:
                     e.init_mask, e.pb_mask = init, pb
                     if zn is not None:
                         e.has_zn = 1
-                        for i in range(SM_SUBSECTIONS_PER_SECTION):
+                        for i in range(<int>SM_SUBSECTIONS_PER_SECTION):
                             e.zn[i] = zn[i]
                 else:
                     _clear_ext(self, s, ALL, True)
@@ -1173,14 +1173,14 @@ cdef list _rows(SectionTable self, bint all_fields):
     for r in range(self.nr_roots):
         if self.root_idx[r] == 0:
             continue
-        for j in range(SM_SECTIONS_PER_ROOT):
+        for j in range(<int>SM_SECTIONS_PER_ROOT):
             s = &self.roots[self.root_idx[r]].sec[j]
             e = sm_section_ext(self.exts, s)
             init = e.init_mask if e != NULL else 0
             pb = e.pb_mask if e != NULL else 0
             pte = s.vmm_mask if s.vmm == SM_VMM_PTE else 0
             fd = s.vmm_mask if _huge(s) else 0
-            zn = None if e == NULL or not e.has_zn else tuple([e.zn[i] for i in range(SM_SUBSECTIONS_PER_SECTION)])
+            zn = None if e == NULL or not e.has_zn else tuple([e.zn[i] for i in range(<int>SM_SUBSECTIONS_PER_SECTION)])
             usemap = K.pageblock_flags_word(pb)
             if all_fields:
                 if s.mem_map or s.usage or s.vmm or init or zn is not None:

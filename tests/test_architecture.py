@@ -250,3 +250,38 @@ def test_known_arrows_are_read(mod, target):
     """Arrows the package has on purpose (an ``importlib`` literal, a subpackage module, a
     ``..`` import): the graph the rules check is the real one."""
     assert target in GRAPH[mod]
+
+
+# ---------------------------------------------------------------------------------------------
+# the twin stands alone (issue 9 item 3)
+
+
+def test_reference_runs_with_the_extension_removed(tmp_path):
+    """``import sparsemem.reference`` (and ``constants``) with only the package's ``.py`` files
+    on the path, no compiled ``_sparsecore``: the twin boots a machine and answers pfn_valid,
+    and the compiled core is never imported."""
+    import shutil
+    import subprocess
+    import sys
+
+    pkg = tmp_path / PKG
+    for f in (SRC / PKG).rglob("*.py"):
+        dst = pkg / f.relative_to(SRC / PKG)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, dst)
+    assert not list(pkg.rglob("*.so"))
+    code = (
+        "import sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import sparsemem.reference as r, sparsemem.constants as C\n"
+        "assert r.__file__.startswith(sys.argv[1]), r.__file__\n"
+        "t = r.SectionTable(46, '5.3')\n"
+        "t.memory_present(0, 0, 1 << 20); t.sparse_init(); t.subsection_map_init(0, 1 << 20)\n"
+        "t.sparse_add_range(0, 1 << 21, C.PAGES_PER_SUBSECTION)\n"
+        "print(t.pfn_valid(5), t.pfn_valid((1 << 21) + 1), t.pfn_valid((1 << 21) + C.PAGES_PER_SUBSECTION))\n"
+        "print(sorted(m for m in sys.modules if 'sparsecore' in m))\n"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["True True False", "[]"]

@@ -53,10 +53,10 @@ def shared_layouts_dir() -> pathlib.Path | None:
 def shared_layout(name_part: str) -> pathlib.Path:
     d = shared_layouts_dir()
     if d is None:
-        pytest.skip("tests/data/layouts not found (or set SPARSEMEM_SHARED)")
+        pytest.skip("tests/data/layouts not found: run the tests from a checkout or an sdist")
     hits = sorted(p for p in d.glob("*.txt") if name_part in p.name)
     if not hits:
-        pytest.skip(f"no shared layout matching {name_part!r}")
+        pytest.skip(f"no layout in tests/data/layouts matching {name_part!r}")
     return hits[0]
 
 
@@ -211,7 +211,7 @@ def _shared_layout_files():
                          ids=lambda p: p.name[:40] if p else "missing")
 def test_every_shared_layout_reports_in_subsection_era(path):
     if path is None:
-        pytest.skip("tests/data/layouts not found (or set SPARSEMEM_SHARED)")
+        pytest.skip("tests/data/layouts not found: run the tests from a checkout or an sdist")
     proc = run("report", path, "--kernel", "5.3", "--json")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""

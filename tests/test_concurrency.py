@@ -119,7 +119,6 @@ def test_readers_see_only_legal_states():
 
     readers = [threading.Thread(target=reader) for _ in range(2)]
     w = threading.Thread(target=writer)
-    t0 = time.perf_counter()
     for th in readers:
         th.start()
     w.start()
@@ -131,7 +130,6 @@ def test_readers_see_only_legal_states():
     if errors:
         raise errors[0]
     assert rounds[0] >= ROUNDS and calls[0] >= 40, (rounds, calls)
-    assert time.perf_counter() - t0 < 20
     # end state: the writer's last state, fully consistent with the scalar answers
     assert t.subsection_map(A) == 0 and not t.valid_section_nr(B0)
     assert t.nr_roots_allocated >= NFRESH + 1

@@ -10,7 +10,6 @@ KernelError."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -27,7 +26,6 @@ LINE_RE = re.compile(r"\bline (\d+)\b")
 
 
 def check_parse(text: str):
-    t0 = time.perf_counter()
     try:
         tree = parse(text)
     except ValueError as e:
@@ -37,8 +35,6 @@ def check_parse(text: str):
             assert m, f"ValueError without a line number: {msg}"
             assert 1 <= int(m.group(1)) <= max(1, len(text.splitlines())), msg
         return None
-    finally:
-        assert time.perf_counter() - t0 < 5.0
     tree.check_invariants()
     return tree
 
@@ -146,17 +142,13 @@ def test_nesting_limit_names_the_line():
 def test_line_count_limit_fails_fast():
     n = MAX_PARSE_LINES + 10
     text = "".join(f"{i * 0x1000:08x}-{i * 0x1000 + 0xfff:08x} : Reserved\n" for i in range(n))
-    t0 = time.perf_counter()
     with pytest.raises(ValueError, match=rf"line {MAX_PARSE_LINES + 1}: more than {MAX_PARSE_LINES}"):
         parse(text)
-    assert time.perf_counter() - t0 < 5.0
 
 
 def test_many_siblings_parse_in_linear_time():
     """Sibling insertion is a binary search, not the kernel's linear walk (was O(N^2):
-    32,000 lines took 13 s)."""
+    32,000 lines took 13 s; bench/test_bench_iomem.py times it)."""
     text = "".join(f"{i * 0x1000:08x}-{i * 0x1000 + 0xfff:08x} : Reserved\n" for i in range(MAX_PARSE_LINES))
-    t0 = time.perf_counter()
     tree = parse(text)
     assert len(tree.top_level()) == MAX_PARSE_LINES
-    assert time.perf_counter() - t0 < 5.0

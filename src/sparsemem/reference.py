@@ -7,7 +7,7 @@ Where the compiled core keeps derived words and running counters for speed, this
 recomputes everything from the kernel's own fields, as the kernel's predicates do: a
 disagreement between the two is a bug in one of them.
 
-Section numbers in the docstrings refer to ../shared/spec/sparse-hotplug.md ("§") and
+Section numbers in the docstrings refer to docs/spec/sparse-hotplug.md ("§") and
 memremap-nvdimm.md ("MN §").
 """
 
