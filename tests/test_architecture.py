@@ -12,6 +12,9 @@ from __future__ import annotations
 import ast
 import pathlib
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -260,10 +263,6 @@ def test_reference_runs_with_the_extension_removed(tmp_path):
     """``import sparsemem.reference`` (and ``constants``) with only the package's ``.py`` files
     on the path, no compiled ``_sparsecore``: the twin boots a machine and answers pfn_valid,
     and the compiled core is never imported."""
-    import shutil
-    import subprocess
-    import sys
-
     pkg = tmp_path / PKG
     for f in (SRC / PKG).rglob("*.py"):
         dst = pkg / f.relative_to(SRC / PKG)

@@ -28,6 +28,7 @@ import time
 import pytest
 
 import sparsemem
+from sparsemem import fusefs
 from sparsemem import lsmem as L
 from sparsemem.machine import DEFAULT_IOMEM, Machine
 from sparsemem.sysroot import MEMORY_DIR, SysRoot, export
@@ -264,7 +265,6 @@ def need_fuse():
         pytest.skip("mounting FUSE and private mount namespaces need root")
     if not os.path.exists("/dev/fuse"):
         pytest.skip("/dev/fuse is missing (no FUSE support on this machine)")
-    from sparsemem import fusefs
 
     try:
         fusefs.load_binding()

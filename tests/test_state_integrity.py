@@ -8,12 +8,14 @@ import copy
 import errno
 import pickle
 import time
+import uuid as _uuid
 
 import numpy as np
 import pytest
 
 import sparsemem
 from sparsemem import KernelBug, KernelError, Machine, reference
+from sparsemem import hotplug as H
 from sparsemem._common import encode_null
 
 PPS = 32768
@@ -157,7 +159,6 @@ def test_machine_online_failure_partial_state(pm):
     m.inject_memory_notifier_error("online", -12)
     before = deep(m)
     # the documented partial state, built independently: move_pfn_range_to_zone alone
-    from sparsemem import hotplug as H
     ref = pickle.loads(pickle.dumps(m))
     blk = ref.memory_block(128)
     H.move_pfn_range_to_zone(ref, 0, 2, blk.start_pfn, blk.nr_pages)    # ZONE_NORMAL
@@ -260,7 +261,6 @@ def test_pickled_machine_continues_identically(kernel, core, monkeypatch):
     assert clone.dmesg == m.dmesg
     assert clone.get_dev_pagemap(0x380000) is not None and clone.get_dev_pagemap(0x380000) is not pg
     assert clone.iomem.dmesg is clone.dmesg                  # shared list survives the round trip
-    import uuid as _uuid
     for obj in (m, clone):     # uuids minted after the pickle point: the same sequence for both
         counter = iter(range(1, 1000))
         monkeypatch.setattr(_uuid, "uuid4", lambda: _uuid.UUID(int=next(counter), version=4))

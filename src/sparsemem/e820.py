@@ -10,7 +10,6 @@ from typing import Optional
 
 from ._common import U64
 from .errors import KernelBug
-
 from .resource import (
     IORES_DESC_ACPI_NV_STORAGE,
     IORES_DESC_ACPI_TABLES,
@@ -103,15 +102,18 @@ def e820_type_to_iomem_type(type_: int) -> int:
     return IORESOURCE_MEM
 
 
+_E820_IORES_DESC = {
+    E820_TYPE_ACPI: IORES_DESC_ACPI_TABLES,
+    E820_TYPE_NVS: IORES_DESC_ACPI_NV_STORAGE,
+    E820_TYPE_PMEM: IORES_DESC_PERSISTENT_MEMORY,
+    E820_TYPE_PRAM: IORES_DESC_PERSISTENT_MEMORY_LEGACY,
+    E820_TYPE_RESERVED: IORES_DESC_RESERVED,
+    E820_TYPE_SOFT_RESERVED: IORES_DESC_SOFT_RESERVED,
+}
+
+
 def e820_type_to_iores_desc(type_: int) -> int:
-    return {
-        E820_TYPE_ACPI: IORES_DESC_ACPI_TABLES,
-        E820_TYPE_NVS: IORES_DESC_ACPI_NV_STORAGE,
-        E820_TYPE_PMEM: IORES_DESC_PERSISTENT_MEMORY,
-        E820_TYPE_PRAM: IORES_DESC_PERSISTENT_MEMORY_LEGACY,
-        E820_TYPE_RESERVED: IORES_DESC_RESERVED,
-        E820_TYPE_SOFT_RESERVED: IORES_DESC_SOFT_RESERVED,
-    }.get(type_, IORES_DESC_NONE)
+    return _E820_IORES_DESC.get(type_, IORES_DESC_NONE)
 
 
 def do_mark_busy(type_: int, start: int) -> bool:

@@ -3,27 +3,7 @@ FUSE, so that unchanged tools (util-linux ``lsmem`` / ``chmem``, the kernel's
 ``tools/testing/selftests/memory-hotplug/mem-on-off-test.sh``) read and write it as they would
 the kernel's sysfs and debugfs.
 
-The binding is `mfusepy <https://pypi.org/project/mfusepy/>`_ (the maintained fork of fusepy,
-ctypes over libfuse 3 or 2): ``pip install 'sparsemem[fuse]'`` plus the system's libfuse
-(Debian: ``apt-get install fuse3``).  It is imported only when a mount starts.
-
-Behaviour, as the kernel's files (see :mod:`sparsemem.sysroot` for the contents):
-
-* the tree under MOUNTPOINT is the system root: ``MOUNTPOINT/sys/devices/system/memory``,
-  ``.../node`` and ``MOUNTPOINT/sys/kernel/debug/notifier-error-inject/memory``, so
-  ``lsmem --sysroot MOUNTPOINT`` works as is, and bind-mounting those directories over
-  ``/sys/devices/system/memory``, ``/sys/devices/system/node`` and a debugfs mount point in a
-  private mount namespace (``unshare -m``) shows the machine to every other tool;
-* a read returns the text of the file at the time of the first read from offset 0 of that
-  open file (sysfs fills its buffer once per open file); every open reads afresh (direct
-  I/O, no attribute or entry caching), so a state change shows at once;
-* a write performs the store on the machine and returns the byte count, or fails with the
-  kernel's errno (EINVAL, EBUSY, ...); an open for writing of a read-only file is EACCES (and
-  for reading of a write-only one), even for root; ``O_TRUNC`` is accepted and ignored;
-  creating, removing or renaming entries is EPERM (sysfs has no such operations here);
-* operations are served one at a time (the machine is not thread-safe);
-* :func:`serve` returns when the file system is unmounted (``umount MOUNTPOINT`` or
-  ``fusermount3 -u MOUNTPOINT``) or on SIGINT/SIGTERM/SIGHUP (libfuse unmounts then).
+The detail: docs/sysfs-fuse.md.
 """
 
 from __future__ import annotations
@@ -47,7 +27,7 @@ class FuseUnavailable(RuntimeError):
 def load_binding():
     """Import mfusepy (which loads libfuse), or raise :class:`FuseUnavailable`."""
     try:
-        import mfusepy
+        import mfusepy  # noqa: PLC0415 -- optional extra 'fuse' (and it loads libfuse)
     except ImportError:
         raise FuseUnavailable("the FUSE binding is not installed: pip install 'sparsemem[fuse]'") from None
     except (OSError, EnvironmentError) as exc:  # mfusepy raises when libfuse is missing
@@ -71,7 +51,7 @@ class SysfsOperations:
     # ------------------------------------------------------------------ metadata
     def getattr(self, path: str, fh: Optional[int] = None) -> dict:
         e = self.root.stat(path)
-        size = len(e.target) if e.kind == "link" else e.size
+        size = len(e.target) if e.kind == "link" and e.target is not None else e.size
         return dict(st_mode=e.st_mode, st_nlink=2 if e.kind == "dir" else 1, st_size=size,
                     st_uid=0, st_gid=0, st_atime=self._time, st_mtime=self._time, st_ctime=self._time)
 

@@ -33,7 +33,8 @@ __all__ = [
     "MEM_CANCEL_OFFLINE", "ONLINE_TYPES",
     "check_pfn_span", "add_pages", "arch_add_pages", "arch_add_memory", "move_pfn_range_to_zone",
     "zone_for_pfn_range", "default_kernel_zone_for_pfn", "walk_system_ram_range", "online_pages",
-    "test_pages_in_a_zone", "first_unmovable_pfn", "dump_unmovable_page", "offline_pages", "shrink_zone_span", "shrink_pgdat_span",
+    "test_pages_in_a_zone", "first_unmovable_pfn", "dump_unmovable_page", "offline_pages", "shrink_zone_span",
+    "shrink_pgdat_span",
     "remove_zone", "remove_section", "remove_pages", "arch_remove_memory",
     "check_hotplug_memory_range", "register_memory_resource", "add_memory_resource",
     "add_memory", "remove_memory", "try_offline_node", "pfn_to_online_page",
@@ -370,7 +371,7 @@ def test_pages_in_a_zone(m, start_pfn: int, end_pfn: int):
                 pfn += MAX_ORDER_NR_PAGES
         pfn = sec_end
         sec_end += _SEC
-    if zone is None:
+    if zone is None or last is None:   # one is set when the other is
         return None
     return zone, first, min(end_pfn, last)
 
@@ -610,7 +611,11 @@ def remove_section(m, zone, pfn: int, nr: int, altmap=None) -> bool:
         m.memory_subsys.unregister_memory_section(m, sec)
     if zone is not None:
         remove_zone(m, zone, pfn, nr)
-    return S.sparse_remove_section(pfn, nr, altmap)
+    removed = S.sparse_remove_section(pfn, nr, altmap)
+    if removed and m.hwpoison:
+        # sparse_remove_section -> clear_hwpoisoned_pages (5.3, 6.1): the flags go with the memmap
+        m.hwpoison.difference_update([p for p in m.hwpoison if pfn <= p < pfn + nr])
+    return removed
 
 
 def _resolve_zone(m, zone, pfn: int):
@@ -744,21 +749,34 @@ def register_memory_resource(m, start: int, size: int) -> Resource:
     (default U64_MAX), then a busy "System RAM" region under iomem (``__request_region``);
     overlap → pr_debug ``Unable to reserve System RAM region: %016llx->%016llx`` and -EEXIST.
 
-    x86 sets ``iomem_resource.end`` to ``(1 << max_physmem_bits) - 1``, so a range ending
-    beyond the physical address space does not fit under the root and fails the same way
-    (pr_debug line, -EEXIST).  :class:`~sparsemem.iomem.ResourceTree` has no constructor
-    argument for the root's end (its root spans 64 bits), so that check is emulated here.
+    x86 ``setup_arch`` sets ``iomem_resource.end`` to ``(1 << x86_phys_bits) - 1``, the CPU's
+    physical address width (``Machine(phys_bits=...)``, by default the build limit
+    ``max_physmem_bits``; arch/x86/kernel/setup.c 5.3 and 6.1), so a range ending beyond it
+    does not fit under the root and fails the same way (pr_debug line, -EEXIST).
+    :class:`~sparsemem.iomem.ResourceTree` has no constructor argument for the root's end (its
+    root spans 64 bits), so that check is emulated here.  From v5.12
+    (``KernelModel.mhp_range_allowed``) ``mhp_range_allowed(start, size, true)`` comes first:
+    a range that is empty or ends above ``(1 << MAX_PHYSMEM_BITS) - 1`` gets the pr_warn
+    ``Hotplug memory [start-end) exceeds maximum addressable range [0x0-limit]`` and -E2BIG
+    (mm/memory_hotplug.c 6.1).
     """
+    limit = (1 << m.sections.max_physmem_bits) - 1
+    if m.model.mhp_range_allowed and not (start < start + size and start + size - 1 <= limit):
+        line = (f"Hotplug memory [{start:#x}-{start + size:#x}] exceeds maximum addressable range "
+                f"[{0:#x}-{limit:#x}]")
+        m.log(line)
+        raise KernelError(errno.E2BIG, line)
     if start + size > m.max_mem_size:
         raise KernelError(errno.E2BIG, f"add_memory: [mem {start:#x}-{start + size - 1:#x}] ends above "
                                        f"max_mem_size {m.max_mem_size:#x}")
     end = start + size - 1
-    root_end = (1 << m.sections.max_physmem_bits) - 1
+    phys_bits = getattr(m, "phys_bits", m.sections.max_physmem_bits)
+    root_end = (1 << phys_bits) - 1
     line = f"Unable to reserve System RAM region: {start:016x}->{start + size:016x}"
     if size and end > root_end:
         m.log(line)
         raise KernelError(errno.EEXIST, f"{line} ([mem {start:#x}-{end:#x}] ends above the end of "
-                                        f"iomem_resource {root_end:#x}, (1 << max_physmem_bits) - 1)")
+                                        f"iomem_resource {root_end:#x}, (1 << x86_phys_bits {phys_bits}) - 1)")
     try:
         return m.iomem.request(start, size, "System RAM", IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY)
     except KernelError as e:

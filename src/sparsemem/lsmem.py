@@ -1,31 +1,6 @@
 """util-linux ``lsmem`` over a simulated machine, byte for byte.
 
-The format followed is **util-linux 2.38.1** (``sys-utils/lsmem.c`` with the libsmartcols,
-``lib/strutils.c`` and ``lib/jsonwrt.c`` of that release, as Debian 12 ships it), restated
-here, not copied:
-
-* what is read: ``block_size_bytes`` (hex), the ``memory<N>`` directories in version order,
-  per block ``removable`` (``%d``, 1 means yes), ``state`` (``online`` / ``offline`` /
-  ``going-offline``, anything else is ``?``), the first ``node<N>`` entry of the block
-  directory (only when the first block has one) and ``valid_zones`` (only when
-  ``memory0/valid_zones`` exists: a layout without block 0 shows no zones, as lsmem does);
-* merging: adjacent blocks merge unless ``-a``; they split on a difference in the columns
-  shown (STATE, REMOVABLE, NODE, ZONES) or in the ``--split`` list;
-* sizes: ``size_to_human_string(SIZE_SUFFIX_1LETTER)``: one decimal, rounded on the
-  thousandths of the unit (1.96 TiB is "2T", 1.94 TiB "1.9T");
-* the table: libsmartcols column widths (SIZE has a width hint of 5), right-aligned columns
-  but RANGE, no fill after the last column; ``-r`` raw, ``-P`` KEY="value" pairs, ``-J``
-  JSON (NODE and a ``-b`` SIZE as numbers, REMOVABLE as a boolean, ``},{`` between objects),
-  ``-n`` no header; the summary (``--summary[=never|always|only]``) after an empty line;
-* failures: no ``memory`` directory, no ``block_size_bytes``, no ``memory<N>`` directory
-  (a layout without System RAM blocks): the message lsmem prints, exit status 1.
-
-:func:`lsmem` takes any :class:`Reader` (the live :class:`~sparsemem.sysroot.SysRoot` of a
-machine, or :class:`DirReader` over a real directory such as an exported tree) and returns
-the output text; :func:`main` is ``sparsemem lsmem``: lsmem's own options parsed as
-``getopt_long`` parses them, plus the layout and ``--kernel``.  Usage errors print lsmem's
-message and exit with the project's status 2 (lsmem exits 1); the runtime failures above
-exit 1 as lsmem does.
+The detail: docs/lsmem.md.
 """
 
 from __future__ import annotations
@@ -35,6 +10,9 @@ import os
 import sys
 from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence
+
+from . import __version__
+from .sysroot import SysRoot
 
 __all__ = ["UTIL_LINUX_VERSION", "size_to_human_string", "Reader", "DirReader", "LsmemOptions",
            "LsmemError", "UsageError", "parse_args", "lsmem", "main", "COLUMNS"]
@@ -500,7 +478,7 @@ def _read(r: Reader, o: LsmemOptions, split: set, stdout_isatty: bool):
         if x is not None:
             blk.removable = x == 1
         st = _read_string(r, f"{MEMORY_DIR}/{name}/state")
-        blk.state = {"offline": _OFFLINE, "online": _ONLINE, "going-offline": _GOING_OFFLINE}.get(st, _UNKNOWN)
+        blk.state = {"offline": _OFFLINE, "online": _ONLINE, "going-offline": _GOING_OFFLINE}.get(st or "", _UNKNOWN)
         if have_nodes:
             blk.node = _block_node(r, name)
         if have_zones:
@@ -764,14 +742,11 @@ def main(argv: Sequence[str], prog: str = "sparsemem lsmem", stdout=None, stderr
         stdout.write(usage(prog))
         return 0
     if o.version:
-        from . import __version__
         stdout.write(f"{prog} from sparsemem {__version__} (util-linux {UTIL_LINUX_VERSION} format)\n")
         return 0
     if o.sysroot is not None:
         reader = DirReader(o.sysroot)
     elif reader is None:
-        from .sysroot import SysRoot
-
         reader = SysRoot(boot(o.layout, o.kernel))
     try:
         isatty = stdout.isatty()

@@ -7,19 +7,20 @@ docs/spec/sparse-hotplug.md; boot, reboot, dmesg and error injection: docs/machi
 from __future__ import annotations
 
 import importlib
-from typing import Any, ClassVar, Optional
+import re
+from typing import Any, ClassVar, MutableMapping, Optional
 
 from . import _common as K
 from . import constants as C
+from . import existing, memremap
 from . import hotplug as H
 from . import memory_block as MB
-from . import memremap
 from .errors import KernelError
 from .kernel import DEFAULT_KERNEL, as_model
 from .layout import parse
 from .mmzone import ZONE_LIMITS, Pgdat, Zone
 from .nvdimm import bus as nvdimm_bus
-from .resource import ResourceTree
+from .resource import KERNEL_IMAGE, KERNEL_RESERVED, ResourceTree
 from .state import MachineState, MemorySubsys
 
 __all__ = ["Machine", "Zone", "Pgdat", "DEFAULT_IOMEM", "probe_memory_block_size"]
@@ -91,7 +92,7 @@ def _memblock_alloc(ram: list, taken: list, nr: int, align: int, min_pfn: int, b
     return None
 
 
-def boot_allocations(m, ram: list) -> list:
+def boot_allocations(m, ram: list, present_nrs=None) -> list:
     """The memblock allocations of boot that are modelled, as ``[start, end)`` pfn ranges; they
     stay reserved (``PageReserved``: ``removable`` 0 where the release computes it, offline
     fails to isolate them, -EBUSY).
@@ -114,8 +115,6 @@ def boot_allocations(m, ram: list) -> list:
     Not modelled (smaller, and near the same places): NODE_DATA, the mem_section roots and
     usage maps, page tables, the log buffer, initrd and ACPI tables.
     """
-    from .resource import KERNEL_IMAGE, KERNEL_RESERVED
-
     if not ram:
         return []
     taken, out = [], []
@@ -142,7 +141,7 @@ def boot_allocations(m, ram: list) -> list:
             image_end = e
     else:
         image_end = max((e for s, e in taken), default=0)
-    present = len(m.sections.present_section_nrs())
+    present = len(m.sections.present_section_nrs() if present_nrs is None else present_nrs)
     per_section = C.PAGES_PER_SECTION * C.STRUCT_PAGE_SIZE >> C.PAGE_SHIFT  # 2 MiB of memmap
     min_pfn = MAX_DMA_ADDRESS >> C.PAGE_SHIFT
     bottom_up = bool(m.movable_node)
@@ -158,6 +157,54 @@ def boot_allocations(m, ram: list) -> list:
             taken.append((one, one + per_section))
             out.append((one, one + per_section))
     return sorted(out)
+
+
+#: the narrowest physical address width an x86_64 CPU reports (CPUID 0x80000008; 36 bits is
+#: also what arch/x86/kernel/cpu/common.c assumes without that leaf)
+MIN_PHYS_BITS = 36
+
+
+def soft_reserved_as_ram(tree: ResourceTree) -> ResourceTree:
+    """What a kernel before v5.5 makes of EFI_MEMORY_SP memory (kmem.md K §2.2): ordinary RAM.
+
+    From v5.5 (262b45ae3ab4 "x86/efi: EFI soft reservation to E820 enumeration") the EFI code
+    turns such memory into e820 type 0xefffffff, which /proc/iomem shows as "Soft Reserved"
+    (with ``hmem.N`` above it and dax/kmem resources below it when a driver took it) and the
+    e820 table prints as "soft reserved".  Earlier kernels know no such attribute: the range
+    is EFI conventional memory, e820 type 1, "System RAM", merged with adjacent RAM as
+    ``e820__update_table`` merges entries of one type.  Returns ``tree`` itself when it has
+    no such range, else a new tree in which every top-level "Soft Reserved" range (or
+    ``hmem.N`` wrapping one) is "System RAM" without the children a 5.5+ driver gave it.
+    """
+    def soft(res) -> bool:
+        if res.name == "Soft Reserved":
+            return True
+        return (re.fullmatch(r"hmem\.\d+", res.name) is not None
+                and any(c.name == "Soft Reserved" for c in res.children))
+
+    tops = tree.top_level()
+    if not any(soft(r) for r in tops):
+        return tree
+    ranges = []  # (start, end, name, lines below it)
+    for r in tops:
+        if soft(r):
+            ranges.append([r.start, r.end, "System RAM", []])
+            continue
+        below = [f"{'  ' * (depth + 1)}{c.start:08x}-{c.end:08x} : {c.name}" for depth, c in tree.walk(r)]
+        ranges.append([r.start, r.end, r.name, below])
+    merged: list = []
+    for cur in ranges:
+        prev = merged[-1] if merged else None
+        if prev and prev[2] == cur[2] == "System RAM" and prev[1] + 1 == cur[0]:
+            prev[1] = cur[1]
+            prev[3].extend(cur[3])
+        else:
+            merged.append(cur)
+    lines = []
+    for start, end, name, below in merged:
+        lines.append(f"{start:08x}-{end:08x} : {name}")
+        lines.extend(below)
+    return parse("\n".join(lines) + "\n")
 
 
 def probe_memory_block_size(model, boot_mem_end: int, hypervisor: bool) -> int:
@@ -187,7 +234,9 @@ class Machine(MachineState):
     and the public façade (boot and reboot: docs/machine.md).
 
     ``Machine(kernel="5.3", max_physmem_bits=46, memory_block_size=None, hypervisor=True, *,
-    core="compiled", movable_node=False, auto_online=False, iomem=None)``; ``iomem`` is
+    core="compiled", movable_node=False, auto_online=False, iomem=None, phys_bits=None)``
+    (``phys_bits``: the CPU's physical address width, ``x86_phys_bits``, 36..52; None: the
+    build limit ``max_physmem_bits``; it ends ``iomem_resource`` and so bounds hot-add); ``iomem`` is
     ``/proc/iomem`` text (or e820 dmesg lines, or a parsed :class:`ResourceTree`), default
     :data:`DEFAULT_IOMEM`.
 
@@ -210,9 +259,14 @@ class Machine(MachineState):
     def __init__(self, kernel: str = DEFAULT_KERNEL, max_physmem_bits: int = 46,
                  memory_block_size: Optional[int] = None, hypervisor: bool = True, *,
                  core: str = "compiled", movable_node: bool = False, auto_online: bool = False,
-                 iomem=None):
+                 iomem=None, phys_bits: Optional[int] = None):
         model = as_model(kernel)
         bits = K.check_bits(max_physmem_bits)
+        if phys_bits is not None:
+            phys_bits = K.index(phys_bits, "phys_bits")
+            if not MIN_PHYS_BITS <= phys_bits <= C.MAX_PHYSMEM_BITS_5LVL:
+                raise ValueError(f"phys_bits must be between {MIN_PHYS_BITS} and {C.MAX_PHYSMEM_BITS_5LVL} "
+                                 f"(the CPU's physical address width, CPUID 0x80000008), not {phys_bits}")
         mod = _core_module(core)
         if memory_block_size is not None:
             bs = K.index(memory_block_size, "memory_block_size")
@@ -225,23 +279,42 @@ class Machine(MachineState):
                 raise TypeError(f"{name} must be a bool, not {type(v).__name__}")
         sections = mod.SectionTable(bits, model.name)
         tree = self._layout(iomem)
+        booted = tree if model.efi_soft_reserve else soft_reserved_as_ram(tree)
         # max_mem_size (``mem=`` lowers it): U64_MAX by default (§8.1); a range beyond the
         # physical address space fails at the iomem request instead (-EEXIST)
-        super().__init__(model, core, sections, mod.VmemAltmap, tree, hypervisor=hypervisor,
+        super().__init__(model, core, sections, mod.VmemAltmap, booted, hypervisor=hypervisor,
                          movable_node=movable_node, auto_online=auto_online, max_mem_size=K.U64)
+        #: ``boot_cpu_data.x86_phys_bits``: x86 ``setup_arch`` ends ``iomem_resource`` at
+        #: ``(1 << x86_phys_bits) - 1`` (5.3, 6.1); by default the build limit
+        self.phys_bits = bits if phys_bits is None else phys_bits
         self.sysfs = MB.Sysfs(self)
         self.boot_args = dict(kernel=self.kernel, max_physmem_bits=bits, memory_block_size=memory_block_size,
                               hypervisor=hypervisor, core=core, movable_node=movable_node,
-                              auto_online=auto_online, iomem=tree.text())
+                              auto_online=auto_online, iomem=tree.text(), phys_bits=phys_bits)
         self._boot(memory_block_size)
 
     # ------------------------------------------------------------------ construction
+    #: what :meth:`from_iomem` adopted (:class:`sparsemem.existing.Adopted`, in order)
+    existing: tuple = ()
+
     @classmethod
-    def from_iomem(cls, text, kernel: str = DEFAULT_KERNEL, **kw) -> "Machine":
-        """Boot from ``/proc/iomem`` text or BIOS-e820 / ``user:`` dmesg lines (§3)."""
+    def from_iomem(cls, text, kernel: str = DEFAULT_KERNEL, *, namespaces=None, **kw) -> "Machine":
+        """Boot from ``/proc/iomem`` text or BIOS-e820 / ``user:`` dmesg lines (§3), then adopt
+        the configuration the layout already shows (api.md "Existing configuration"): its
+        namespaces, pfn/dax devices and kmem memory, with ``namespaces`` (``ndctl list -N`` /
+        ``-RN`` or ``daxctl list`` JSON, text or decoded) for what the map cannot show
+        (:mod:`sparsemem.existing`).  What the booted release refuses stays refused: the
+        namespace keeps ``enabled == False`` and ``error``; :attr:`existing` lists every
+        outcome.  ``Machine(iomem=...)`` boots without adopting anything."""
         if text is None:
             raise TypeError("from_iomem() needs the layout text")
-        return cls(kernel, iomem=text, **kw)
+        tree = cls._layout(text)
+        m = cls(kernel, iomem=tree, **kw)
+        config = existing.read_config(tree, [(r.start, r.size) for r in m.regions], namespaces,
+                                      block_size=m.memory_block_size, booted=m.iomem)
+        if config:
+            m.existing = tuple(existing.adopt(m, config))
+        return m
 
     @staticmethod
     def _layout(iomem) -> ResourceTree:
@@ -266,7 +339,9 @@ class Machine(MachineState):
                 pmem.append(res)
         for s, e in ram:
             S.memory_present(0, s, e)
-        self.boot_reserved = boot_allocations(self, ram)
+        # the present sections (memory_present), as boot_allocations and memory_dev_init read them
+        present = S.present_section_nrs()
+        self.boot_reserved = boot_allocations(self, ram, present)
         S.sparse_init()
         for s, e in ram:
             S.subsection_map_init(s, e - s)
@@ -297,13 +372,13 @@ class Machine(MachineState):
         self.memory_block_size = bs
         self.sections_per_block = bs >> C.PA_SECTION_SHIFT
         self.log(f"x86/mm: Memory block size: {bs >> 20}MB")
-        MB.memory_dev_init(self)
+        MB.memory_dev_init(self, present)
         if pmem:
             self.nvdimm = nvdimm_bus.attach(self, pmem)
 
     # ------------------------------------------------------------------ compatibility
     @property
-    def _blocks(self) -> dict:
+    def _blocks(self) -> MutableMapping[int, Any]:
         """Old private name of :attr:`blocks` (kept for existing callers)."""
         return self.blocks
 
@@ -446,6 +521,8 @@ class Machine(MachineState):
         }
         if self.nvdimm is not None and hasattr(self.nvdimm, "snapshot"):
             snap["nvdimm"] = self.nvdimm.snapshot()
+        if self.hwpoison:
+            snap["hwpoison"] = tuple(sorted(self.hwpoison))
         return snap
 
     def __repr__(self):

@@ -12,8 +12,14 @@ block devices and ``/sys/devices/system/memory``.
 from __future__ import annotations
 
 import errno
+from collections import Counter
+from collections.abc import MutableMapping
+from typing import Iterator, Optional
+
+import numpy as np
 
 from . import constants as C
+from . import memory_failure as MF
 from .errors import KernelError
 from .hotplug import (
     MEM_GOING_OFFLINE,
@@ -30,7 +36,7 @@ from .hotplug import (
 from .printk import warn_on_once
 
 __all__ = [
-    "MemoryBlock", "Sysfs", "memory_dev_init", "create_memory_block_devices",
+    "MemoryBlock", "MemoryBlocks", "Sysfs", "memory_dev_init", "create_memory_block_devices",
     "remove_memory_block_devices", "hotplug_memory_register", "unregister_memory_section",
     "link_mem_sections", "walk_memory_blocks", "device_online", "device_offline",
     "memory_subsys_online", "memory_subsys_offline", "memory_block_change_state",
@@ -103,21 +109,70 @@ class MemoryBlock:
 # ---------------------------------------------------------------------------------------------
 # creation / removal
 
+class MemoryBlocks(MutableMapping):
+    """The machine's memory block devices, ``block id -> MemoryBlock`` (``m.blocks``).
+
+    A mapping like a dict whose boot blocks (:func:`memory_dev_init`) are kept as their
+    section counts and made into :class:`MemoryBlock` objects on first access: a large
+    machine has thousands of them, and most runs never look at one.  Iteration is in
+    ascending id."""
+
+    __slots__ = ("_m", "_made", "_boot")
+
+    def __init__(self, m, boot_counts: Optional[dict] = None):
+        self._m = m
+        self._made: dict[int, MemoryBlock] = {}
+        # id -> section_count of the boot blocks not made yet (MEM_ONLINE); the dict is taken over
+        self._boot: dict[int, int] = {} if boot_counts is None else boot_counts
+
+    def __getitem__(self, block_id: int) -> MemoryBlock:
+        blk = self._made.get(block_id)
+        if blk is None:
+            count = self._boot.pop(block_id)     # KeyError: no such block
+            blk = self._made[block_id] = MemoryBlock(self._m, block_id, MEM_ONLINE, count)
+        return blk
+
+    def get(self, block_id: int, default=None):
+        blk = self._made.get(block_id)
+        if blk is None:
+            return self[block_id] if block_id in self._boot else default
+        return blk
+
+    def __contains__(self, block_id) -> bool:
+        return block_id in self._made or block_id in self._boot
+
+    def __setitem__(self, block_id: int, blk: MemoryBlock) -> None:
+        self._boot.pop(block_id, None)
+        self._made[block_id] = blk
+
+    def __delitem__(self, block_id: int) -> None:
+        if self._boot.pop(block_id, None) is None:
+            del self._made[block_id]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(self._made.keys() | self._boot.keys()))
+
+    def __len__(self) -> int:
+        return len(self._made) + len(self._boot)
+
+    def __repr__(self):
+        return f"<MemoryBlocks {len(self)} blocks ({len(self._made)} made)>"
+
+
 def _new_block(m, block_id: int, state: int, count: int) -> MemoryBlock:
     blk = MemoryBlock(m, block_id, state, count)
     m.blocks[block_id] = blk
     return blk
 
 
-def memory_dev_init(m) -> None:
+def memory_dev_init(m, present_nrs=None) -> None:
     """``memory_dev_init()`` (§8.4): one MEM_ONLINE block per group of ``sections_per_block``
-    sections with at least one present section; ``section_count`` = present sections."""
-    spb = m.sections_per_block
-    counts: dict[int, int] = {}
-    for nr in m.sections.present_section_nrs().tolist():
-        counts[nr // spb] = counts.get(nr // spb, 0) + 1
-    for bid in sorted(counts):
-        _new_block(m, bid, MEM_ONLINE, counts[bid])
+    sections with at least one present section; ``section_count`` = present sections.
+    ``present_nrs``: ``m.sections.present_section_nrs()`` if the caller has it already."""
+    if present_nrs is None:
+        present_nrs = m.sections.present_section_nrs()
+    ids = present_nrs // np.uint64(m.sections_per_block)
+    m.blocks = MemoryBlocks(m, Counter(ids.tolist()))     # ascending ids, so ascending keys
 
 
 def create_memory_block_devices(m, start: int, size: int) -> None:
@@ -371,7 +426,10 @@ class Sysfs:
 
     Paths are relative to that directory (an absolute path under it works too):
     ``block_size_bytes``, ``auto_online_blocks``, ``memoryN/{state,online,phys_index,
-    valid_zones,removable,phys_device}``.  :meth:`read` returns the file's text (with its
+    valid_zones,removable,phys_device}`` and the write-only ``soft_offline_page`` /
+    ``hard_offline_page`` (:mod:`sparsemem.memory_failure`; a refused ``hard_offline_page``
+    write can leave the page poisoned, as ``memory_failure`` sets the flag before it looks at
+    the page).  :meth:`read` returns the file's text (with its
     trailing newline), :meth:`write` performs the store and returns the byte count, or raises
     :class:`~sparsemem.errors.KernelError` with the kernel's errno (a missing file: ENOENT, a
     read-only one: EACCES).  ``sysfs[path]`` / ``sysfs[path] = value`` are the same.
@@ -387,6 +445,8 @@ class Sysfs:
     ROOT = "/sys/devices/system/memory"
     BLOCK_FILES = ("online", "phys_device", "phys_index", "removable", "state", "valid_zones")
     _RW = {"state", "online", "auto_online_blocks"}
+    #: write-only files of CONFIG_MEMORY_FAILURE (:mod:`sparsemem.memory_failure`)
+    _WO = ("hard_offline_page", "soft_offline_page")
 
     def __init__(self, machine):
         self._m = machine
@@ -413,7 +473,7 @@ class Sysfs:
         p = self._relative(path)
         parts = p.split("/") if p else []
         if len(parts) == 1:
-            if parts[0] in ("block_size_bytes", "auto_online_blocks"):
+            if parts[0] in ("block_size_bytes", "auto_online_blocks") or parts[0] in self._WO:
                 return None, parts[0]
         elif len(parts) == 2 and parts[1] in self.BLOCK_FILES:
             blk = self._block_dir(parts[0])
@@ -427,7 +487,8 @@ class Sysfs:
         is ENOENT, as for :meth:`read`."""
         p = self._relative(path)
         if not p:
-            return ["auto_online_blocks", "block_size_bytes"] + [f"memory{i}" for i in sorted(self._m.blocks)]
+            return (["auto_online_blocks", "block_size_bytes", "hard_offline_page"]
+                    + [f"memory{i}" for i in sorted(self._m.blocks)] + ["soft_offline_page"])
         if "/" not in p and self._block_dir(p) is not None:
             return list(self.BLOCK_FILES)
         raise KernelError(errno.ENOENT, f"{self.ROOT}/{p}: No such file or directory")
@@ -440,6 +501,8 @@ class Sysfs:
         blk, name = self._split(path)
         m = self._m
         if blk is None:
+            if name in self._WO:
+                raise KernelError(errno.EACCES, f"{self.ROOT}/{name}: Permission denied (write-only)")
             if name == "block_size_bytes":
                 return f"{m.memory_block_size:x}\n"
             return "online\n" if m.auto_online else "offline\n"
@@ -470,10 +533,13 @@ class Sysfs:
         value = bytes(value).split(b"\0", 1)[0].decode("utf-8", errors="replace")
         blk, name = self._split(path)
         m = self._m
-        if name not in self._RW:
+        if name not in self._RW and name not in self._WO:
             raise KernelError(errno.EACCES, f"{self.ROOT}/{path.strip('/')}: Permission denied (read-only)")
         if count == 0:
             return 0  # fs/sysfs/file.c sysfs_kf_write: an empty write never reaches the store
+        if name in self._WO:
+            store = MF.soft_offline_page_store if name == "soft_offline_page" else MF.hard_offline_page_store
+            return store(m, value, count)
         if blk is None:
             if _streq(value, "online"):
                 m.auto_online = True

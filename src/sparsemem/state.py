@@ -9,6 +9,7 @@ Layering: docs/architecture.md.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any, ClassVar, Optional, Protocol
 
 from .kernel import KernelModel
@@ -89,8 +90,10 @@ class MachineState:
     # memory hotplug
     max_mem_size: int
     memory_notifier_error_inject: dict[str, int]
+    # PG_hwpoison: the pfns soft/hard offlined through sysfs (sparsemem.memory_failure)
+    hwpoison: set[int]
     nodes: dict[int, Pgdat]
-    blocks: dict[int, Any]
+    blocks: MutableMapping[int, Any]   # memory_block.MemoryBlocks after boot
     iomem: ResourceTree
     # device memory
     pgmaps: list
@@ -122,6 +125,7 @@ class MachineState:
         self.boot_reserved = []
         self.max_mem_size = max_mem_size
         self.memory_notifier_error_inject = {}
+        self.hwpoison = set()
         self.nodes = {}
         self.blocks = {}
         iomem.dmesg = self.dmesg

@@ -1,38 +1,7 @@
 """The sysfs and debugfs files of one machine as a directory tree: what ``lsmem --sysroot``,
 ``chmem`` and the kernel's memory-hotplug selftest read and write.
 
-:class:`SysRoot` shows a live :class:`~sparsemem.machine.Machine` under paths relative to a
-system root:
-
-``sys/devices/system/memory/``
-    everything :attr:`Machine.sysfs <sparsemem.memory_block.Sysfs>` lists (``block_size_bytes``,
-    ``auto_online_blocks``, ``memory<N>/{online,phys_device,phys_index,removable,state,
-    valid_zones}`` ...), with the kernel's modes, plus the ``memory<N>/node<M>`` link of each
-    block (``../../node/node<M>``; ``drivers/base/node.c``
-    ``do_register_memory_block_under_node``, the node is the block's ``nid``);
-``sys/devices/system/node/node<M>/``
-    one directory per online node (``register_one_node`` at boot and on hot-add of a new
-    node, ``unregister_one_node`` in ``try_offline_node``), holding the ``memory<N>`` link
-    (``../../memory/memory<N>``) of each block of the node;
-``sys/kernel/debug/notifier-error-inject/memory/actions/<ACTION>/error``
-    the memory notifier error injection of ``lib/memory-notifier-error-inject.c`` for
-    MEM_GOING_ONLINE and MEM_GOING_OFFLINE (mode 0600): reads ``%lld\\n`` of the injected
-    errno (0 when none), a write is parsed as a signed number (``kstrtoll`` base 0, the
-    ``DEFINE_SIMPLE_ATTRIBUTE_SIGNED`` rule of 6.1; the ``simple_strtoll`` of 5.2/5.3 takes
-    the same values the selftest writes) and clamped to [-4095, 0]
-    (``lib/notifier-error-inject.c`` ``debugfs_errno_set``); it sets
-    :meth:`Machine.inject_memory_notifier_error`.
-
-Reads return the kernel's text; a write performs the store (``fs/kernfs/file.c``: at most
-one page per write, an empty write returns 0 without calling the store) and returns the byte
-count or raises :class:`~sparsemem.errors.KernelError` with the kernel's errno.  Opening a
-file without read (write) permission for reading (writing) is EACCES even for root
-(``kernfs_fop_open``).  Attribute files report a size of 4096 as sysfs does, debugfs files 0.
-
-:func:`export` writes the tree into a real directory (``sparsemem sysfs export``); the FUSE
-server of ``sparsemem sysfs mount`` (:mod:`sparsemem.fusefs`) serves the same object live.
-Not modelled: ``uevent``, ``power/``, ``subsystem`` and the node directory's other files
-(``meminfo``, ``distance``, ``cpulist`` ...), which none of these tools read.
+The detail: docs/sysfs.md.
 """
 
 from __future__ import annotations
@@ -94,7 +63,7 @@ def _enoent(path: str) -> KernelError:
 
 def _kstrtoll(text: str) -> Optional[int]:
     """``kstrtoll(s, 0)``: optional sign, ``0x`` hex, ``0`` octal or decimal, one trailing
-    newline allowed, nothing else; None on a parse error, "ERANGE" beyond s64."""
+    newline allowed, nothing else; None on a parse error, OverflowError beyond s64 (-ERANGE)."""
     s = text[:-1] if text.endswith("\n") else text
     neg = s[:1] == "-"
     if s[:1] in ("-", "+"):
@@ -110,12 +79,12 @@ def _kstrtoll(text: str) -> Optional[int]:
     v = int(digits, base)
     v = -v if neg else v
     if not -(1 << 63) <= v < (1 << 63):
-        return "ERANGE"  # type: ignore[return-value]
+        raise OverflowError(text)
     return v
 
 
 class SysRoot:
-    """The tree of one live machine (see the module docstring); paths are relative to the
+    """The tree of one live machine (see docs/sysfs.md); paths are relative to the
     system root, with or without a leading ``/``."""
 
     def __init__(self, machine):
@@ -225,7 +194,7 @@ class SysRoot:
 
     def readlink(self, path: str) -> str:
         e = self.stat(path)
-        if e.kind != "link":
+        if e.kind != "link" or e.target is None:
             raise KernelError(errno.EINVAL, f"/{self._norm(path)}: not a symbolic link")
         return e.target
 
@@ -277,11 +246,12 @@ class SysRoot:
             return self.machine.sysfs.write(p[len(MEMORY_DIR) + 1:], data)
         # fs/libfs.c simple_attr_write: at most 23 bytes are parsed, the whole write is claimed
         text = data[:23].split(b"\0", 1)[0].decode("latin-1")
-        val = _kstrtoll(text)
+        try:
+            val = _kstrtoll(text)
+        except OverflowError:
+            raise KernelError(errno.ERANGE, f"/{p}: {text!r} out of range") from None
         if val is None:
             raise KernelError(errno.EINVAL, f"/{p}: invalid number {text!r}")
-        if val == "ERANGE":
-            raise KernelError(errno.ERANGE, f"/{p}: {text!r} out of range")
         # debugfs_errno_set: clamp_t(int, val, -MAX_ERRNO, 0) of the u64 value
         v = ((val + (1 << 31)) % (1 << 32)) - (1 << 31)
         v = min(max(v, -MAX_ERRNO), 0)
