@@ -12,7 +12,13 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+
+import sparsemem
+from sparsemem.cli import main
+from sparsemem.lsmem import size_to_human_string as h
+from sparsemem.report import DEFAULT_KERNELS, REPORT_SCHEMA, REPORT_VERSION
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -24,7 +30,6 @@ def _env() -> dict:
     env = dict(os.environ)
     # the child imports the same sparsemem as this process: the checkout's src/ after an
     # in-place build, the installed package after `pip install .`
-    import sparsemem
 
     pkg_parent = str(pathlib.Path(sparsemem.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
@@ -113,14 +118,10 @@ def validate(value, schema: dict, where: str = "$") -> list[str]:
 
 
 def _schema():
-    from sparsemem.report import REPORT_SCHEMA
-
     return REPORT_SCHEMA
 
 
 def test_validator_rejects_wrong_documents():
-    from sparsemem.report import REPORT_VERSION
-
     schema = _schema()
     v = REPORT_VERSION  # 2 since issue 13 (ndctl field names, observations, check)
     assert validate({"version": v, "kernels": [], "layouts": []}, schema) == []
@@ -180,7 +181,9 @@ def test_report_ndctl76_numbers():
     r0 = {r["kernel"]: r for r in regions[0]["results"]}["5.3"]
     assert any("System RAM" in s["owners"] for s in r0["shared_sections"])
     tot = {t["kernel"]: t["capacity"] for t in lay["totals"]}
-    assert lay["capacity_difference"] == [{"kernel": "5.3", "versus": "5.2", "bytes": tot["5.3"] - tot["5.2"]}]
+    # default kernels: 5.2, 5.3 and the newest modelled release (api.md "Command line")
+    assert lay["capacity_difference"] == [{"kernel": k, "versus": "5.2", "bytes": tot[k] - tot["5.2"]}
+                                          for k in DEFAULT_KERNELS[1:]]
     assert tot["5.3"] > tot["5.2"]
 
 
@@ -188,7 +191,7 @@ def test_report_json_schema():
     proc = run("report", "--json", check=True)
     rep = json.loads(proc.stdout)
     assert rep["version"] == 2  # issue 13 raised it
-    assert [k["version"] for k in rep["kernels"]] == ["5.2", "5.3"]
+    assert [k["version"] for k in rep["kernels"]] == ["5.2", "5.3", "6.8"] == list(DEFAULT_KERNELS)
     assert validate(rep, _schema()) == []
 
 
@@ -227,8 +230,7 @@ def test_plot_png_has_several_colours(tmp_path):
     out = tmp_path / "map.png"
     proc = run("report", "--plot", out, check=True)
     assert out.exists() and out.stat().st_size > 10_000
-    import matplotlib.image as mpimg
-    import numpy as np
+    mpimg = pytest.importorskip("matplotlib.image")
 
     img = mpimg.imread(str(out))
     colours = np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
@@ -267,8 +269,6 @@ def test_lsmem_golden():
 
 
 def test_lsmem_ndctl76_matches_ram():
-    import sparsemem
-
     bundled = pathlib.Path(sparsemem.__file__).resolve().parent / "data" / "ndctl-issue-76.txt"
     proc = run("lsmem", bundled, "--kernel", "5.2", check=True)
     lines = proc.stdout.splitlines()
@@ -286,7 +286,6 @@ def test_lsmem_ndctl76_matches_ram():
 def test_lsmem_size_format():
     # util-linux 2.38.1 lib/strutils.c size_to_human_string: thousandths of the unit, rounded
     # to one digit (tests/test_real_tools.py compares with the installed lsmem)
-    from sparsemem.lsmem import size_to_human_string as h
 
     assert h(0) == "0B"
     assert h(128 << 20) == "128M"
@@ -354,8 +353,6 @@ def test_layout_without_pmem(tmp_path):
 
 
 def test_main_returns_status_in_process(capsys):
-    from sparsemem.cli import main
-
     assert main(["report", "--kernel", "x.y"]) == 2
     assert main(["--version"]) == 0
     capsys.readouterr()

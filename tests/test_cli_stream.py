@@ -4,6 +4,7 @@ runs it: in a subprocess, with stdin, a terminal (pty) and Ctrl-C (SIGINT) where
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import importlib.metadata
 import json
@@ -17,10 +18,16 @@ import subprocess
 import sys
 import termios
 import threading
+import time
 
+import numpy as np
 import pytest
-
 from test_cli import _env, validate
+
+import sparsemem
+from sparsemem import plot
+from sparsemem.kernel import version_range
+from sparsemem.report import REPORT_SCHEMA
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -37,8 +44,6 @@ def run(*args, stdin=subprocess.DEVNULL, env=None, input=None) -> subprocess.Com
 
 
 def schema():
-    from sparsemem.report import REPORT_SCHEMA
-
     return REPORT_SCHEMA
 
 
@@ -187,9 +192,6 @@ def _wait_until_reading(fifo, proc) -> int:
     """Block until the command has opened the FIFO (it is past every layout before it): a
     non-blocking open for writing fails with ENXIO until a reader has it open.  Returns the
     writer's fd; the command then waits in read() for data that never comes."""
-    import errno
-    import time
-
     while True:
         try:
             return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -344,8 +346,6 @@ def test_check_exit_status():
 
 
 def test_kernel_versions_as_uname_prints_them():
-    from sparsemem.kernel import version_range
-
     proc = run("report", BUNDLED, "-k", "6.8.0-45-generic", "-k", "5.3.0-rc1", "-k", "v5.10", "--json")
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(proc.stdout)
@@ -359,7 +359,6 @@ def test_kernel_versions_as_uname_prints_them():
 def test_version_matches_the_package_metadata():
     proc = run("--version")
     assert proc.returncode == 0
-    import sparsemem
 
     assert proc.stdout.strip() == f"sparsemem {sparsemem.__version__}"
     try:
@@ -373,8 +372,7 @@ def test_version_matches_the_package_metadata():
 
 
 def _png(path):
-    import matplotlib.image as mpimg
-    import numpy as np
+    mpimg = pytest.importorskip("matplotlib.image")
 
     img = mpimg.imread(str(path))
     colours = {tuple(c) for c in np.unique((img[..., :3] * 255).round().astype(int).reshape(-1, 3), axis=0)}
@@ -387,9 +385,9 @@ def _rgb(hex_colour: str) -> tuple:
 
 def test_plot_of_a_layout_without_pmem_maps_ram_and_blocks(tmp_path):
     pytest.importorskip("matplotlib")
-    from sparsemem import plot
 
-    src = LAYOUTS / "nvdimm.wiki.kernel.org_how_to_choose_the_correct_memmap_kernel_parameter_for_pmem_on_your_system.txt"
+    src = LAYOUTS / ("nvdimm.wiki.kernel.org_how_to_choose_the_correct_memmap_kernel_parameter_for_pmem"
+                     "_on_your_system.txt")
     out = tmp_path / "ram.png"
     proc = run("report", src, "--plot", out)
     assert proc.returncode == 0, proc.stderr

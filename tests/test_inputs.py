@@ -31,6 +31,7 @@ from sparsemem.e820 import (
 )
 from sparsemem.errors import KernelBug
 from sparsemem.inputs import ACCEPTED_FORMS, decode_layout, machine_iomem, normalise
+from sparsemem.report import build_report, load_layout
 
 HERE = pathlib.Path(__file__).resolve().parent
 INPUTS = HERE / "data" / "inputs"
@@ -392,8 +393,6 @@ def test_machine_iomem(tmp_path, monkeypatch):
 
 def test_layout_from_dmesg_boots():
     """A report straight from the guest's dmesg: the memmap= region is a 4 GiB pmem region."""
-    from sparsemem.report import build_report, load_layout
-
     lay = load_layout(str(INPUTS / "qemu-6.8-memmap.dmesg.txt"))
     rep = build_report([lay], ["5.3"])
     (reg,) = rep["layouts"][0]["regions"]

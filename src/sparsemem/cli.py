@@ -1,31 +1,6 @@
 """The ``sparsemem`` command (``python -m sparsemem``).
 
-Subcommands:
-
-``sparsemem report [LAYOUT ...] [--kernel V ...] [--json | --jsonl] [--check] [--plot FILE.png|DIR/]``
-    Boot each layout under each kernel, create the default fsdax namespace on every pmem
-    region and compare usable capacity, padding, metadata, memmap placement, shared sections
-    and failures side by side (computation in :mod:`sparsemem.report`).  LAYOUT is read by
-    :mod:`sparsemem.inputs` (/proc/iomem, dmesg / journalctl -k as printed,
-    /sys/firmware/memmap, ``-`` for stdin; none: piped stdin, else this machine's /proc/iomem
-    when readable with real addresses, else the bundled layout).  Each layout's result is
-    printed when ready, in order; a layout that cannot be read is reported and skipped; a
-    progress bar goes to stderr on a terminal; Ctrl-C prints what is done (exit 130).
-``sparsemem lsmem IOMEM_FILE [--kernel V] [lsmem options]``
-    The memory blocks of the booted layout, printed byte for byte as util-linux ``lsmem``
-    2.38.1 prints them for the same sysfs (:mod:`sparsemem.lsmem`).
-``sparsemem sysfs export IOMEM_FILE DIR [--kernel V]`` / ``sparsemem sysfs mount IOMEM_FILE MOUNTPOINT [--kernel V] [--save FILE]``
-    The machine's sysfs (and memory notifier debugfs) tree written under DIR
-    (:mod:`sparsemem.sysroot`), or served live over FUSE until unmounted
-    (:mod:`sparsemem.fusefs`).
-``sparsemem fleet INVENTORY ... --from K1 --to K2 [-o FILE.csv|FILE.parquet] [--workers N | --scheduler ADDRESS]``
-    Every host of an inventory booted under K1 with its namespaces, rebooted under K2: one row
-    per namespace, a summary, a plot; on Dask (computation in :mod:`sparsemem.fleet`).
-
-Exit status: 0 success (a namespace that the kernel refuses is a *result*, not an error), 1 a
-layout (or the plot output) cannot be read/written or the simulation refused it (one line on
-stderr naming the file and line; the other layouts are still reported), 2 usage errors, 3 with
-``report --check``: a namespace fails or loses capacity, 130 interrupted.
+The detail: docs/cli.md.
 """
 
 from __future__ import annotations
@@ -33,12 +8,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
+import stat
 import sys
 import textwrap
 from typing import Optional, Sequence
 
-from . import __version__
-from .kernel import DEFAULT_KERNEL, VERSION_FORMS, version_range
+# What ``sparsemem --help`` loads anyway (the parser shows defaults read from report and
+# fleet), and the small sysfs modules, are imported here.  The simulator (machine), lsmem,
+# plot and tqdm are imported where a command needs them: together they would add about 65 ms
+# to every start-up of the command, ``--help`` included (measured with ``python -X importtime``).
+from . import __version__, fleet, fusefs
+from .fleet import DEFAULT_BATCH_SIZE
+from .inputs import machine_iomem, strip_log_prefix
+from .kernel import DEFAULT_KERNEL, VERSION_FORMS, kernel_model, version_range
+from .report import DEFAULT_KERNELS, REPORT_VERSION, bundled_layouts, load_layout, report_layout
+from .report import format_size as _format_size
+from .sysroot import export
 
 PROG = "sparsemem"
 
@@ -72,8 +58,14 @@ columns (per region, one column per kernel):
   shared sections  128 MiB sections of the region whose 2 MiB sub-sections belong to more
                    than one owner (System RAM, a namespace's mapped range, another region's
                    unused space); padding belongs to no one
+  existing         what the layout already had on the region (kept as it is; no default
+                   namespace then): its namespaces' modes, a dax device bound to kmem
+  system RAM       bytes of the region hot-added as System RAM by kmem (not lost)
   result           ok, or ERRNO: the kernel log line that explains the failure
   dmesg K          for a failure: every line that kernel K logs on the way
+  hint             for a failure or a loss: an alternative the simulation ran and found to
+                   work (another release, namespace align or size, a section-aligned
+                   region), with the usable capacity it gives
 a closing line per layout sums the usable capacity per kernel and the difference; then the
 layout's '# observed:' lines that can be checked, each with agree/differ per kernel.
 
@@ -90,6 +82,7 @@ fails or loses capacity
 examples:
   sparsemem report
   sudo sparsemem report /proc/iomem --kernel 5.2 --kernel $(uname -r)
+  sudo sparsemem report /proc/iomem --ndctl <(ndctl list -N)
   dmesg | sparsemem report -
   journalctl -k -b -1 | sparsemem report - --check
   sparsemem report layouts/*.txt --jsonl > results.jsonl
@@ -144,25 +137,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _kernel_arg(value: str) -> str:
-    from .kernel import kernel_model
-
     try:
         kernel_model(value)
     except (ValueError, TypeError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return value
-
-
-def _default_kernels() -> tuple:
-    from .report import DEFAULT_KERNELS
-
-    return DEFAULT_KERNELS
-
-
-def _report_version() -> int:
-    from .report import REPORT_VERSION
-
-    return REPORT_VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,15 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "input when it is a file or pipe, else this machine's /proc/iomem when it "
                         "shows real addresses, else the bundled layout of ndctl issue #76)")
     r.add_argument("--kernel", "-k", action="append", type=_kernel_arg, metavar="V",
-                   help=f"kernel version to model, repeatable (default: {' and '.join(_default_kernels())}); "
+                   help=f"kernel version to model, repeatable (default: {' and '.join(DEFAULT_KERNELS)}); "
                         f"modelled: {version_range()}; {VERSION_FORMS}, so $(uname -r) works")
     out = r.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help=f"print the report as one JSON object (schema: sparsemem.report.REPORT_SCHEMA, "
-                          f"version {_report_version()})")
+                          f"version {REPORT_VERSION})")
     out.add_argument("--jsonl", action="store_true",
                      help="print one JSON object per layout and line, as each is ready (each a report "
                           "of one layout, same schema)")
+    r.add_argument("--ndctl", metavar="FILE",
+                   help="'ndctl list -N' (or -RN) / 'daxctl list' JSON of the machine: the existing "
+                        "namespaces' mode, map, align and size that /proc/iomem cannot show "
+                        "(applies to every LAYOUT)")
     r.add_argument("--check", action="store_true",
                    help="exit with status 3 when a namespace fails or loses capacity beyond its "
                         "metadata (padding, unallocated space); the reasons go to stderr")
@@ -239,13 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--to", dest="k2", required=True, type=_kernel_arg, metavar="K2", help="release after")
     f.add_argument("-o", "--output", metavar="FILE.csv|FILE.parquet",
                    help="write one row per namespace (CSV, or Parquet by the suffix)")
-    where = f.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive_int, metavar="N",
-                       help="worker processes of the local Dask cluster (default: one per CPU)")
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="use a running Dask scheduler, e.g. tcp://10.0.0.5:8786, and its workers")
-    from .fleet import DEFAULT_BATCH_SIZE
-
+    cluster = f.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=_positive_int, metavar="N",
+                         help="worker processes of the local Dask cluster (default: one per CPU)")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="use a running Dask scheduler, e.g. tcp://10.0.0.5:8786, and its workers")
     f.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
                    help="hosts per Dask task (default: %(default)s)")
     f.add_argument("--plot", metavar="FILE.png",
@@ -289,11 +270,11 @@ def _shared_cell(res: dict, own: Optional[str]) -> str:
         others = [_short_owner(o) for o in s["owners"] if o != own]
         parts.append(f"{s['section']:#x} " + "+".join(others))
     text = f"{len(secs)} ({', '.join(parts)})"
-    if len(text) <= _COL_W:
+    if len(text) <= _col_w[0]:
         return text
     nrs = ", ".join("%#x" % s["section"] for s in secs)
     text = f"{len(secs)} ({nrs})"
-    return text if len(text) <= _COL_W else f"{len(secs)} sections"
+    return text if len(text) <= _col_w[0] else f"{len(secs)} sections"
 
 
 def _cells(res: dict, region_name: str) -> dict:
@@ -308,39 +289,68 @@ def _cells(res: dict, region_name: str) -> dict:
         "  metadata": format_size(lost["metadata"]),
         "  unallocated": format_size(lost["unallocated"]),
         "  other": format_size(lost["other"]),
+        "existing": _existing_cell(res),
+        "system RAM": format_size(_kmem_bytes(res)),
         "memmap in pmem": format_size(res["memmap"]["pmem"]),
         "memmap in RAM": format_size(res["memmap"]["ram"]),
         "shared sections": _shared_cell(res, own),
     }
 
 
-def format_size(n: int) -> str:
-    from .report import format_size as fs
+def _kmem_bytes(res: dict) -> int:
+    """Bytes of the region hot-added as System RAM (kmem), in or outside a namespace."""
+    n = sum(k["size"] for k in res.get("kmem") or () if k["result"] == "ok")
+    return n + sum((ns.get("kmem") or {}).get("size", 0) for ns in res.get("namespaces") or ())
 
-    return fs(n)
+
+def _existing_cell(res: dict) -> str:
+    """What the layout already had on the region: ``devdax dax0.0 kmem``, ``2 namespaces``."""
+    if not res.get("existing"):
+        return ""
+    nss = res.get("namespaces") or []
+    if len(nss) > 1:
+        return f"{len(nss)} namespaces ({', '.join(sorted({n['mode'] for n in nss}))})"
+    if nss:
+        ns = nss[0]
+        return " ".join(x for x in (ns["mode"], ns.get("chardev") if ns["mode"] == "devdax" else None,
+                                     "kmem" if ns.get("kmem") else None) if x)
+    return "System RAM (kmem)" if res.get("kmem") else "-"
+
+
+def format_size(n: int) -> str:
+    return _format_size(n)
+
+
+#: the column width of the report being formatted: _COL_W for one or two kernels, narrower
+#: for more so that the report stays within _WIDTH columns (set by format_report)
+_col_w = [_COL_W]
 
 
 def _row(label: str, cells: Sequence[str]) -> str:
-    return (f"  {label:<{_LABEL_W}}" + "".join(f"{c:<{_COL_W}}" for c in cells)).rstrip()
+    w = _col_w[0]
+    return (f"  {label:<{_LABEL_W}}" + "".join(f"{c:<{w}}" for c in cells)).rstrip()
 
 
 def _kernel_label(r: dict) -> str:
     """Column header of one kernel: ``5.3 (subsection)``; a release newer than the newest
     modelled row says which rules it runs with: ``5.10 (subsection era, v5.3 rules)``
     (:attr:`sparsemem.kernel.KernelModel.label`)."""
-    from .kernel import kernel_model
-
     try:
         model = kernel_model(r["kernel"])
     except (ValueError, TypeError):
         return f"{r['kernel']} ({r['era']})"
-    return model.label_for(r["kernel"])
+    label = model.label_for(r["kernel"])
+    if len(label) >= _col_w[0] and model.approximate:      # narrow columns
+        label = f"{r['kernel']} (v{model.rules} rules)"
+    return label
 
 
 def format_report(rep: dict) -> str:
-    """The human-readable report (aligned for two kernels in 100 columns)."""
+    """The human-readable report (aligned in 100 columns: 40 per kernel for one or two
+    kernels, narrower for more)."""
     lines: list[str] = []
     kernels = [k["version"] for k in rep["kernels"]]
+    _col_w[0] = _COL_W if len(kernels) <= 2 else max(26, (_WIDTH - _LABEL_W - 2) // len(kernels))
     for li, lay in enumerate(rep["layouts"]):
         if li:
             lines.append("")
@@ -354,6 +364,7 @@ def format_report(rep: dict) -> str:
                                        initial_indent="  ", subsequent_indent="    "))
         if not lay["regions"]:
             lines.append("  no pmem regions in this layout")
+            lines.extend(_kmem_lines(lay))
             lines.extend(_observation_lines(lay))
             continue
         for reg in lay["regions"]:
@@ -364,15 +375,28 @@ def format_report(rep: dict) -> str:
             res = [by_k.get(k) for k in kernels]
             lines.append(_row("", [_kernel_label(r) if r else "" for r in res]))
             cells = [_cells(r, reg["dev"]) if r else {} for r in res]
+            if any(len(c.get("namespace", "")) >= _col_w[0] for c in cells):
+                # narrow columns: the namespace's name, then its range on a row of its own
+                for c, r in zip(cells, res):
+                    ns = r["namespace"] if r else None
+                    c["namespace"] = ns["dev"] if ns else ("-" if r else "")
+                    c["  range"] = _hex_range(ns["start"], ns["end"]) if ns else ""
+                cells = [{k: c.get(k, "") for k in ("namespace", "  range", *[x for x in c if x not in
+                                                                                ("namespace", "  range")])}
+                         for c in cells]
             keys = list(cells[0]) if cells and cells[0] else []
             for key in keys:
                 if key in ("  unallocated", "  other") and all(
                         r is None or r["lost"][key.strip()] == 0 for r in res):
                     continue
+                if key == "existing" and not any(r and r.get("existing") for r in res):
+                    continue
+                if key == "system RAM" and not any(r and _kmem_bytes(r) for r in res):
+                    continue
                 lines.append(_row(key, [c.get(key, "") for c in cells]))
             results = [("ok" if r["result"] == "ok" else f"{r['result']}: {r['message']}") if r else ""
                        for r in res]
-            if all(len(t) < _COL_W for t in results):
+            if all(len(t) < _col_w[0] for t in results):
                 lines.append(_row("result", results))
             else:
                 for i, (k, t) in enumerate(zip(kernels, results)):
@@ -395,7 +419,8 @@ def format_report(rep: dict) -> str:
                 # hook for computed hints (issue 13, item 3): each a str or {"text": ...}
                 for hint in (r or {}).get("hints") or ():
                     text = hint["text"] if isinstance(hint, dict) else str(hint)
-                    lines.extend(textwrap.wrap(f"{k}: {text}", width=_WIDTH, initial_indent="  hint" + " " * (_LABEL_W - 4),
+                    lines.extend(textwrap.wrap(f"{k}: {text}", width=_WIDTH,
+                                               initial_indent="  hint" + " " * (_LABEL_W - 4),
                                                subsequent_indent=" " * (_LABEL_W + 4)))
         totals = lay["totals"]
         diff = {d["kernel"]: d["bytes"] for d in lay["capacity_difference"]}
@@ -406,9 +431,26 @@ def format_report(rep: dict) -> str:
             line += f"; {t['kernel']} - {totals[0]['kernel']} = {'+' if d >= 0 else ''}{format_size(d)}" \
                     f" ({d:+,} bytes)"
         lines.append("")
-        lines.append(line)
+        lines.extend(textwrap.wrap(line, width=_WIDTH, subsequent_indent="  ", break_on_hyphens=False))
+        lines.extend(_kmem_lines(lay))
         lines.extend(_observation_lines(lay))
     return "\n".join(lines) + "\n"
+
+
+def _kmem_lines(lay: dict) -> list[str]:
+    """Device memory outside the pmem regions that the layout shows as System RAM (hmem,
+    CXL), per kernel: what became System RAM and what it costs (kmem.md K §9)."""
+    ks = lay.get("kmem") or []
+    if not ks:
+        return []
+    out = ["", "device memory as System RAM (kmem), outside the pmem regions"]
+    for k in ks:
+        what = "ok" if k["result"] == "ok" else f"{k['result']}: {k['message']}"
+        text = (f"{k['kernel']}: {k['dev'] or 'System RAM'} in {k['parent']} {_hex_range(k['start'], k['end'])} "
+                f"{format_size(k['end'] + 1 - k['start'])}: {what}; {k['blocks']} blocks ({k['online']} online), "
+                f"memmap in RAM {format_size(k['memmap']['ram'])}")
+        out.extend(textwrap.wrap(text, width=_WIDTH, initial_indent="  ", subsequent_indent="    "))
+    return out
 
 
 #: dmesg lines shown per failed namespace and kernel in the text report
@@ -433,8 +475,6 @@ def _observation_lines(lay: dict) -> list[str]:
         return ["", f"observed: {len(obs)} '# observed:' line{'s' if len(obs) != 1 else ''}, "
                     f"nothing in the report to compare with"]
     out = ["", "observed (the layout's '# observed:' lines against each kernel's prediction)"]
-    from .inputs import strip_log_prefix
-
     for o in compared:
         text = " ".join(strip_log_prefix(o["text"])[0].split())  # the message, as in the dmesg rows
         out.append("  " + (text if len(text) <= _WIDTH - 2 else text[:_WIDTH - 5] + "..."))
@@ -469,8 +509,6 @@ class _Fail(Exception):
 def _stdin_is_input() -> bool:
     """Standard input is a file or a pipe (``report < f``, ``dmesg | report``), not a terminal,
     /dev/null or a socket."""
-    import stat
-
     try:
         mode = os.fstat(0).st_mode
     except (OSError, ValueError):
@@ -482,9 +520,6 @@ def _default_source(command: str) -> tuple[str, Optional[str], bool]:
     """What ``report`` / ``lsmem`` read without a LAYOUT: ``(path, text, bundled)``.  This
     machine's /proc/iomem when it shows real addresses; else the reason goes to stderr and the
     bundled layout is used."""
-    from .inputs import machine_iomem
-    from .report import bundled_layouts
-
     text, where = machine_iomem()
     if text is not None:
         return where, text, False
@@ -497,8 +532,6 @@ def _default_source(command: str) -> tuple[str, Optional[str], bool]:
 
 
 def _load_one(path: Optional[str], text: Optional[str] = None, bundled: bool = False):
-    from .report import load_layout
-
     if path is None:  # lsmem without a LAYOUT: as report
         path, text, bundled = ("-", None, False) if _stdin_is_input() else _default_source("lsmem")
     name = "<stdin>" if path == "-" else path
@@ -518,7 +551,7 @@ class _Progress:
         self.bar = None
         if enabled:
             try:
-                from tqdm import tqdm
+                from tqdm import tqdm  # noqa: PLC0415 -- start-up: 20 ms, only for a progress bar
             except ImportError:  # pragma: no cover - tqdm is a dependency
                 return
             # on a terminal the bar goes away at the end; forced onto a file or pipe
@@ -592,26 +625,33 @@ def _plot_name(directory: str, lay: dict, used: set) -> str:
 
 
 def _cmd_report(args) -> int:
-    from .report import DEFAULT_KERNELS, REPORT_VERSION, report_layout
-    from .kernel import kernel_model
-
     kernels = list(dict.fromkeys(args.kernel or DEFAULT_KERNELS))
     if args.files.count("-") > 1:
         raise _Fail("standard input ('-') can be read only once", status=2)
     plot_mod = plot_kind = None
     if args.plot:
-        try:
-            from . import plot as plot_mod
-            plot_mod.require_matplotlib()
-        except ImportError:
-            raise _Fail("matplotlib is not installed: pip install 'sparsemem[plot]'") from None
+        plot_mod = _plot_module()
         plot_kind = _plot_target(args.plot)
+    sources: list[tuple[str, Optional[str], bool]]   # (path, text, bundled)
     if args.files:
         sources = [(p, None, False) for p in args.files]
     elif _stdin_is_input():
         sources = [("-", None, False)]
     else:
         sources = [_default_source("report")]
+    ndctl = None
+    if args.ndctl:
+        try:
+            with open(args.ndctl, encoding="utf-8") as f:
+                ndctl = f.read()
+        except OSError as exc:
+            raise _Fail(f"{args.ndctl}: cannot read: {exc.strerror or exc}") from None
+        from .existing import parse_ndctl_json  # noqa: PLC0415 -- start-up: the simulator, only with --ndctl
+
+        try:
+            parse_ndctl_json(ndctl)
+        except ValueError as exc:
+            raise _Fail(f"{args.ndctl}: {exc}") from None
     head = {"version": REPORT_VERSION, "kernels": [{"version": k, "era": kernel_model(k).era} for k in kernels]}
     out = sys.stdout
     progress = _Progress(len(sources), args.progress if args.progress is not None
@@ -626,6 +666,7 @@ def _cmd_report(args) -> int:
         for path, text, bundled in sources:
             try:
                 lay = _load_one(path, text, bundled)
+                lay.ndctl = ndctl
                 try:
                     rep = report_layout(lay, kernels, keep_state=plot_mod is not None)
                 except (ValueError, OSError) as exc:
@@ -691,6 +732,16 @@ def _isatty(stream) -> bool:
         return False
 
 
+def _plot_module(status: int = 1):
+    """:mod:`sparsemem.plot` with matplotlib loaded, or ``_Fail`` saying what to install."""
+    try:
+        from . import plot  # noqa: PLC0415 -- start-up: 6 ms, only for --plot
+        plot.require_matplotlib()
+    except ImportError:
+        raise _Fail("matplotlib is not installed: pip install 'sparsemem[plot]'", status=status) from None
+    return plot
+
+
 def _write_plot(plot_mod, rep: dict, path: str) -> None:
     try:
         plot_mod.plot_report(rep, path)
@@ -708,7 +759,7 @@ def _boot_error(layouts, exc) -> str:
 
 def _boot_layout(path: str, kernel: Optional[str]):
     """The machine booted from the layout file ``path`` (``_Fail`` naming the file if not)."""
-    from .machine import Machine
+    from .machine import Machine  # noqa: PLC0415 -- start-up: the simulator, 30 ms, only to boot
 
     kernel = DEFAULT_KERNEL if kernel is None else kernel
     try:
@@ -723,15 +774,13 @@ def _boot_layout(path: str, kernel: Optional[str]):
 
 
 def _cmd_lsmem(args) -> int:
-    from .lsmem import main as lsmem_main
+    from .lsmem import main as lsmem_main  # noqa: PLC0415 -- start-up: 8 ms, only for lsmem
 
     return lsmem_main(args.args, prog=f"{PROG} lsmem", boot=_boot_layout)
 
 
 def _cmd_sysfs(args) -> int:
     if args.sysfs_command == "export":
-        from .sysroot import export
-
         machine = _boot_layout(args.file, args.kernel)
         try:
             n = export(machine, args.dest)
@@ -740,8 +789,6 @@ def _cmd_sysfs(args) -> int:
         sys.stdout.write(f"{args.dest}: {n} sysfs entries of {args.file} (kernel {machine.kernel}); "
                          f"read with: lsmem --sysroot {args.dest}\n")
         return 0
-    from . import fusefs
-
     if not os.path.isdir(args.dest):
         raise _Fail(f"{args.dest}: not a directory (the mount point must exist)")
     try:
@@ -758,8 +805,6 @@ def _cmd_sysfs(args) -> int:
     except RuntimeError as exc:
         raise _Fail(f"{args.dest}: cannot mount ({exc})") from None
     if args.save:
-        import pickle
-
         with open(args.save, "wb") as f:
             pickle.dump(machine, f)
         print(f"{PROG}: machine saved to {args.save}", file=sys.stderr)
@@ -767,19 +812,13 @@ def _cmd_sysfs(args) -> int:
 
 
 def _cmd_fleet(args) -> int:
-    from . import fleet
-
     out = args.output
     try:
         fleet.require_fleet_extra(parquet=bool(out) and out.lower().endswith((".parquet", ".pq")))
     except fleet.MissingExtra as exc:
         raise _Fail(str(exc), status=2) from None
     if args.plot:
-        try:
-            from . import plot as plot_mod
-            plot_mod.require_matplotlib()
-        except ImportError:
-            raise _Fail("matplotlib is not installed: pip install 'sparsemem[plot]'", status=2) from None
+        _plot_module(status=2)
     for p in args.inventory:
         if not os.path.exists(p):
             raise _Fail(f"{p}: no such inventory (a directory, a tar/zip archive or a layout file)")

@@ -1,51 +1,13 @@
 """What the report says beyond the numbers: the layout's ``# observed:`` lines compared with
 the prediction, and the findings that ``sparsemem report --check`` turns into exit status 3.
 
-Observations
-============
-
-A layout file may carry ``# observed: TEXT`` lines: what the reporter's machine printed or
-showed.  :func:`compare_observations` compares each one that is machine-checkable with what
-every modelled kernel predicts for the same layout, and says ``agree`` or ``differ`` with both
-values.  Checkable (after the log prefix, e.g. ``[  283.340139]`` or ``Nov 16 11:16:53 host
-kernel:``, is removed, as :mod:`sparsemem.inputs` removes it):
-
-``/sys/bus/nd/devices/regionN/resource: 0x...`` and ``.../regionN/size: N``
-    the start / size of ``regionN`` (``ndctl list -R`` ``dev``), numbers compared.
-``/sys/bus/nd/devices/namespaceX.Y/resource`` / ``size``
-    the start / raw size of the namespace the report created as ``namespaceX.Y``.
-``... namespaceX.Y alignment collision, truncate N bytes``
-    the ``nd_pfn_init`` padding message (memremap-nvdimm.md §3.1): N compared with the same
-    line in the kernel's predicted dmesg for that namespace; no such line predicted is
-    ``differ`` with ``predicted: null``.
-``pmemX[.Y][s]: detected capacity change from A to B``
-    B compared with the usable size of ``namespaceX.Y`` (the block device's capacity).
-``WARNING: CPU: C PID: P at FILE:LINE FUNCTION+0x...``
-    agrees when the kernel's predicted dmesg has a WARNING in the same FILE and FUNCTION (the
-    line number and offsets depend on the build, so they are not compared).
-``nd_pmem`` / ``nd_pfn`` / ``nd_dax`` / ``dax_pmem`` / ``nd_region`` device messages
-    agree when the same message (device name included) is among the predicted dmesg lines.
-
-Everything else (an ACPI message, a hypervisor's add_memory failure, ...), and every line of
-a layout without pmem regions (an excerpt), has nothing in the report to compare with:
-``compared`` is false and no verdict is given.  The prediction is the
-one of the report (the default namespace created on every region, region after region), so a
-reporter who configured something else will see ``differ`` where the configuration differs.
-
-Check findings
-==============
-
-:func:`check_findings` lists, per region and kernel, a namespace that failed (``kind:
-"failed"``, the errno and the kernel's line) or lost capacity beyond its metadata (``kind:
-"lost"``: ``padding + unallocated + other`` bytes of ``lost``, i.e. bytes of the region that
-neither hold data nor the struct pages the chosen ``map`` needs).  ``--check`` exits 3 when any
-layout has a finding.
+The detail: docs/explain.md.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Union
 
 from .inputs import strip_log_prefix
 
@@ -83,7 +45,8 @@ CHECK_SCHEMA = {
 }
 
 _NUM = r"(0x[0-9a-fA-F]+|\d+)"
-_SYSFS_RE = re.compile(rf"^/sys/bus/nd/devices/(?P<dev>region\d+|namespace\d+\.\d+)/(?P<attr>resource|size):\s*{_NUM}\s*$")
+_SYSFS_RE = re.compile(rf"^/sys/bus/nd/devices/(?P<dev>region\d+|namespace\d+\.\d+)"
+                       rf"/(?P<attr>resource|size):\s*{_NUM}\s*$")
 _TRUNCATE_RE = re.compile(r"(?P<ns>namespace\d+\.\d+) alignment collision, truncate (?P<n>\d+) bytes")
 _CAPACITY_RE = re.compile(r"^pmem(?P<r>\d+)(?:\.(?P<n>\d+))?s?: detected capacity change from \d+ to (?P<b>\d+)\s*$")
 _WARNING_RE = re.compile(r"^WARNING: CPU: \d+ PID: \d+ at (?P<file>\S+?):\d+ (?P<func>[\w.]+)\+")
@@ -119,7 +82,7 @@ def _verdict(kernel: str, observed, predicted) -> dict:
 
 
 def compare_observations(layout: dict, observations, kernels) -> list[dict]:
-    """The ``observations`` entries of a layout's report (see the module docstring):
+    """The ``observations`` entries of a layout's report (see docs/explain.md):
     ``layout`` is the layout dict of the report (regions with their results), ``observations``
     the texts of its ``# observed:`` lines, ``kernels`` the kernel versions in report order."""
     regions = {reg["dev"]: reg for reg in layout["regions"]}
@@ -127,6 +90,8 @@ def compare_observations(layout: dict, observations, kernels) -> list[dict]:
     for text in observations:
         plain = _plain(text)
         kind, results = "other", []
+        observed: Union[int, str]          # a number, or the "file function" of a WARNING
+        predicted: Union[int, str, None]
         if not regions:
             # an excerpt without its pmem ranges: nothing of the nvdimm side was simulated
             out.append({"text": text, "kind": kind, "compared": False, "results": []})
@@ -145,8 +110,7 @@ def compare_observations(layout: dict, observations, kernels) -> list[dict]:
                     ns = _namespaces(layout, k).get(dev)
                     predicted = None if ns is None else ns[0]["start" if attr == "resource" else "raw_size"]
                     results.append(_verdict(k, observed, predicted))
-        elif _TRUNCATE_RE.search(plain):
-            m = _TRUNCATE_RE.search(plain)
+        elif (m := _TRUNCATE_RE.search(plain)) is not None:
             kind, observed = "truncate", int(m.group("n"))
             for k in kernels:
                 ns = _namespaces(layout, k).get(m.group("ns"))
@@ -157,19 +121,17 @@ def compare_observations(layout: dict, observations, kernels) -> list[dict]:
                         predicted = int(p.group("n"))
                         break
                 results.append(_verdict(k, observed, predicted))
-        elif _CAPACITY_RE.match(plain):
-            m = _CAPACITY_RE.match(plain)
+        elif (m := _CAPACITY_RE.match(plain)) is not None:
             kind, observed = "capacity", int(m.group("b"))
             dev = f"namespace{m.group('r')}.{m.group('n') or 0}"
             for k in kernels:
                 ns = _namespaces(layout, k).get(dev)
                 predicted = ns[1]["capacity"] if ns and ns[1]["result"] == "ok" else None
                 results.append(_verdict(k, observed, predicted))
-        elif _WARNING_RE.match(plain):
-            m = _WARNING_RE.match(plain)
+        elif (m := _WARNING_RE.match(plain)) is not None:
             kind, observed = "warning", f"{m.group('file')} {m.group('func')}"
             for k in kernels:
-                predicted: Optional[str] = None
+                predicted = None
                 for line in _dmesg(layout, k):
                     p = _WARNING_RE.match(line)
                     if p:
@@ -198,7 +160,7 @@ def lost_capacity(result: dict) -> int:
 
 
 def check_findings(layout: dict, format_size=lambda n: f"{n} bytes") -> list[dict]:
-    """The ``check`` entries of a layout's report (see the module docstring); sizes in the
+    """The ``check`` entries of a layout's report (see docs/explain.md); sizes in the
     texts are written with ``format_size``."""
     out = []
     for reg in layout["regions"]:

@@ -1,61 +1,7 @@
 """The layout-text front end: what users paste or redirect, turned into the text that
 :func:`sparsemem.iomem.parse` reads.
 
-``sparsemem report`` / ``lsmem`` accept a memory layout in the forms a machine prints it
-(api.md "Command line"):
-
-* ``/proc/iomem`` (read as root; nesting by indentation), passed through unchanged;
-* the kernel log, exactly as ``dmesg`` or ``journalctl -k`` prints it, whole or grepped:
-  ``<6>`` log levels (``dmesg -r``), ``kern  :info  :`` (``dmesg -x``), ``[    0.000000]``
-  timestamps and ``[    T0]`` caller ids, ``dmesg -T`` / ``-H`` / ``--time-format=iso`` times,
-  ``Dec 05 12:38:00 host kernel:`` (journalctl, syslog) and ISO / monotonic journal prefixes.
-  Every e820 line the x86 boot prints is understood (arch/x86/kernel/e820.c, v5.1 .. v7.x):
-  the tables (``BIOS-e820:``, ``user:`` after ``memmap=``/``mem=``, ``reserve setup_data:``
-  (the "extended" table), ``modified:``), in the wording up to 6.19 (``usable``, ``reserved``,
-  ``persistent (type 12)``) and from 7.0 (``System RAM``, ``device reserved``, ``persistent RAM
-  (type 12)``, ``[gap ...]`` lines), and ``e820: update [mem ...] OLD ==> NEW`` /
-  ``e820: remove [mem ...] [TYPE]``, which are applied to the table as the kernel applied them
-  (see below).  Other e820 lines (``available for PCI devices``, ``reserve RAM buffer``,
-  ``... E820 ...``) change no table and are skipped; so is every other line that carries a log
-  prefix, and, in a log that shows its ``Linux version`` / ``Command line:`` lines, every other
-  line at all (``dmesg --notime``).  ``journalctl`` output of several boots uses the last.
-* a ``/sys/firmware/memmap`` dump (the firmware's e820 table: ``N/start``, ``N/end``, ``N/type``
-  with inclusive ends), as ``grep . /sys/firmware/memmap/*/*`` prints it (``path:value``), as
-  ``head /sys/firmware/memmap/*/*`` prints it (``==> path <==`` then the value), as ``for d in
-  /sys/firmware/memmap/*; do cat $d/start $d/end $d/type; done`` prints it (three lines per
-  entry, optionally after an ``echo $d`` line) or one ``0xSTART 0xEND TYPE`` line per entry.
-  Each entry becomes a ``BIOS-e820:`` line; a type name that ``e820_type_to_string`` gives for
-  no known type ("Unknown E820 type") becomes e820 type 6.
-
-Around any of these: a UTF-8 (or UTF-16) byte-order mark, Windows line ends, Markdown code
-fences, e-mail quoting (``> ``), pasted shell prompts and commands (``$ dmesg``,
-``user@host:~$ sudo cat /proc/iomem``, ``[root@host ~]# ...``) are dropped.  ``#`` lines stay
-(``# source:`` and ``# observed:`` are read by the parser).  Any other line is a one-line
-``ValueError`` naming the file, the line number and the accepted forms.
-
-Line numbers: :attr:`LayoutText.text` has exactly the user's lines in the user's order (a
-dropped line is left empty), so every error of the parser names the line of the original file.
-Only when e820 update/remove lines must be applied is the resulting table appended after them
-(the printed table lines are then left empty): see :func:`normalise`.
-
-Applying ``e820: update`` / ``remove``
---------------------------------------
-The kernel prints its table at a few points of ``setup_arch`` (``BIOS-e820`` from
-``e820__memory_setup``; ``reserve setup_data`` from ``e820__reserve_setup_data``; ``user`` from
-``e820__finish_early_params`` when ``memmap=``/``mem=`` changed it; ``modified`` after an MTRR
-trim) and changes it in between with ``e820__range_update`` / ``e820__range_remove``, which
-print one ``e820: update`` / ``e820: remove`` line each (KERN_DEBUG: ``dmesg`` shows them).  The
-table used is chosen as the parser chooses it (``modified`` > ``user`` > ``extended`` >
-``BIOS-e820``; the user-defined map wins over the firmware's), then every update/remove printed
-*after* that table is applied to it in file order (``trim_bios_range`` and the EFI
-reservations come after the last print: ``e820: update [mem 0x00000000-0x00000fff] usable ==>
-reserved``, ``e820: remove [mem 0x000a0000-0x000fffff] usable``), and the result is sanitized
-(``e820__update_table``), as the kernel does before ``e820__reserve_resources`` turns it into
-``/proc/iomem``.  ``usable ==> usable`` is the setup_data update of v5.3..v6.9 (RAM to
-``E820_TYPE_RESERVED_KERN``, which prints as ``usable`` too): it is applied wherever it stands,
-since a printed table cannot show that type, and it splits "System RAM" in ``/proc/iomem`` as on
-a real EFI machine.  The table operations are :func:`sparsemem.e820.e820__range_update` and
-:func:`sparsemem.e820.e820__range_remove`.
+The detail: docs/inputs.md.
 """
 
 from __future__ import annotations
@@ -233,6 +179,7 @@ class E820Op:
 
     def apply(self, table):
         if self.op == "update":
+            assert self.old is not None and self.new is not None  # an update line names both types
             return e820__range_update(table, self.start, self.size, self.old, self.new)[0]
         return e820__range_remove(table, self.start, self.size, self.old or 0, self.old is not None)[0]
 
@@ -280,7 +227,7 @@ class LayoutText:
 
 
 def normalise(text: str, filename: Optional[str] = None) -> LayoutText:
-    """Turn a pasted or redirected layout (see the module docstring) into the text the parser
+    """Turn a pasted or redirected layout (see docs/inputs.md) into the text the parser
     reads.  Raises ``ValueError`` naming ``filename``, the 1-based line number, the line and
     the accepted forms for a line that is none of them."""
     if isinstance(text, (bytes, bytearray)):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .e820 import (
     E820_TYPE_ACPI,
@@ -162,8 +161,7 @@ UNPRIVILEGED_MESSAGE = (
 )
 
 
-@dataclass
-class _Line:
+class _Line(NamedTuple):
     lineno: int
     text: str
     indent: int
@@ -287,13 +285,12 @@ def _build_iomem(out: ParsedLayout, lines: list[_Line], fail) -> None:
                        f"{_mem(ln.start, ln.end)} overlaps its sibling on line {cl.lineno} "
                        f"({conflict.name} {conflict.pr()})")
         line_of[id(res)] = ln
+        # add_memory() can only have put System RAM under a resource that was not busy
+        # (nothing above reads a parent's busy flag, so clearing it here or after all lines is
+        # the same)
+        if stack and ln.name.startswith("System RAM") and not parent.flags & IORESOURCE_SYSRAM:
+            parent.flags &= ~IORESOURCE_BUSY
         stack.append((ln.indent, res))
-    # add_memory() can only have put System RAM under a resource that was not busy.
-    for res in out:
-        if res.name.startswith("System RAM") and res.parent is not out.root and not (
-            res.parent.flags & IORESOURCE_SYSRAM
-        ):
-            res.parent.flags &= ~IORESOURCE_BUSY
 
 
 def parse_file(path) -> ParsedLayout:

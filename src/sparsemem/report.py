@@ -1,127 +1,23 @@
 """``sparsemem report``: what the default fsdax namespace gets on every pmem region, per kernel.
 
-The computation lives here and returns plain data (dicts, lists, ints, strings); the command
-line (:mod:`sparsemem.cli`) only formats it, and ``--json`` prints it as is.
-
-What is computed
-================
-
-For every layout (``/proc/iomem`` text or dmesg e820 lines) and every kernel version ``V``
-(default ``5.2`` and ``5.3``), one machine is booted with ``Machine.from_iomem(text,
-kernel=V)``.  Then, **on that same machine, region after region in address order** (as an
-administrator running ``ndctl create-namespace`` once per region would), the default
-namespace is created over the whole region: ``region.create_namespace()`` (``size=None``,
-``mode="fsdax"``, ``map="dev"``, default align).  Because the machine is shared, a namespace
-can fail because of the one created before it on the neighbouring region (ndctl issue #76).
-
-For each (region, kernel) the report gives, in bytes:
-
-``capacity``
-    ``Namespace.size``: the usable data bytes (what ``ndctl list`` shows as ``size``); 0 when
-    the namespace could not be created/enabled.
-``lost.total``
-    ``region.size - capacity``: everything of the raw region that the user cannot store
-    data in.  It is split exactly into
-    ``lost.padding`` = ``start_pad + end_trunc`` (legacy section padding and the end
-    truncation for ``align``),
-    ``lost.metadata`` = ``dataoff`` (info-block area, the struct-page reservation of
-    ``map="dev"`` and its rounding up to the alignment),
-    ``lost.unallocated`` = ``region.size - raw_size`` (region bytes no namespace covers; the
-    whole region when creation failed), and
-    ``lost.other`` = the rest (``raw_size - start_pad - end_trunc - dataoff - size``, normally
-    0; non-zero only if the kernel truncated ``npfns``).
-``memmap.pmem`` / ``memmap.ram``
-    What enabling the namespace cost in struct-page memory: the change of
-    ``machine.sections.vmemmap_stats()`` across ``create_namespace``
-    (``memmap_altmap_bytes``: vmemmap PMDs carved from the namespace's own altmap;
-    ``memmap_ram_bytes``: vmemmap pages taken from System RAM, e.g. the base pages of partially
-    populated sections in the sub-section era).  Also measured for a failed attempt: a legacy
-    failure can leave sections added.
-``shared_sections``
-    The 128 MiB sections that overlap the region and whose 64 sub-sections (2 MiB each) hold
-    bytes of more than one *owner*, after all regions of the layout were processed.  Owners
-    are ``System RAM`` (top-level RAM of the booted machine), each namespace (the range its
-    pgmap maps: ``[start + start_pad, start + raw_size - end_trunc)``, memmap and data) and,
-    for region space no namespace maps, the region itself (``regionN``).  Padding belongs to
-    nobody: that is what legacy padding is for, and what it costs.
-``result``
-    ``"ok"``, or the errno name of the ``KernelError`` (``"ENOMEM"``) with ``message``: the
-    first kernel log line the attempt printed that is not informational (``alignment
-    collision``, ``cut here`` markers and backtraces are skipped; a ``WARNING:`` line only
-    when nothing more specific was logged), e.g. ``"nd_pmem pfn1.0: Conflicting mapping in
-    same section"``; the exception text when the log says nothing.  ``errno`` is the probe's
-    own error (ndctl itself sees ``ENXIO``, "failed to enable", for every probe failure), and
-    ``detail`` the simulator's explanation (the text of that probe error, with numbers).
-
-Per layout, ``totals`` sums the capacity per kernel and ``capacity_difference`` gives each
-kernel's total minus the first kernel's total.
-
-JSON (``sparsemem report --json`` / ``--jsonl``), version 2
-==========================================================
-
-A stable object, all sizes and addresses exact integers (bytes), kernels in the order
-given (``--jsonl``: one such object per layout and line, each with one layout)::
-
-    {
-      "version": 2,
-      "kernels": [{"version": "5.2", "era": "legacy"}, {"version": "5.3", "era": "subsection"}],
-      "layouts": [{
-        "file": "…/ndctl-issue-76.txt",  "bundled": true,
-        "source": "https://github.com/pmem/ndctl/issues/76",   (or null)
-        "regions": [{
-          "index": 0, "dev": "region0", "start": 104890302464, "end": 375473242111,
-          "size": 270582939648, "first_section": 783, "last_section": 2799,
-          "results": [{
-            "kernel": "5.2", "era": "legacy",
-            "result": "ok" | "ENOMEM" | ...,  "errno": null | 12,  "message": null | "…",
-            "detail": null | "…",   (the simulator's explanation: the probe error's text)
-            "namespace": null | {"dev", "start", "end", "raw_size", "mode", "map", "align",
-                                 "start_pad", "end_trunc", "dataoff", "npfns", "size",
-                                 "enabled", "blockdev" | "chardev"},
-            "capacity": int,
-            "lost": {"total", "padding", "metadata", "unallocated", "other"},
-            "memmap": {"pmem", "ram"},
-            "shared_sections": [{"section": int, "start": int, "owners": [str, ...]}],
-            "dmesg": [str, ...]          (every line the attempt logged)
-          }, ...]
-        }, ...],
-        "totals": [{"kernel": "5.2", "capacity": int, "regions": int, "failed": int}, ...],
-        "capacity_difference": [{"kernel": "5.3", "versus": "5.2", "bytes": int}, ...],
-        "input": {"format": "iomem" | "dmesg" | "e820" | "firmware-memmap",
-                  "notes": [str, ...]},   (what sparsemem.inputs did to read the file)
-        "observations": [{"text", "kind", "compared", "results": [{"kernel", "verdict":
-                          "agree" | "differ", "observed", "predicted"}]}, ...],
-        "check": [{"region", "kernel", "kind": "failed" | "lost", "bytes", "text"}, ...]
-      }, ...]
-    }
-
-Version 2 (issue 13) names the fields as ``ndctl list`` does where they mean the same: a
-region's and a namespace's name is ``dev``, and a namespace has ``blockdev`` (``pmem0``,
-``pmem1.1``, ``pmem0s``) or, in devdax mode, ``chardev`` (``dax0.0``); ``size``, ``mode``,
-``map`` and ``align`` were ndctl's already.  ``input``, ``observations``
-(:func:`sparsemem.explain.compare_observations`) and ``check``
-(:func:`sparsemem.explain.check_findings`, what ``--check`` exits 3 on) are new.
-
-A release newer than the newest row of :data:`sparsemem.kernel.ERAS` (e.g. ``"5.10"``) runs
-with that row's rules (v5.3 for the sub-section era): ``era`` names the row as for any other
-release, and the text report labels the column ``5.10 (subsection era, v5.3 rules)``
-(:attr:`sparsemem.kernel.KernelModel.approximate` / ``rules``); the JSON fields stay as they
-are, since new fields only come with a new ``version``.
-
-``end`` values are inclusive (as ``/proc/iomem`` prints them).  :data:`REPORT_SCHEMA` is the
-same contract as a JSON-schema-like dict (``type``, ``required``, ``properties``, ``items``,
-``enum``, ``additionalProperties``).  New fields are only ever added with a new ``version``.
+The detail: docs/report.md.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
+from . import hints, inputs, iomem
 from .errors import KernelBug, KernelError, errno_name
-from .explain import CHECK_SCHEMA, OBSERVATION_SCHEMA, check_findings, compare_observations
-from .kernel import kernel_model
+from .explain import CHECK_SCHEMA, OBSERVATION_SCHEMA, check_findings, compare_observations, lost_capacity
+from .hints import HINT_SCHEMA
+from .kernel import ERAS, kernel_model, report_kernels
+from .layout import parse
+
+if TYPE_CHECKING:
+    from .nvdimm.namespace import Namespace
 
 __all__ = [
     "REPORT_VERSION",
@@ -140,7 +36,8 @@ __all__ = [
 ]
 
 REPORT_VERSION = 2
-DEFAULT_KERNELS = ("5.2", "5.3")
+#: 5.2, 5.3 and the newest release the kernel table models (:func:`sparsemem.kernel.report_kernels`)
+DEFAULT_KERNELS = report_kernels()
 SECTION_SIZE = 1 << 27
 SUBSECTION_SIZE = 1 << 21
 SUBSECTIONS = SECTION_SIZE // SUBSECTION_SIZE
@@ -164,8 +61,18 @@ _NAMESPACE_SCHEMA = _obj({
     "dev": _STR, "start": _INT, "end": _INT, "raw_size": _INT, "mode": _STR, "map": _NSTR,
     "align": _INT, "start_pad": _INT, "end_trunc": _INT, "dataoff": _INT, "npfns": _INT,
     "size": _INT, "enabled": {"type": "boolean"}, "blockdev": _STR, "chardev": _STR,
+    "adopted": {"type": "boolean"}, "kmem": _obj({"start": _INT, "end": _INT, "size": _INT,
+                                                  "lost_alignment": _INT, "blocks": _INT, "online": _INT}),
 }, required=("dev", "start", "end", "raw_size", "mode", "map", "align", "start_pad", "end_trunc",
              "dataoff", "npfns", "size", "enabled"))
+
+#: device memory of the layout hot-added as System RAM (kmem) outside a namespace (K §9)
+_KMEM_SCHEMA = _obj({
+    "kernel": _STR, "dev": _NSTR, "parent": _STR, "start": _INT, "end": _INT, "size": _INT,
+    "lost_alignment": _INT, "blocks": _INT, "online": _INT, "result": _STR,
+    "errno": {"type": ["integer", "null"]}, "message": _NSTR,
+    "memmap": _obj({"pmem": _INT, "ram": _INT}), "dmesg": {"type": "array", "items": _STR},
+})
 
 _RESULT_SCHEMA = _obj({
     "kernel": _STR,
@@ -181,6 +88,10 @@ _RESULT_SCHEMA = _obj({
     "shared_sections": {"type": "array", "items": _obj({
         "section": _INT, "start": _INT, "owners": {"type": "array", "items": _STR}})},
     "dmesg": {"type": "array", "items": _STR},
+    "namespaces": {"type": "array", "items": _NAMESPACE_SCHEMA},
+    "kmem": {"type": "array", "items": _KMEM_SCHEMA},
+    "existing": {"type": "boolean"},
+    "hints": {"type": "array", "items": HINT_SCHEMA},
 })
 
 #: The ``--json`` contract (version 2) as a JSON-schema-like dict.
@@ -203,6 +114,10 @@ REPORT_SCHEMA: dict = _obj({
             "kernel": _STR, "versus": _STR, "bytes": _INT})},
         "observations": {"type": "array", "items": OBSERVATION_SCHEMA},
         "check": {"type": "array", "items": CHECK_SCHEMA},
+        "existing": _obj({"namespaces": {"type": "array", "items": _obj({
+            "dev": _STR, "region": _INT, "mode": _STR, "source": _STR, "kmem": {"type": "boolean"}})},
+            "ndctl": {"type": "boolean"}, "notes": {"type": "array", "items": _STR}}),
+        "kmem": {"type": "array", "items": _KMEM_SCHEMA},
     })},
 })
 
@@ -221,7 +136,9 @@ class Layout:
     source: Optional[str] = None
     observations: list = field(default_factory=list)
     #: what :func:`sparsemem.inputs.normalise` made of the file (form, notes), or None
-    input: Optional[object] = None
+    input: Optional[inputs.LayoutText] = None
+    #: ``ndctl list -N`` / ``daxctl list`` JSON text for the existing configuration, or None
+    ndctl: Optional[str] = None
 
 
 def bundled_layouts() -> list[str]:
@@ -241,8 +158,6 @@ def load_layout(path: str, bundled: bool = False, *, text: Optional[str] = None,
     Raises ``OSError`` when the file cannot be read and ``ValueError`` (naming the file and the
     line) when it is not a layout.
     """
-    from . import inputs, iomem
-
     name = name or ("<stdin>" if path == "-" else path)
     if text is None:
         text = inputs.read_layout_file(path)
@@ -442,22 +357,69 @@ def subsection_owners(intervals, section: int) -> list[tuple[str, str, bool]]:
 # the computation
 
 
+# start-up: ``sparsemem --help`` loads this module for its defaults; the simulator (machine,
+# and existing, which stands on it) is not needed until a layout boots (30 ms, see cli.py)
+def _machine():
+    """:class:`sparsemem.machine.Machine`, imported on first use."""
+    from .machine import Machine  # noqa: PLC0415 -- start-up of the command line
+
+    return Machine
+
+
+def _existing():
+    """:mod:`sparsemem.existing`, imported on first use."""
+    from . import existing  # noqa: PLC0415 -- start-up of the command line
+
+    return existing
+
+
 def _boot(text: str, kernel: str):
-    from .machine import Machine
-
-    return Machine.from_iomem(text, kernel=kernel)
+    return _machine().from_iomem(text, kernel=kernel)
 
 
-def create_measured(machine, region, kernel: str, era: str, **request) -> tuple[dict, object, Optional[BaseException]]:
+def create_measured(machine, region, kernel: str, era: str,
+                    **request) -> tuple[dict, Optional[Namespace], Optional[BaseException]]:
     """Create one namespace on ``region`` of the booted ``machine`` and measure it as the report does.
 
     ``request`` holds the ``create_namespace`` arguments (none: the default namespace).
     Returns ``(result, namespace, error)``: ``result`` is one entry of a region's ``results``
-    (see the module docstring; ``shared_sections`` left empty, since it needs every region),
+    (see docs/report.md; ``shared_sections`` left empty, since it needs every region),
     ``namespace`` the created namespace (or what a failed attempt left behind, else ``None``)
     and ``error`` the exception of a failed attempt (else ``None``).  ``sparsemem fleet``
     builds its rows from the same numbers.
     """
+    return _measure(machine, region, kernel, era, lambda: region.create_namespace(**request))
+
+
+def adopt_measured(machine, item, kernel: str,
+                   era: str) -> tuple[dict, Optional[Namespace], Optional[BaseException]]:
+    """:func:`create_measured` for one namespace of an existing configuration
+    (:func:`sparsemem.existing.adopt_namespace`): the same result dict, its namespace dict with
+    ``"adopted": true`` and, for a devdax namespace bound to kmem, ``"kmem"``."""
+    existing = _existing()
+
+    region = machine.regions[item.region]
+    res, ns, err = _measure(machine, region, kernel, era, lambda: existing.adopt_namespace(machine, item))
+    if res["namespace"] is not None:
+        res["namespace"]["adopted"] = True
+        if ns is not None:
+            k = existing.kmem_of(machine, ns)
+            if k is not None:
+                res["namespace"]["kmem"] = _kmem_dict(machine, k[0], k[1], ns.size)
+    return res, ns, err
+
+
+def _kmem_dict(machine, start: int, size: int, dax_size: int) -> dict:
+    """The accounting of K §9 for one hot-added range: ``lost_alignment = dax_size - size``."""
+    blocks = [b for b in machine.memory_blocks if start <= b.start < start + size]
+    return {"start": start, "end": start + size - 1, "size": size, "lost_alignment": max(dax_size - size, 0),
+            "blocks": len(blocks), "online": sum(1 for b in blocks if str(b.state) == "online")}
+
+
+def _measure(machine, region, kernel: str, era: str,
+             action) -> tuple[dict, Optional[Namespace], Optional[BaseException]]:
+    """Run ``action()`` (it makes one namespace on ``region``) and measure it (see
+    :func:`create_measured`)."""
     rsize = region.size
     dmesg = machine.dmesg
     before_ids = {id(n) for n in region.namespaces}
@@ -465,7 +427,7 @@ def create_measured(machine, region, kernel: str, era: str, **request) -> tuple[
     before = _stats(machine)
     ns, err = None, None
     try:
-        ns = region.create_namespace(**request)
+        ns = action()
     except (KernelError, KernelBug, ValueError, TypeError) as exc:
         err = exc
     after = _stats(machine)
@@ -518,48 +480,192 @@ def create_measured(machine, region, kernel: str, era: str, **request) -> tuple[
     }, ns, err
 
 
-def _run_kernel(layout: Layout, kernel: str) -> tuple[list[dict], list[dict], list[tuple[int, int]], list]:
-    """Boot ``layout`` under ``kernel``; create the default namespace on every region.
+@dataclass
+class Attempt:
+    """One namespace made on a booted machine: its region's index, the mode asked for, the
+    :func:`create_measured` result, the namespace (or what a failure left, or ``None``), the
+    exception of a failure, and whether it is adopted (an existing configuration)."""
+
+    region: int
+    mode: str
+    result: dict
+    namespace: Optional[Namespace] = None
+    error: Optional[BaseException] = None
+    adopted: bool = False
+
+
+def boot_layout(text: str, kernel: str, ndctl_json=None):
+    """``(machine, config)``: the layout booted under ``kernel`` without adopting anything,
+    and the configuration the layout (and ``ndctl_json``, ``ndctl list -N`` / ``daxctl list``
+    text) already has (:func:`sparsemem.existing.read_config`), for :func:`populate`.
+    ``ValueError`` when the layout or the JSON cannot be read."""
+    existing = _existing()
+    tree = parse(text)
+    machine = _machine()(kernel, iomem=tree)
+    config = existing.read_config(tree, [(r.start, r.size) for r in machine.regions], ndctl_json,
+                                  block_size=machine.memory_block_size, booted=machine.iomem)
+    return machine, config
+
+
+def _ram_measured(machine, ram, kernel: str) -> dict:
+    """Adopt device memory shown as System RAM (:func:`sparsemem.existing.adopt_ram`) and
+    measure it: what becomes System RAM, the memmap it costs, its blocks (K §9)."""
+    existing = _existing()
+
+    mark = len(machine.dmesg)
+    before = _stats(machine)
+    err = None
+    try:
+        existing.adopt_ram(machine, ram)
+    except KernelError as exc:
+        err = exc
+    after = _stats(machine)
+    lines = machine.dmesg[mark:]
+    d = {"kernel": kernel, "dev": ram.dev, "parent": ram.parent,
+         **_kmem_dict(machine, ram.start, ram.size if err is None else 0, ram.size)}
+    d.update(start=ram.start, end=ram.start + ram.size - 1)
+    d.update(result="ok" if err is None else errno_name(err.errno), errno=None if err is None else err.errno,
+             message=None if err is None else (_failure_line(lines) or " ".join(str(err.strerror).split())),
+             memmap={"pmem": after["pmem"] - before["pmem"], "ram": after["ram"] - before["ram"]}, dmesg=lines)
+    return d
+
+
+def populate(machine, config, kernel: str, era: Optional[str] = None, *,
+             requests: Optional[dict] = None) -> tuple[list[Attempt], list[dict]]:
+    """What ``report`` (and ``sparsemem fleet`` under K1) does on a booted machine: the
+    existing configuration ``config`` adopted (device RAM first, then the namespaces in order,
+    each measured), then the default namespace created on every region without an existing
+    configuration, in address order (``requests``: ``{region index: create_namespace
+    kwargs}`` replaces the default request of a region).  Returns ``(attempts, ram)``: the
+    :class:`Attempt` of every namespace in creation order, and the measured device RAM."""
+    era = era or kernel_model(kernel).era
+    rams = [_ram_measured(machine, r, kernel) for r in config.ram]
+    attempts = []
+    for item in config.namespaces:
+        res, ns, err = adopt_measured(machine, item, kernel, era)
+        attempts.append(Attempt(item.region, item.mode, res, ns, err, True))
+    taken = config.regions
+    for index, region in enumerate(list(machine.regions)):
+        if index in taken:
+            continue
+        req = dict((requests or {}).get(index, {}))
+        res, ns, err = create_measured(machine, region, kernel, era, **req)
+        attempts.append(Attempt(index, req.get("mode", "fsdax"), res, ns, err))
+    return attempts, rams
+
+
+def _region_result(region, mine: list, rams: list) -> dict:
+    """One region's result under one kernel: the single default namespace's result as
+    :func:`create_measured` gives it, or the sum over an existing configuration."""
+    if len(mine) == 1 and not mine[0].adopted and not rams:
+        res = dict(mine[0].result)
+        res["namespaces"] = [res["namespace"]] if res["namespace"] else []
+        res["kmem"], res["existing"] = [], False
+        return res
+    results = [a.result for a in mine]
+    nss = [r["namespace"] for r in results if r["namespace"]]
+    failed = [r for r in results + rams if r["result"] != "ok"]
+    rsize = region.size
+    capacity = sum(r["capacity"] for r in results) + sum(r["size"] for r in rams if r["result"] == "ok")
+    padding = sum(n["start_pad"] + n["end_trunc"] for n in nss)
+    metadata = sum(n["dataoff"] for n in nss)
+    unallocated = max(rsize - sum(n["raw_size"] for n in nss) - sum(r["size"] for r in rams), 0)
+    head = failed[0] if failed else None
+    return {
+        "kernel": mine[0].result["kernel"] if mine else rams[0]["kernel"],
+        "era": mine[0].result["era"] if mine else kernel_model(rams[0]["kernel"]).era,
+        "result": head["result"] if head else "ok",
+        "errno": head["errno"] if head else None,
+        "message": head["message"] if head else None,
+        "detail": head.get("detail") if head else None,
+        "namespace": nss[0] if nss else None,
+        "namespaces": nss,
+        "kmem": rams,
+        "existing": True,
+        "capacity": capacity,
+        "lost": {"total": rsize - capacity, "padding": padding, "metadata": metadata, "unallocated": unallocated,
+                 "other": rsize - capacity - padding - metadata - unallocated},
+        "memmap": {"pmem": sum(r["memmap"]["pmem"] for r in results + rams),
+                   "ram": sum(r["memmap"]["ram"] for r in results + rams)},
+        "shared_sections": [],
+        "dmesg": [ln for r in results + rams for ln in r["dmesg"]],
+    }
+
+
+def _run_kernel(layout: Layout, kernel: str, *, text: Optional[str] = None,
+                requests: Optional[dict] = None) -> tuple:
+    """Boot ``layout`` (or ``text``) under ``kernel``; adopt its existing configuration and
+    create the default namespace on every other region (:func:`populate`).
 
     Returns (per-region results, per-region state for the owner map, System RAM ranges, the
-    memory blocks as ``(start, size, state)``).
+    memory blocks as ``(start, size, state)``, the device RAM adopted outside any region, the
+    :class:`sparsemem.existing.ExistingConfig`).
     """
-    machine = _boot(layout.text, kernel)
+    machine, config = boot_layout(layout.text if text is None else text, kernel, layout.ndctl)
     era = kernel_model(kernel).era
+    attempts, rams = populate(machine, config, kernel, era, requests=requests)
     results, states = [], []
     for index, region in enumerate(list(machine.regions)):
-        rname = region.dev
-        rstart, rsize = region.start, region.size
-        res, ns, err = create_measured(machine, region, kernel, era)
+        mine = [a for a in attempts if a.region == index]
+        res = _region_result(region, mine, [r for r, c in zip(rams, config.ram) if c.region == index])
         results.append(res)
-        live = []
-        for n in region.namespaces:
-            d = _ns_dict(n)
-            if d["enabled"] or err is None and n is ns:
-                live.append(d)
-        states.append({"index": index, "name": rname, "start": rstart, "end": rstart + rsize - 1,
-                       "size": rsize, "namespaces": live, "failed": err is not None})
+        live = [_ns_dict(n) for n in region.namespaces if n.enabled]
+        states.append({"index": index, "name": region.dev, "start": region.start,
+                       "end": region.start + region.size - 1, "size": region.size, "namespaces": live,
+                       "failed": res["result"] != "ok"})
     ram = _system_ram(machine)
     intervals = owner_intervals(ram, states)
     for res, st in zip(results, states):
         res["shared_sections"] = shared_sections(intervals, st["start"], st["end"] + 1)
     blocks = [(b.start, b.size, str(b.state)) for b in machine.memory_blocks]
-    return results, states, ram, blocks
+    outside = [r for r, c in zip(rams, config.ram) if c.region is None]
+    return results, states, ram, blocks, outside, config
+
+
+def _add_hints(layout: Layout, kernels: Sequence[str], per_kernel: dict, states: list) -> None:
+    """``result["hints"]`` of every result (:mod:`sparsemem.hints`): alternatives tried by
+    running the layout again, each run once (cached by release, requests and text)."""
+    cache: dict = {}
+
+    def run(kernel, requests=None, text=None):
+        key = (kernel, repr(sorted((requests or {}).items())), text)
+        if key not in cache:
+            try:
+                cache[key] = _run_kernel(layout, kernel, text=text, requests=requests)[0]
+            except (ValueError, KernelError, KernelBug):
+                cache[key] = []
+        return cache[key]
+
+    for k in kernels:
+        cache[(k, "[]", None)] = per_kernel[k]
+    releases = list(dict.fromkeys(list(kernels) + ["%d.%d" % first for first, _ in reversed(ERAS)]))
+    if not any(hints.finding(r, lost_capacity) for rs in per_kernel.values() for r in rs):
+        for rs in per_kernel.values():
+            for r in rs:
+                r["hints"] = []
+        return
+    hints.hints_for_layout(per_kernel, kernels, run, parse(layout.text).text(),
+                           [(st["start"], st["size"]) for st in states],
+                           {k: {i for i, r in enumerate(per_kernel[k]) if not r["existing"]} for k in kernels},
+                           format_size, lost_capacity, releases, lambda r: kernel_model(r).label_for(r))
 
 
 def report_layout(layout: Layout, kernels: Sequence[str] = DEFAULT_KERNELS, *, keep_state: bool = False) -> dict:
-    """The report of one layout (see the module docstring).
+    """The report of one layout (see docs/report.md).
 
     With ``keep_state``, the returned dict also has ``"_state"``: per kernel, the region
     states, RAM ranges and memory blocks the plot needs (not part of the JSON).
     """
     per_kernel = {}
     state = {}
+    kmem: list = []
     for k in kernels:
-        results, states, ram, blocks = _run_kernel(layout, k)
+        results, states, ram, blocks, outside, config = _run_kernel(layout, k)
+        kmem.extend(outside)
         per_kernel[k] = results
         state[k] = {"regions": states, "ram": ram, "blocks": blocks}
     first = kernels[0]
+    _add_hints(layout, kernels, per_kernel, state[first]["regions"])
     regions = []
     for i, st in enumerate(state[first]["regions"]):
         regions.append({
@@ -589,6 +695,10 @@ def report_layout(layout: Layout, kernels: Sequence[str] = DEFAULT_KERNELS, *, k
         "regions": regions,
         "totals": totals,
         "capacity_difference": diffs,
+        "existing": {"namespaces": [{"dev": n.name, "region": n.region, "mode": n.mode, "source": n.source,
+                                     "kmem": n.kmem} for n in config.namespaces],
+                     "ndctl": layout.ndctl is not None, "notes": list(config.notes)},
+        "kmem": kmem,
     }
     out["observations"] = compare_observations(out, layout.observations, list(kernels))
     out["check"] = check_findings(out, format_size)
@@ -615,4 +725,4 @@ def strip_state(report: dict) -> dict:
     return {**report, "layouts": [{k: v for k, v in lay.items() if k != "_state"} for lay in report["layouts"]]}
 
 
-__all__ += ["strip_state", "shared_sections", "create_measured"]
+__all__ += ["strip_state", "shared_sections", "create_measured", "adopt_measured", "boot_layout", "populate", "Attempt"]

@@ -123,7 +123,7 @@ def probe_all(bus: NvdimmBus) -> None:
     """Re-create every labelled namespace of every region and probe it (never raises)."""
     m = bus.machine
     for region in bus.regions:
-        for lb in sorted(region.media.labels, key=lambda l: l["offset"]):
+        for lb in sorted(region.media.labels, key=lambda label: label["offset"]):
             ns = Namespace.from_label(region, lb)
             region.namespaces.append(ns)
             mark = len(m.dmesg)

@@ -7,6 +7,7 @@ rules: docs/nvdimm.md "The on-media info-block".
 from __future__ import annotations
 
 import dataclasses
+import functools
 import struct
 import uuid as _uuid
 from dataclasses import dataclass, field
@@ -125,16 +126,18 @@ UuidLike = Union[bytes, bytearray, memoryview, str, _uuid.UUID]
 # --- checksum (§1.3) ----------------------------------------------------------------------
 
 
-def fletcher64(data: bytes, le: bool = True) -> int:
+def fletcher64(data: Union[bytes, bytearray], le: bool = True) -> int:
     """``nd_fletcher64`` (§1.3): Fletcher-style sum over ``len(data) // 4`` 32-bit words.
 
     Words are read little-endian when ``le`` (big-endian otherwise).  ``lo`` is a 32-bit and
     ``hi`` a 64-bit accumulator, both starting at 0; per word ``lo = (lo + w) mod 2**32`` then
     ``hi = (hi + lo) mod 2**64``.  The result is ``((hi mod 2**32) << 32) | lo``.
 
-    Vectorised with numpy: ``lo`` after word *i* is the prefix sum mod 2**32, and ``hi`` the
-    sum of those prefixes.  uint64 arithmetic wraps mod 2**64, a multiple of 2**32, so the
-    low 32 bits of the wrapped sums are exact for any length.
+    Vectorised with numpy: ``lo`` after word *i* is the prefix sum ``P_i`` mod 2**32, so
+    ``hi`` mod 2**32 is the sum of the prefixes mod 2**32, i.e. the sum of ``w_j * (n - j)``
+    over the ``n`` words: one dot product with the weights ``n, n-1, ..., 1``.  uint64
+    arithmetic wraps mod 2**64, a multiple of 2**32, so the low 32 bits of the wrapped sums
+    are exact for any length.
 
     Raises ``ValueError`` if ``len(data)`` is not a multiple of 4.
     """
@@ -145,11 +148,17 @@ def fletcher64(data: bytes, le: bool = True) -> int:
     if n == 0:
         return 0
     words = np.frombuffer(buf, dtype="<u4" if le else ">u4").astype(np.uint64)
-    prefix = np.cumsum(words, dtype=np.uint64)
-    prefix &= np.uint64(_M32)  # lo after each word
-    lo = int(prefix[-1])
-    hi = int(np.sum(prefix, dtype=np.uint64)) & _M32
+    lo = int(words.sum(dtype=np.uint64)) & _M32
+    hi = int(words @ _fletcher_weights(n // 4)) & _M32
     return (hi << 32) | lo
+
+
+@functools.lru_cache(maxsize=8)
+def _fletcher_weights(n: int) -> np.ndarray:
+    """``n, n-1, ..., 1`` as uint64 (read-only): how often each word is added into ``hi``."""
+    w = np.arange(n, 0, -1, dtype=np.uint64)
+    w.flags.writeable = False
+    return w
 
 
 def sb_checksum(data: bytes) -> int:
@@ -177,6 +186,8 @@ def uuid_bytes(value: UuidLike) -> bytes:
 
     Accepts 16 raw bytes, a :class:`uuid.UUID` or its string form.
     """
+    if type(value) is bytes and len(value) == 16:
+        return value
     if isinstance(value, _uuid.UUID):
         return value.bytes
     if isinstance(value, str):
@@ -248,14 +259,15 @@ class InfoBlock:
         self.signature = sig
         self.uuid = uuid_bytes(self.uuid)
         self.parent_uuid = uuid_bytes(self.parent_uuid)
+        fields = self.__dict__
         for name, bits in _INT_FIELDS.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-            value = int(value)
+            value = fields[name]
+            if type(value) is not int:      # a plain int is kept as it is
+                if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                    raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+                value = fields[name] = int(value)
             if not 0 <= value < (1 << bits):
                 raise ValueError(f"{name}={value:#x} does not fit in u{bits}")
-            setattr(self, name, value)
         self.padding = _normalise_padding(self.padding, self.version_minor)
 
     # -- construction --------------------------------------------------------------------
@@ -292,8 +304,8 @@ class InfoBlock:
             page_struct_size = 0 if page_struct_size is None else page_struct_size
         sb = cls(
             signature=sig,
-            uuid=uuid,
-            parent_uuid=parent_uuid,
+            uuid=uuid,                # type: ignore[arg-type]  # __post_init__ makes any UuidLike bytes
+            parent_uuid=parent_uuid,  # type: ignore[arg-type]  # (uuid_bytes), in the dataclass's order
             flags=flags,
             version_major=version_major,
             version_minor=version_minor,
@@ -438,8 +450,19 @@ class InfoBlock:
         )
 
     def copy(self, **changes) -> "InfoBlock":
-        """A copy with ``changes`` applied (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied, validated as a new block is (what
+        ``dataclasses.replace`` does, without its generic keyword plumbing)."""
+        if not changes.keys() <= _FIELD_NAMES:
+            return dataclasses.replace(self, **changes)     # its TypeError names the field
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        new.__post_init__()
+        return new
+
+
+#: the fields :meth:`InfoBlock.copy` may change
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(InfoBlock))
 
 
 def apply_compat_defaults(sb: InfoBlock, page_size: int = PAGE_SIZE) -> InfoBlock:
@@ -464,4 +487,4 @@ def apply_compat_defaults(sb: InfoBlock, page_size: int = PAGE_SIZE) -> InfoBloc
     if minor < 4:
         changes["page_struct_size"] = MAX_STRUCT_PAGE_SIZE
         changes["page_size"] = page_size
-    return dataclasses.replace(sb, **changes)
+    return sb.copy(**changes)

@@ -9,8 +9,6 @@ area is: it survives reboot with the data.
 
 from __future__ import annotations
 
-import copy
-
 from .. import constants as C
 
 __all__ = ["Media", "PAGE"]
@@ -95,6 +93,6 @@ class Media:
     def clone(self) -> "Media":
         m = Media(self.size)
         m.pages = dict(self.pages)
-        m.labels = copy.deepcopy(self.labels)
+        m.labels = [dict(lb) for lb in self.labels]     # a label is flat: ints, strs, None
         m.read_only = self.read_only
         return m

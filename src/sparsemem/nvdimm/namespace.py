@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import errno
 import uuid as _uuid
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import KernelError, errno_name
-from ..memremap import make_altmap, memremap_pages, memunmap_pages
+from ..memremap import DevPagemap, make_altmap, memremap_pages, memunmap_pages
 from ..printk import CUT_HERE, WARNING_PREFIX, warn_once
 from . import pfn as P
-from .infoblock import (DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_RESERVE, INFO_BLOCK_SIZE, PFN_MODE_PMEM,
-                        PFN_MODE_RAM, PFN_SIG, InfoBlock)
+from .infoblock import (
+    DAX_SIG,
+    INFO_BLOCK_OFFSET,
+    INFO_BLOCK_RESERVE,
+    INFO_BLOCK_SIZE,
+    PFN_MODE_PMEM,
+    PFN_MODE_RAM,
+    PFN_SIG,
+    InfoBlock,
+)
 
 __all__ = ["Namespace", "MODES", "PFN_MODES", "BTT_SIG", "enable_error", "error_line", "pfn_mode_of", "map_of"]
 
@@ -90,7 +98,7 @@ class Namespace:
         self.sector_size = sector_size
         self.start_pad = self.end_trunc = self.dataoff = self.npfns = 0
         self.enabled = False
-        self.pgmap = None
+        self.pgmap: Optional[DevPagemap] = None
         self.resources: list = []
         self.error: Optional[tuple[int, str]] = None
         self.version_minor: Optional[int] = None
@@ -227,6 +235,7 @@ class Namespace:
             m.log(f"{self.driver} {self.pfn_dev}: region{self.region.id} is read-only, unable to init metadata")
             raise KernelError(errno.ENXIO, f"region{self.region.id} is read-only")
         mode = pfn_mode_of(self.map)
+        assert self.align is not None and self.pfn_uuid is not None  # set for every pfn-mode namespace
         sp = et = 0
         if model.nvdimm_pads_to_sections:                       # MN §3.1 step 4
             bus = self.region.bus
@@ -240,6 +249,7 @@ class Namespace:
                 self._log(f"{self.dev} {why}")
             raise KernelError(-rc, f"nd_pfn_init of {self.dev}: {why or 'mode none'} (start {self.start:#x} "
                                    f"size {self.raw_size:#x} start_pad {sp:#x} end_trunc {et:#x})")
+        assert layout is not None  # rc == 0
         sb = P.new_block(model, sig, self.pfn_uuid, self.uuid, layout, mode, self.align)
         self.media.write(self.offset + INFO_BLOCK_OFFSET, sb.pack())
         return sb, sb.align
@@ -256,6 +266,7 @@ class Namespace:
         rc, setup, why = P.nvdimm_setup_pfn(m.model, sb, self.start, self.raw_size)
         if rc:
             raise KernelError(-rc, f"__nvdimm_setup_pfn of {self.dev}: {why}")
+        assert setup is not None  # rc == 0
         if setup.message:
             self._log(setup.message)
         off = sb.dataoff
@@ -364,7 +375,7 @@ class Namespace:
     # ---------------------------------------------------------------- reporting
     def to_dict(self) -> dict:
         """``ndctl list -N`` fields."""
-        d = {"dev": self.dev, "mode": self.mode}
+        d: dict[str, Any] = {"dev": self.dev, "mode": self.mode}
         if self.is_pfn_mode:
             d["map"] = self.map
         d["size"] = self.size

@@ -20,9 +20,21 @@ from typing import Optional
 from .. import constants as C
 from .._common import U64
 from ..iomem import REGION_MIXED
-from .infoblock import (CHECKSUM_OFFSET, DAX_SIG, INFO_BLOCK_OFFSET, INFO_BLOCK_RESERVE, INFO_BLOCK_SIZE,
-                        MAX_STRUCT_PAGE_SIZE, PFN_MODE_NONE, PFN_MODE_PMEM, PFN_MODE_RAM, PFN_SIG, InfoBlock,
-                        apply_compat_defaults, sb_checksum)
+from .infoblock import (
+    CHECKSUM_OFFSET,
+    DAX_SIG,
+    INFO_BLOCK_OFFSET,
+    INFO_BLOCK_RESERVE,
+    INFO_BLOCK_SIZE,
+    MAX_STRUCT_PAGE_SIZE,
+    PFN_MODE_NONE,
+    PFN_MODE_PMEM,
+    PFN_MODE_RAM,
+    PFN_SIG,
+    InfoBlock,
+    apply_compat_defaults,
+    sb_checksum,
+)
 
 __all__ = ["SZ_4K", "SZ_8K", "SZ_2M", "SZ_1G", "SUPPORTED_ALIGNMENTS", "DEFAULT_ALIGN", "trim_pfn_device",
            "PfnLayout", "compute_layout", "nd_pfn_validate", "ValidateResult", "SetupResult",

@@ -9,7 +9,6 @@ lowest one on a tie).  ``available_size`` is the total free capacity, as sysfs s
 from __future__ import annotations
 
 import bisect
-
 import errno
 import uuid as _uuid
 from typing import Optional
@@ -90,7 +89,8 @@ class Region:
 
     # ---------------------------------------------------------------- create
     def create_namespace(self, size: Optional[int] = None, mode: str = "fsdax", map: str = "dev",
-                         align: Optional[int] = None, uuid=None) -> Namespace:
+                         align: Optional[int] = None, uuid=None, *, offset: Optional[int] = None,
+                         nsid: Optional[int] = None) -> Namespace:
         """``ndctl create-namespace -r regionN [-s size] [-m mode] [-M map] [-a align]``.
 
         Raises ``ValueError``/``TypeError`` for malformed arguments, ``KernelError(EINVAL)``
@@ -103,6 +103,11 @@ class Region:
         capacity, labels, media and the iomem tree are as before; the dmesg lines the kernel
         printed stay.  One documented exception: when ``arch_add_memory`` fails part-way (the
         pre-series altmap shortfall of MN §3.4 scenario B) the sections it added stay added.
+
+        ``offset`` (region-relative) and ``nsid`` re-create a namespace whose label already
+        says where it is (an existing configuration, :mod:`sparsemem.existing`): the extent
+        ``[offset, offset + size)`` must be free (``KernelError(EBUSY)`` otherwise) and the
+        namespace is named ``namespace<region>.<nsid>`` (an id in use is ``EBUSY`` too).
         """
         if not isinstance(mode, str):
             raise TypeError(f"mode must be a str, not {type(mode).__name__}")
@@ -125,7 +130,18 @@ class Region:
             align = None
             map = "dev"
         extents = self.free_extents()
-        if size is None:
+        if offset is not None:
+            strict_int(offset, "offset", minimum=0)
+            if size is None:
+                size = next((o + sz - offset for o, sz in extents if o <= offset < o + sz), 0)
+            if size % P.SZ_4K or offset % P.SZ_4K or not size:
+                raise KernelError(errno.EINVAL, f"{self.dev}: namespace at offset {offset:#x} size {size:#x} "
+                                                f"is not 4 KiB aligned")
+            if not any(o <= offset and offset + size <= o + sz for o, sz in extents):
+                raise KernelError(errno.EBUSY, f"{self.dev}: [{offset:#x}, {offset + size:#x}) is not a free "
+                                               f"extent of the region")
+            off = offset
+        elif size is None:
             if not extents:
                 raise KernelError(errno.ENOSPC, f"{self.dev}: no free capacity")
             off, size = max(extents, key=lambda e: (e[1], -e[0]))
@@ -137,7 +153,11 @@ class Region:
                 raise KernelError(errno.ENOSPC, f"{self.dev}: no free extent of {size:#x} bytes "
                                                 f"(largest {self.max_available_extent:#x})")
             off = fit[0][0]
-        ns = Namespace(self, self._next_id(), off, size, mode, map, align, nsuuid,
+        if nsid is not None:
+            strict_int(nsid, "nsid", minimum=0)
+            if any(n.id == nsid for n in self.namespaces):
+                raise KernelError(errno.EBUSY, f"{self.dev}: namespace{self.id}.{nsid} exists already")
+        ns = Namespace(self, self._next_id() if nsid is None else nsid, off, size, mode, map, align, nsuuid,
                        _uuid.uuid4().bytes if mode != "raw" else None, 4096 if mode == "sector" else 512)
         saved = self.media.save(off, min(P.INFO_BLOCK_RESERVE, size))
         labels = list(self.media.labels)
@@ -147,6 +167,7 @@ class Region:
             if mode == "sector":
                 # btt_init writes the arena info block only once nvdimm_namespace_attach_btt's
                 # size check passed (drivers/nvdimm/btt.c): nothing is written on a refusal
+                assert ns.pfn_uuid is not None  # every mode but raw has one
                 self.media.write(off + P.INFO_BLOCK_OFFSET, BTT_SIG + ns.pfn_uuid + bytes(INFO_BLOCK_SIZE - 32))
         except BaseException as e:
             # roll back on *any* exception, so nothing can leave a half-created namespace
