@@ -154,7 +154,7 @@ def _cpu_seconds() -> float:
 
 def _worker_rss(client) -> dict:
     def peak():
-        import resource
+        import resource  # noqa: PLC0415 -- runs on a Dask worker (shipped by value)
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -162,7 +162,7 @@ def _worker_rss(client) -> dict:
 
 
 def _dask_run(benchmark, root, n_hosts, workers, batch_size, tmp_path):
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # noqa: PLC0415 -- optional extra 'fleet'
 
     out = str(tmp_path / f"fleet-{workers}-{batch_size}.csv")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",

@@ -1,62 +1,6 @@
 """``sparsemem fleet``: what a kernel upgrade does to every host of a fleet, on Dask.
 
-For every host of an *inventory* (a directory, or a tar/zip archive, of per-host layouts:
-``/proc/iomem`` text or e820 dmesg lines, each optionally with the host's ``ndctl list -N``
-JSON beside it under the same stem, ``host042.txt`` + ``host042.json``):
-
-1. the layout is booted under release K1 (``Machine.from_iomem``);
-2. the host's namespaces are created on it: the ones its ndctl JSON lists, in that order, each
-   on its region (:func:`namespace_requests`), then the default namespace
-   (``region.create_namespace()``) on every region the JSON does not describe, in address
-   order, exactly as ``sparsemem report`` creates them, and each attempt measured by the very
-   function the report uses (:func:`sparsemem.report.create_measured`);
-3. the machine is rebooted under release K2 with the same persistent media
-   (``reboot(kernel=K2)``, api.md): every labelled namespace is re-probed with K2's
-   ``nd_pfn_validate`` rules, and K2's memmap cost of each enabled namespace is measured.
-
-One row per namespace (:data:`COLUMNS`; the first twelve are the contract of issue #14):
-
-``host``            the host's name: the layout's path in the inventory without its suffix
-``region``          ``regionN``
-``namespace``       ``namespaceN.M`` (empty when K1 refused to create it)
-``mode``            the requested mode (fsdax, devdax, sector, raw)
-``usable_from``     ``Namespace.size`` under K1 (what ``ndctl list`` shows; 0 when not enabled;
-                    for a default namespace, the report's ``capacity`` under K1)
-``usable_to``       the same after the reboot under K2
-``enabled_from``    enabled under K1
-``enabled_to``      enabled after the reboot under K2
-``errno_to``        errno name of K2's probe failure (``ns.error``), empty when none
-``dmesg_to``        the kernel log line of that failure
-``memmap_ram_from`` struct-page bytes taken from System RAM by enabling it under K1 (the
-                    report's ``memmap.ram``)
-``memmap_ram_to``   the same under K2: enabled namespaces are disabled again in reverse probe
-                    order and the RAM each one gives back is its cost (enable and disable are
-                    inverse, so this is the delta its probe caused)
-``errno_from``      the report's ``result`` when K1 refused the namespace (errno name), else empty
-``dmesg_from``      the report's ``message`` for it
-``mode_to``         the mode K2 probed (``raw`` after a raw fallback, MN §4 "Deltas")
-``error``           a host whose inventory entry cannot be read or booted: one row with the
-                    message (naming the file and line) and every other column empty
-
-The rows of a host with no pmem region: none (the summary counts the host).
-
-Results are those of ``sparsemem report`` for every host and release: the K1 columns of a host
-without JSON are the report's K1 numbers region by region, and with K1 == K2 the K2 columns
-equal them too (``tests/test_fleet.py`` checks both on every shipped layout).  Under K2 the
-numbers are those of the *upgraded* namespace (its K1-written info block probed by K2), which
-is not the namespace K2 would create on an empty region: a v5.2 block keeps its section
-padding under v5.3 (MN §4.1/§4.2, later-eras-nvdimm.md §17).
-
-Execution: hosts are grouped in batches of ``batch_size`` per Dask task; the client reads
-every entry (so workers need no access to the inventory), keeps at most ``max_in_flight``
-batches submitted, and writes each batch's rows (CSV, or Parquet row groups) in input order as
-the head of that window completes, so memory stays bounded for any fleet size.  A worker
-memoises the rows of identical (layout, JSON, K1, K2) hosts (a bounded LRU cache; the
-simulation is deterministic, so a memoised host gives
-the rows a fresh run gives).  (Parsed layouts are not cached: copying a parsed tree costs
-as much as parsing the text again.)
-
-Dask (``distributed``), pyarrow and tqdm are the optional extra ``sparsemem[fleet]``.
+The detail: docs/fleet.md.
 """
 
 from __future__ import annotations
@@ -65,6 +9,7 @@ import array
 import collections
 import csv
 import json
+import logging
 import os
 import sys
 import tarfile
@@ -75,7 +20,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 from .constants import PMD_SIZE
 from .errors import KernelBug, errno_name
 from .kernel import kernel_model
-from .report import create_measured, format_size
+from .report import boot_layout, format_size, populate
 
 __all__ = [
     "COLUMNS",
@@ -205,7 +150,8 @@ def _tar_entries(path: str) -> Iterator[HostEntry]:
                     jsons[rel] = ti
                 elif _is_layout_name(rel):
                     layouts.append((rel, ti))
-            tar.members = []   # do not keep every TarInfo of a huge archive
+            # do not keep every TarInfo of a huge archive (typeshed does not declare the list)
+            tar.members = []  # type: ignore[attr-defined]
         for rel, ti in layouts:
             host = _host_name(rel)
             entry = HostEntry(host, f"{path}:{rel}")
@@ -214,7 +160,9 @@ def _tar_entries(path: str) -> Iterator[HostEntry]:
                 # in archive order, so that a compressed archive is only ever read forwards
                 for member, attr in sorted(((ti, "text"), (js, "ndctl_json")) if js is not None else ((ti, "text"),),
                                            key=lambda ma: ma[0].offset):
-                    setattr(entry, attr, _decode(tar.extractfile(member).read()))
+                    f = tar.extractfile(member)
+                    assert f is not None  # a regular file (isfile() above)
+                    setattr(entry, attr, _decode(f.read()))
             except (OSError, tarfile.TarError) as exc:
                 entry.error = f"{path}:{rel}: cannot read: {exc}"
             yield entry
@@ -301,7 +249,7 @@ def count_hosts(paths: Sequence[str]) -> int:
                     if ti is None:
                         break
                     n += ti.isfile() and _is_layout_name(ti.name)
-                    tar.members = []
+                    tar.members = []  # type: ignore[attr-defined]  # as in _tar_entries
         elif kind == "zip":
             with zipfile.ZipFile(p) as zf:
                 n += sum(1 for zi in zf.infolist() if not zi.is_dir() and _is_layout_name(zi.filename))
@@ -447,35 +395,15 @@ def _probe_memmap_ram(machine, probed: Sequence) -> dict:
     """The System RAM memmap each enabled namespace's probe took during a reboot, by name.
 
     Enabling only ever populates (MN §7.4 "add": nothing is freed, boot PMDs are untouched),
-    so the RAM populated beyond the boot memmap after the reboot is the sum of every probe's
-    share (each >= 0), plus what a failed probe left added (MN §7.4: a failing add keeps its
-    earlier chunks).  The enabled namespaces are disabled in reverse probe order (last in,
-    first out: each returns exactly what its probe populated) and each share read from the
-    difference, until nothing populated remains (every earlier share is then 0); when every
-    probe succeeded, the first namespace gets what remains without being disabled.  Measuring
-    the populated part only keeps a boot PMD that a v5.3-v5.8 removal frees (MN §7.4
-    "remove") out of the count.  Disabling is what costs here (per removed section, in the
-    hotplug layer), hence the shortcuts.  Assumes nothing but the probes populated RAM memmap
-    after boot (true while a layout's existing device memory, issue #13, is not adopted at
-    boot; tests/test_fleet.py compares the shortcuts with disabling everything).
+    so what a probe took is what its ``devm_memremap_pages`` populated, which the pgmap
+    records (:attr:`sparsemem.memremap.DevPagemap.memmap_ram`); a namespace without one (raw,
+    sector) took nothing.  Disabling the enabled namespaces in reverse probe order (last in,
+    first out) gives back exactly these bytes, measured as the RAM populated beyond the boot
+    memmap (:func:`_hot_ram`; a boot PMD that a v5.3-v5.8 removal frees, MN §7.4 "remove",
+    is not counted): tests/test_fleet.py checks both agree, without the cost of removing
+    every section.  ``machine`` is unused (kept for callers).
     """
-    enabled = [ns for ns in probed if ns.enabled]
-    out = {ns.dev: 0 for ns in enabled}
-    if not enabled:
-        return out
-    clean = all(ns.enabled and ns.error is None for ns in probed)
-    populated = _hot_ram(machine)
-    for ns in reversed(enabled):
-        if populated == 0:
-            break
-        if clean and ns is enabled[0]:
-            out[ns.dev] = populated
-            break
-        ns.disable()
-        now = _hot_ram(machine)
-        out[ns.dev] = populated - now
-        populated = now
-    return out
+    return {ns.dev: ns.pgmap.memmap_ram if ns.pgmap is not None else 0 for ns in probed if ns.enabled}
 
 
 def _ns_name(nsd: Optional[dict]) -> Optional[str]:
@@ -486,26 +414,14 @@ def _ns_name(nsd: Optional[dict]) -> Optional[str]:
 
 
 def _upgrade(text: str, ndctl_json: Optional[str], k1: str, k2: str, filename: str) -> list[tuple]:
-    """The rows of one host without the ``host`` column (see the module docstring)."""
-    from .machine import Machine
-
-    m = Machine.from_iomem(text, kernel=k1)
+    """The rows of one host without the ``host`` column (see docs/fleet.md)."""
+    # the existing configuration (the dump's namespaces, dax devices and kmem memory, and the
+    # ndctl JSON) adopted, then the default namespace on every other region: what report does
+    m, config = boot_layout(text, k1, ndctl_json)
     if not m.iomem.root.children:
         raise ValueError(f"{filename}: no /proc/iomem or e820 lines in this file")
-    regions = list(m.regions)
     era1 = kernel_model(k1).era
-    requests = namespace_requests(ndctl_json, len(regions))
-    described = {ri for ri, _, _ in requests}
-    attempts = []   # (region index, mode, result, namespace)
-    for ri, req, enabled in requests:
-        res, ns, _ = create_measured(m, regions[ri], k1, era1, **req)
-        if not enabled and ns is not None and res["result"] == "ok":
-            ns.disable()
-        attempts.append((ri, req["mode"], res, ns))
-    for ri, region in enumerate(regions):
-        if ri not in described:
-            res, ns, _ = create_measured(m, region, k1, era1)
-            attempts.append((ri, "fsdax", res, ns))
+    attempts = [(a.region, a.mode, a.result, a.namespace) for a in populate(m, config, k1, era1)[0]]
     if not attempts:
         return []
     attempts.sort(key=lambda a: a[0])    # stable: creation order within a region
@@ -551,7 +467,7 @@ def upgrade_host(host: str, text: Optional[str], k1: str, k2: str, ndctl_json: O
     path = path or host
     if error is None and text is None:
         error = f"{path}: no layout text"
-    if error is None:
+    if error is None and text is not None:   # (text is None has set error)
         key = (text, ndctl_json, k1, k2)
         rows = _ROWS.get(key)
         if rows is None:
@@ -708,10 +624,16 @@ class _CsvSink:
         self.f.close()
 
 
+def _pyarrow():
+    """``pyarrow`` with ``pyarrow.parquet`` loaded (the optional extra, for Parquet output)."""
+    import pyarrow.parquet  # noqa: PLC0415 -- optional extra 'fleet'
+
+    return pyarrow
+
+
 def parquet_schema():
     """The pyarrow schema of the Parquet output (column names = :data:`COLUMNS`)."""
-    import pyarrow as pa
-
+    pa = _pyarrow()
     types = {c: pa.string() for c in COLUMNS}
     types.update({c: pa.int64() for c in _INT_COLUMNS})
     types.update({c: pa.bool_() for c in _BOOL_COLUMNS})
@@ -722,10 +644,8 @@ class _ParquetSink:
     ROW_GROUP = 65536
 
     def __init__(self, path: str):
-        import pyarrow.parquet as pq
-
         self.schema = parquet_schema()
-        self.writer = pq.ParquetWriter(path, self.schema)
+        self.writer = _pyarrow().parquet.ParquetWriter(path, self.schema)
         self.buf: list[tuple] = []
 
     def write(self, rows: Sequence[tuple]) -> None:
@@ -734,8 +654,7 @@ class _ParquetSink:
             self._flush()
 
     def _flush(self) -> None:
-        import pyarrow as pa
-
+        pa = _pyarrow()
         if not self.buf:
             return
         cols = list(zip(*self.buf))
@@ -789,7 +708,7 @@ def default_workers() -> int:
 
 
 def _progress(total: Optional[int], enabled: bool):
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: PLC0415 -- start-up of the command line (20 ms, see cli.py)
 
     return tqdm(total=total, unit="host", disable=not enabled, file=sys.stderr, dynamic_ncols=True,
                 smoothing=0.1)
@@ -811,10 +730,8 @@ def run_fleet(inventories: Sequence[str], k1: str, k2: str, *, output: Optional[
     kernel_model(k2)   # ValueError for a malformed release, before any work
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, not {batch_size}")
-    require_fleet_extra(parquet=bool(output) and output.lower().endswith((".parquet", ".pq")))
-    import logging
-
-    from distributed import Client, LocalCluster
+    require_fleet_extra(parquet=output is not None and output.lower().endswith((".parquet", ".pq")))
+    from distributed import Client, LocalCluster  # noqa: PLC0415 -- optional extra 'fleet'
 
     show = sys.stderr.isatty() if progress is None else progress
     total = count_hosts(inventories) if show else None     # an extra pass over the names only
@@ -884,10 +801,9 @@ def run_local(inventories: Sequence[str], k1: str, k2: str, *, output: Optional[
 def plot_fleet(summary: FleetSummary, path: str) -> None:
     """``--plot``: the distribution of the per-host capacity change, and the namespaces that
     stop enabling (and those K1 already refused) by errno.  Needs matplotlib."""
-    from .plot import require_matplotlib
+    from .plot import require_matplotlib  # noqa: PLC0415 -- start-up (6 ms), only for --plot
 
-    require_matplotlib()
-    import matplotlib.pyplot as plt
+    plt = require_matplotlib().pyplot  # optional extra 'plot'
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     mib = [v / (1 << 20) for v in summary.host_change]

@@ -50,10 +50,13 @@ class DevPagemap:
     §6.2); ``altmap`` the ``vmem_altmap`` (or None); ``pfn_first``/``pfn_end`` the refcounted
     pfns (MN §5, §6.1 step 8); ``dev`` the owning device name used in messages; ``owner`` the
     driver object whose devres action releases it (a namespace), or None for a caller's own map.
+    ``memmap_ram``: the struct-page bytes that adding this range populated from System RAM
+    (``vmemmap_stats()["memmap_ram_bytes"]`` after minus before; adding only ever populates,
+    MN §7.4, and releasing the maps in reverse order gives back exactly these bytes).
     """
 
     __slots__ = ("type", "start", "end", "altmap", "nid", "dev", "mapped_start", "mapped_size",
-                 "pfn_first", "pfn_end", "init_start_pfn", "live", "owner")
+                 "pfn_first", "pfn_end", "init_start_pfn", "live", "owner", "memmap_ram")
 
     def __init__(self, type, start, end, altmap, nid, dev, mapped_start, mapped_size):
         self.type = type
@@ -71,6 +74,7 @@ class DevPagemap:
         self.init_start_pfn = (altmap.base_pfn + off) if altmap is not None else C.PHYS_PFN(mapped_start)
         self.live = True
         self.owner = None
+        self.memmap_ram = 0
 
     @property
     def size(self) -> int:
@@ -251,6 +255,7 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     idx = pgmap_index(machine)
     lo, hi = C.PHYS_PFN(start), C.PHYS_PFN(end)
     idx.store_range(lo, hi, pg)                               # step 4 (exact range)
+    ram_before = machine.sections.vmemmap_stats()["memmap_ram_bytes"]
     try:
         if type == "private":
             # x86 add_pages (no direct map)
@@ -262,6 +267,7 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
         idx.erase_range(lo, hi)
         pg.live = False
         raise
+    pg.memmap_ram = machine.sections.vmemmap_stats()["memmap_ram_bytes"] - ram_before
     start_pfn, nr = C.PHYS_PFN(a0), (a1 - a0) >> C.PAGE_SHIFT
     hp.move_pfn_range_to_zone(machine, nid, C.ZONE_DEVICE, start_pfn, nr, altmap)
     first = pg.init_start_pfn

@@ -8,6 +8,7 @@ docs/iomem.md "The tree".
 
 from __future__ import annotations
 
+import copy
 import errno
 import operator
 from typing import Iterator, Optional
@@ -71,6 +72,8 @@ _REGION_NAMES = {REGION_INTERSECTS: "REGION_INTERSECTS", REGION_DISJOINT: "REGIO
 KERNEL_IMAGE = ("Kernel code", "Kernel rodata", "Kernel data", "Kernel bss")
 #: Resources whose pages are reserved for the kernel (the image and the crash kernel).
 KERNEL_RESERVED = KERNEL_IMAGE + ("Crash kernel",)
+#: the attributes :class:`Resource` itself sets (``ResourceTree.copy`` clones these directly)
+_RESOURCE_FIELDS = frozenset(("start", "end", "name", "flags", "desc", "parent", "children"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,6 +82,8 @@ KERNEL_RESERVED = KERNEL_IMAGE + ("Crash kernel",)
 
 def _u64(value, what: str) -> int:
     """An int in [0, 2**64 - 1]: TypeError for non-integers, ValueError when out of range."""
+    if type(value) is int and 0 <= value <= RESOURCE_MAX:
+        return value
     try:
         v = operator.index(value)
     except TypeError:
@@ -194,6 +199,8 @@ def _first_ending_at_or_after(kids: list, addr: int) -> int:
     O(log N) per step instead of O(N).
     """
     lo, hi = 0, len(kids)
+    if not hi or kids[-1].end < addr:
+        return hi       # after every sibling (e.g. a layout read in address order)
     while lo < hi:
         mid = (lo + hi) // 2
         if kids[mid].end < addr:
@@ -239,7 +246,8 @@ class ResourceTree:
         while stack:
             depth, res = stack.pop()
             yield depth, res
-            stack.extend((depth + 1, c) for c in reversed(res.children))
+            if res.children:
+                stack.extend([(depth + 1, c) for c in reversed(res.children)])
 
     def top_level_overlapping(self, start: int, end: int) -> Iterator[Resource]:
         """The top-level resources overlapping ``[start, end]`` (inclusive), in address order."""
@@ -288,26 +296,50 @@ class ResourceTree:
             return NotImplemented
         return self.state() == other.state()
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as typeshed writes it for list
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {len(self.root.children)} top-level, {len(self)} resources>"
 
     def copy(self) -> "ResourceTree":
-        import copy
+        """A deep copy (``copy.deepcopy``) of the tree and of everything it holds.  The
+        resources are cloned directly (their own fields are ints and strs, shared as
+        deepcopy shares them) and entered in the deepcopy memo, so that the generic
+        deepcopy of the rest (``dmesg``, a :class:`~sparsemem.layout.ParsedLayout`'s
+        attributes, any attribute another layer set on a resource) links to the clones."""
+        memo: dict = {}
 
-        return copy.deepcopy(self)
+        def clone(res: Resource, parent: Optional[Resource]) -> Resource:
+            new = object.__new__(type(res))
+            memo[id(res)] = new
+            fields = new.__dict__
+            fields.update(res.__dict__)
+            fields["parent"] = parent
+            kids = res.children
+            fields["children"] = memo[id(kids)] = [clone(c, new) for c in kids]
+            if len(fields) > len(_RESOURCE_FIELDS):
+                for k in fields.keys() - _RESOURCE_FIELDS:
+                    fields[k] = copy.deepcopy(res.__dict__[k], memo)
+            return new
+
+        new = object.__new__(type(self))    # copy.copy of a plain object, without __reduce_ex__
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields["root"] = clone(self.root, None)
+        for k, v in self.__dict__.items():
+            if k != "root" and v is not None and type(v) not in (str, int, bool):
+                fields[k] = copy.deepcopy(v, memo)
+        return new
 
     def text(self, privileged: bool = True) -> str:
         """The tree as ``/proc/iomem`` shows it (``r_show``); ``privileged=False`` gives what
         a reader without CAP_SYS_ADMIN sees (every address zero)."""
         width = 4 if self.root.end < 0x10000 else 8
-        out = []
-        for depth, res in self.walk():
-            indent = 2 * min(depth, MAX_IORES_LEVEL)
-            start, end = (res.start, res.end) if privileged else (0, 0)
-            out.append(f"{'':{indent}}{start:0{width}x}-{end:0{width}x} : {res.name}\n")
-        return "".join(out)
+        indents = ["  " * min(depth, MAX_IORES_LEVEL) for depth in range(MAX_IORES_LEVEL + 1)]
+        return "".join([
+            "%s%0*x-%0*x : %s\n" % (indents[min(depth, MAX_IORES_LEVEL)], width,
+                                    res.start if privileged else 0, width, res.end if privileged else 0, res.name)
+            for depth, res in self.walk()])
 
     __str__ = text
 
@@ -506,7 +538,7 @@ class ResourceTree:
             raise TypeError(f"expected a Resource, not {type(res).__name__}")
         parent = res.parent
         i = self._index(parent, res) if parent is not None and self._attached(res) else -1
-        if i < 0:
+        if i < 0 or parent is None:
             raise KernelError(errno.EINVAL, f"{who}: {res.name} {res.pr()} is not in the resource tree")
         if release_child or not res.children:
             del parent.children[i]
@@ -523,8 +555,8 @@ class ResourceTree:
         When there is none the kernel only warns: "Trying to free nonexistent resource"."""
         parent = self._parent_arg(parent)
         start, end = _range(start, size)
-        p = parent
-        while True:
+        p: Optional[Resource] = parent
+        while p is not None:
             for i, res in enumerate(p.children):
                 if res.start <= start and res.end >= end:
                     if not res.flags & IORESOURCE_BUSY:
@@ -538,8 +570,6 @@ class ResourceTree:
                     break
             else:
                 p = None
-            if p is None:
-                break
         self.dmesg.append(f"Trying to free nonexistent resource <{start:016x}-{end:016x}>")
 
     def adjust_resource(self, res: Resource, start: int, size: int) -> None:
@@ -627,12 +657,11 @@ class ResourceTree:
         flags = _u64(flags, "flags")
         desc = _u64(desc, "desc")
         type_, other = 0, 0
-        for p in self.root.children:
-            if p.overlaps(s, e):
-                if (p.flags & flags) == flags and (desc == IORES_DESC_NONE or desc == p.desc):
-                    type_ += 1
-                else:
-                    other += 1
+        for p in self.top_level_overlapping(s, e):
+            if (p.flags & flags) == flags and (desc == IORES_DESC_NONE or desc == p.desc):
+                type_ += 1
+            else:
+                other += 1
         if other == 0:
             return REGION_INTERSECTS if type_ else REGION_DISJOINT
         return REGION_MIXED if type_ else REGION_DISJOINT
