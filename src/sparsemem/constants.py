@@ -9,7 +9,7 @@ compiled extension.  See docs/spec/sparse-hotplug.md §1-§2.
 from __future__ import annotations
 
 from ._header import CONSTANTS as _K
-from .kernel import DEFAULT_KERNEL
+from .kernel import DEFAULT_KERNEL, as_model
 
 PAGE_SHIFT: int = _K["PAGE_SHIFT"]
 PAGE_SIZE: int = _K["PAGE_SIZE"]
@@ -114,8 +114,6 @@ def PFN_PHYS(pfn: int) -> int:
 
 def decode_section_flags(mem_map: int, kernel: str = DEFAULT_KERNEL) -> str:
     """``"PRESENT|HAS_MEM_MAP|ONLINE|EARLY"``-style view of a ``section_mem_map`` word."""
-    from .kernel import as_model
-
     model = as_model(kernel)
     names = [(SECTION_MARKED_PRESENT, "PRESENT"), (SECTION_HAS_MEM_MAP, "HAS_MEM_MAP"),
              (SECTION_IS_ONLINE, "ONLINE")]

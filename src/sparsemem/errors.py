@@ -20,6 +20,13 @@ class KernelError(OSError):
     ``.strerror`` are set, and ``str()`` gives ``[Errno 17] ...``.
     """
 
+    # always set by the constructor (``OSError`` declares both optional)
+    errno: int
+    strerror: str
+    #: set on the ENXIO "failed to enable" of a failed nvdimm probe: that probe's errno
+    #: (:func:`sparsemem.nvdimm.namespace.enable_error`); read it with ``getattr(e, ..., None)``
+    kernel_errno: int
+
     def __init__(self, err: int, message: str):
         super().__init__(err, message)
 

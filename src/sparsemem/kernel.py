@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-__all__ = ["KernelModel", "ERAS", "kernel_model", "parse_version", "DEFAULT_KERNEL", "VERSION_FORMS", "version_range"]
+__all__ = ["KernelModel", "ERAS", "SINCE", "kernel_model", "parse_version", "DEFAULT_KERNEL", "VERSION_FORMS",
+           "version_range"]
 
 DEFAULT_KERNEL = "5.3"
 
@@ -107,6 +108,23 @@ class KernelModel:
     #: where ``devm_memremap_pages`` lives, as its WARNs print it: kernel/memremap.c until
     #: v5.2, mm/memremap.c from v5.3 (memremap-nvdimm.md §0).
     memremap_file: str = "mm/memremap.c"
+    #: rules of ``mm/memory-failure.c`` and of the sysfs ``soft_offline_page`` /
+    #: ``hard_offline_page`` stores (:mod:`sparsemem.memory_failure`): ``"5.3"`` (read at
+    #: 5.3, the same in 5.1/5.2), ``"5.4"`` (both stores look at ``pfn_to_online_page`` first:
+    #: "drivers/base/memory.c: don't access uninitialized memmaps in soft_offline_page_store()"
+    #: and "mm/memory-failure.c: don't access uninitialized memmaps in memory_failure()",
+    #: v5.4, also sent to the stable series), ``"6.1"`` (read at 6.1: pages taken off the buddy, -EHWPOISON,
+    #: "unhandlable page"); set by :data:`SINCE`.
+    memory_failure: str = "5.3"
+    #: EFI_MEMORY_SP memory becomes e820 type 0xefffffff, "Soft Reserved" in /proc/iomem and
+    #: not System RAM (262b45ae3ab4 "x86/efi: EFI soft reservation to E820 enumeration",
+    #: v5.5); before, it is ordinary RAM (kmem.md K §2.2); set by :data:`SINCE`.
+    efi_soft_reserve: bool = False
+    #: ``register_memory_resource`` first checks ``mhp_range_allowed`` (the build limit
+    #: ``(1 << MAX_PHYSMEM_BITS) - 1``): pr_warn "Hotplug memory [...] exceeds maximum
+    #: addressable range [...]" and -E2BIG (bca3feaa0764 "mm/memory_hotplug: prevalidate the
+    #: address range being added with platform", v5.12; read at 6.1); set by :data:`SINCE`.
+    mhp_range_allowed: bool = False
     #: first release of the :data:`ERAS` row this model was built from (filled in by
     #: :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
     row_release: tuple[int, int] = (5, 3)
@@ -205,6 +223,18 @@ ERAS: tuple[tuple[tuple[int, int], dict], ...] = (
 )
 
 
+#: Switches of single functions that changed after v5.3 without a row of their own in
+#: :data:`ERAS` (the rows are eras of the section/hotplug core and name the rules reports print):
+#: (first release, switch, value).  A release gets the value of the last entry whose first
+#: release is <= it, after its row; the commit of each is cited at the switch.
+SINCE: tuple[tuple[tuple[int, int], str, object], ...] = (
+    ((5, 4), "memory_failure", "5.4"),
+    ((5, 5), "efi_soft_reserve", True),
+    ((5, 12), "mhp_range_allowed", True),
+    ((6, 1), "memory_failure", "6.1"),
+)
+
+
 def parse_version(version: str) -> tuple[int, int, int]:
     """``"5.3"``, ``"v5.10"``, ``"5.3.1"`` or what ``uname -r`` prints (``"6.8.0-45-generic"``,
     ``"5.3.0-rc1"``, ``"5.14.0-427.13.1.el9_4.x86_64"``, ``"6.6.30+"``) -> ``(major, minor,
@@ -236,8 +266,23 @@ def kernel_model(version: str = DEFAULT_KERNEL) -> KernelModel:
     for first, switches in ERAS:
         if v[:2] >= first:
             row, first_release = switches, first
-    assert row is not None  # parse_version guarantees v >= OLDEST
-    return KernelModel(version=v, row_release=first_release, **row)
+    assert row is not None and first_release is not None  # parse_version guarantees v >= OLDEST
+    since = {name: value for first, name, value in SINCE if v[:2] >= first}
+    return KernelModel(version=v, row_release=first_release, **{**row, **since})
+
+
+def newest_release() -> str:
+    """The newest modelled release, ``"6.8"`` (:data:`NEWEST`): the top of the range every
+    stateful object accepts (:func:`version_range`).  A release newer than the last row of
+    :data:`ERAS` runs with that row's rules plus the :data:`SINCE` switches of its release, and
+    says so in its label (:attr:`KernelModel.approximate`)."""
+    return "%d.%d" % NEWEST
+
+
+def report_kernels() -> tuple[str, ...]:
+    """The releases ``sparsemem report`` compares by default (api.md "Command line": "5.2, 5.3
+    and the newest modelled release"): ``("5.2", "5.3", newest_release())``, each once."""
+    return tuple(dict.fromkeys(("5.2", "5.3", newest_release())))
 
 
 def as_model(kernel) -> KernelModel:
@@ -247,4 +292,4 @@ def as_model(kernel) -> KernelModel:
     return kernel_model(kernel)
 
 
-__all__ += ["as_model", "replace"]
+__all__ += ["as_model", "replace", "newest_release", "report_kernels"]

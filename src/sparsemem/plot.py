@@ -1,29 +1,15 @@
 """``sparsemem report --plot FILE.png``: the physical address map around every pmem region.
 
-One panel per (layout, kernel).  Every column is one 128 MiB section, its 64 sub-sections
-(2 MiB each) stacked bottom (low address) to top, each coloured by what owns most of its
-bytes after the report created the default namespace on every region: System RAM, a
-namespace's data, its memmap/metadata area (``dataoff``), padding (``start_pad`` /
-``end_trunc``: lost capacity), region space no namespace uses, or nothing (a hole).
-
-Huge regions are not drawn whole: around every region boundary the sections ``±CONTEXT``
-are shown, and the sections in between are replaced by a visible break that says how many
-were left out.  Failed namespaces are marked with their errno above their region.
-
-A layout without pmem gets a map of its System RAM and memory blocks instead (address
-axis, blocks coloured by state).  More than :data:`MAX_PANELS` panels (layouts x kernels) would
-make a figure no one can read: :func:`plot_report` then draws one bounded summary figure
-(usable capacity per layout and kernel, padding and failures marked, at most
-:data:`MAX_SUMMARY_LAYOUTS` layouts named); ``sparsemem report --plot DIR/`` writes one detailed
-file per layout instead.
-
-matplotlib is an optional extra: ``pip install 'sparsemem[plot]'``.
+The detail: docs/plot.md.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional
+import types
+from typing import NamedTuple, Optional
+
+import numpy as np
 
 from .kernel import kernel_model
 from .report import SECTION_SIZE, SUBSECTIONS, format_size, owner_intervals, subsection_owners
@@ -47,12 +33,26 @@ _NS_COLOURS = ["#1f5fa8", "#2e9e44", "#7b4fb0", "#138d90", "#a8651f", "#b0306a"]
 
 def require_matplotlib():
     """Import matplotlib with the non-interactive Agg backend; ImportError when missing."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 -- optional extra 'plot'
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt  # noqa: F401
-
+    _matplotlib()
     return matplotlib
+
+
+class _Mpl(NamedTuple):
+    pyplot: types.ModuleType
+    colors: types.ModuleType
+    patches: types.ModuleType
+    ticker: types.ModuleType
+
+
+def _matplotlib() -> _Mpl:
+    """The matplotlib modules the drawing code uses, imported on first use (after
+    :func:`require_matplotlib` chose the backend)."""
+    from matplotlib import colors, patches, pyplot, ticker  # noqa: PLC0415 -- optional extra 'plot'
+
+    return _Mpl(pyplot, colors, patches, ticker)
 
 
 def _lighter(hex_colour: str, amount: float = 0.55) -> str:
@@ -95,7 +95,7 @@ def _x_of(cols: list, addr: int) -> Optional[float]:
 def _hatch_range(ax, cols: list, start: int, end: int) -> None:
     """Red cross-hatching over the sub-sections of ``[start, end)`` in the drawn columns
     (at least one sub-section high, so that a tiny failed region is still visible)."""
-    from matplotlib.patches import Rectangle
+    Rectangle = _matplotlib().patches.Rectangle
 
     sub = SECTION_SIZE // SUBSECTIONS
     for x, c in enumerate(cols):
@@ -128,9 +128,8 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
     """Draw the address map of every layout/kernel in ``report`` (built with
     ``keep_state=True``) into the PNG ``path``."""
     require_matplotlib()
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
+    mpl = _matplotlib()
+    plt, ListedColormap, Patch = mpl.pyplot, mpl.colors.ListedColormap, mpl.patches.Patch
 
     panels = []
     for lay in report["layouts"]:
@@ -175,7 +174,7 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
     for lay, kinfo, st in panels:
         cols = _columns(st["regions"], context)
         intervals = owner_intervals(st["ram"], st["regions"])
-        grid_keys = []
+        grid_keys: list[Optional[list[tuple[str, str, bool]]]] = []
         for c in cols:
             if c is None:
                 grid_keys.append(None)
@@ -213,7 +212,6 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
     width = max(9.0, 0.55 * max_cols + 3.0)
     fig, axes = plt.subplots(n, 1, figsize=(width, 3.1 * n + 1.4), squeeze=False)
     cmap = ListedColormap(palette)
-    import numpy as np
 
     for ax, (lay, kinfo, st, cols, grid_keys), mat in zip(axes[:, 0], prepared, matrices):
         if not cols:  # a layout without pmem: its RAM and memory blocks
@@ -255,8 +253,8 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
                 xb = _x_of(cols, addr)
                 if xb is not None:
                     ax.plot([xb, xb], [0, SUBSECTIONS], color="black", lw=1.2, ls="--", zorder=4)
-            x = _x_of(cols, reg["start"])
-            if x is None:
+            xr = _x_of(cols, reg["start"])
+            if xr is None:
                 continue
             if res is None:
                 label, col = reg["name"], "black"
@@ -265,11 +263,11 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
             else:
                 label, col = f"{reg['name']}: FAILED {res['result']}", "#c00000"
             span = (len(label) * 8 * 0.62 + 6) / pt_per_col
-            tier = next((i for i, e in enumerate(tiers_end) if e <= x), len(tiers_end))
+            tier = next((i for i, e in enumerate(tiers_end) if e <= xr), len(tiers_end))
             if tier == len(tiers_end):
                 tiers_end.append(0.0)
-            tiers_end[tier] = x + span
-            ax.annotate(label, (x, SUBSECTIONS), xytext=(2, 3 + 11 * tier), textcoords="offset points",
+            tiers_end[tier] = xr + span
+            ax.annotate(label, (xr, SUBSECTIONS), xytext=(2, 3 + 11 * tier), textcoords="offset points",
                         fontsize=8, color=col, fontweight="bold", ha="left", va="bottom",
                         annotation_clip=False)
             if res is not None and res["result"] != "ok":
@@ -283,8 +281,8 @@ def plot_report(report: dict, path: str, context: int = CONTEXT) -> None:
                 title += f", {total['failed']} namespace(s) FAILED"
         ax.set_title(title, fontsize=10, loc="left", pad=16 + 11 * max(len(tiers_end) - 1, 0))
     handles = [Patch(facecolor=c, edgecolor="#555555", label=k) for k, c in legend.items()]
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.2 / fig.get_figheight()), ncol=min(4, len(handles)),
-               fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.2 / fig.get_figheight()),
+               ncol=min(4, len(handles)), fontsize=8, frameon=False)
     note = ("one column = one 128 MiB section (label: section nr, address); 64 rows = its "
             "2 MiB sub-sections; dashed lines: region boundaries; red hatching: region whose namespace failed")
     if width < 13:  # two lines where one would run off the figure
@@ -326,7 +324,7 @@ def _short(text: str, n: int) -> str:
 def _draw_ram(ax, lay: dict, kinfo: dict, st: dict) -> dict:
     """One panel: System RAM ranges (top row) and memory blocks by state (bottom row) along
     the physical address axis; returns the legend entries it used."""
-    from matplotlib.ticker import FuncFormatter
+    FuncFormatter = _matplotlib().ticker.FuncFormatter
 
     blocks = st.get("blocks") or []
     ends = [e for _, e in st["ram"]] + [s + n for s, n, _ in blocks]
@@ -359,8 +357,8 @@ def _draw_ram(ax, lay: dict, kinfo: dict, st: dict) -> dict:
 
 
 def _plot_ram_panels(panels, path: str) -> None:
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
+    mpl = _matplotlib()
+    plt, Patch = mpl.pyplot, mpl.patches.Patch
 
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.1 * len(panels) + 0.9), squeeze=False)
     legend: dict[str, str] = {}
@@ -383,8 +381,8 @@ def plot_summary(report: dict, path: str, limit: int = MAX_SUMMARY_LAYOUTS) -> N
     bytes at its end), the share lost to padding hatched after it, failed namespaces in red.
     Its size is bounded whatever the number of layouts."""
     require_matplotlib()
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
+    mpl = _matplotlib()
+    plt, Patch = mpl.pyplot, mpl.patches.Patch
 
     kernels = [k["version"] for k in report["kernels"]]
     layouts = report["layouts"]

@@ -388,7 +388,8 @@ class SectionTable:
         if not self._sparse_init_done:
             raise RuntimeError("subsection_map_init() needs sparse_init() first")
         if pfn + nr > self._pfn_limit:
-            raise ValueError(f"subsection_map_init: pfn range [0x{pfn:x}-0x{pfn + nr:x}) exceeds max pfn 0x{self._pfn_limit:x}")
+            raise ValueError(f"subsection_map_init: pfn range [0x{pfn:x}-0x{pfn + nr:x}) "
+                             f"exceeds max pfn 0x{self._pfn_limit:x}")
         if not self._model.subsection or nr == 0:
             return
         # check every section first: the kernel would dereference a NULL usage
@@ -681,7 +682,8 @@ class SectionTable:
         start = _unsigned(start_pfn, "start_pfn")
         nr = _unsigned(nr_pages, "nr_pages")
         if start + nr > self._pfn_limit:
-            raise ValueError(f"memmap_init_zone: pfn range [0x{start:x}-0x{start + nr:x}) exceeds max pfn 0x{self._pfn_limit:x}")
+            raise ValueError(f"memmap_init_zone: pfn range [0x{start:x}-0x{start + nr:x}) "
+                             f"exceeds max pfn 0x{self._pfn_limit:x}")
         zn = zone | (nid << 3)
         for p, n in K.pieces(start, nr):
             ms = self._nr_to_section(p >> C.PFN_SECTION_SHIFT)
