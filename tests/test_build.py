@@ -62,7 +62,7 @@ def test_cimport_from_another_extension(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sys.path.insert(0, str(tmp_path))
     try:
-        import embed_probe
+        import embed_probe  # noqa: PLC0415 -- the module this test has just built in tmp_path
     finally:
         sys.path.remove(str(tmp_path))
     t = sparsemem.SectionTable()

@@ -10,8 +10,8 @@ import operator
 import re
 
 import pytest
-
 from conftest import REPO
+
 from sparsemem import _header, constants
 
 HEADER = REPO / "include" / "sparsemem.h"

@@ -10,7 +10,7 @@ import errno
 import numpy as np
 import pytest
 
-from sparsemem import KernelBug, KernelError
+from sparsemem import KernelBug, KernelError, SectionTable
 from sparsemem import constants as C
 
 MiB = 1 << 20
@@ -464,8 +464,6 @@ def test_count_valid_subsections(impl, kernel):
 
 def test_nbytes_grows_with_populated_sections():
     """Issue #2: an empty 52-bit table stays under 1 MiB; memory grows with populated roots only."""
-    from sparsemem import SectionTable
-
     assert SectionTable(52).nbytes <= 1 << 20
     t = SectionTable(46)
     empty = t.nbytes

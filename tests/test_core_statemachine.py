@@ -12,14 +12,15 @@ The CI profile runs 300 examples per era (tests/conftest.py).
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import sparsemem
-from sparsemem import KernelBug, KernelError
+from sparsemem import KernelBug, KernelError, reference
 from sparsemem import constants as C
-from sparsemem import reference
 
 SEC = C.PAGES_PER_SECTION
 SUB = C.PAGES_PER_SUBSECTION
@@ -250,8 +251,6 @@ TestCoreLegacy = LegacyCoreMachine.TestCase
 
 def test_pickle_roundtrip_both_ways():
     """__reduce__: a pickled table continues identically; compiled and reference states interchange."""
-    import pickle
-
     c = sparsemem.SectionTable(46, "5.3")
     c.memory_present(0, 0, 0x7F000)
     c.sparse_init()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import pickle
 
 import numpy as np
 import pytest
@@ -74,7 +75,6 @@ def table(impl_name, kernel):
         pair = (sparsemem.SectionTable, sparsemem.VmemAltmap) if impl_name == "compiled" else \
             (reference.SectionTable, reference.VmemAltmap)
         TABLES[key] = booted(pair, kernel)
-    import pickle
     return pickle.loads(pickle.dumps(TABLES[key]))     # a fresh copy of the booted table
 
 
@@ -169,7 +169,6 @@ def machine(kernel):
         m = Machine(kernel)
         m.add_memory(0, 0x140000000, 0x10000000)            # blocks 40, 41 offline
         MACHINES[kernel] = m
-    import pickle
     return pickle.loads(pickle.dumps(MACHINES[kernel]))
 
 

@@ -9,6 +9,7 @@ KernelError."""
 
 from __future__ import annotations
 
+import pickle
 import re
 
 import pytest
@@ -135,7 +136,6 @@ def test_nesting_limit_names_the_line():
     with pytest.raises(ValueError, match=rf"line {MAX_PARSE_DEPTH + 1}: nested more than"):
         parse(text)
     ok = "".join(" " * i + f"{i:08x}-{0xffffffff - i:08x} : x\n" for i in range(MAX_PARSE_DEPTH))
-    import pickle
     pickle.loads(pickle.dumps(parse(ok)))     # deep but accepted trees still pickle
 
 

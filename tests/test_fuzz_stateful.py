@@ -157,7 +157,8 @@ def partial_state_path(op: str, exc: BaseException, before: dict, after: dict,
         if op not in path.ops or (path.blocks_fixed and blocks_before != blocks_after):
             continue
         rest = changed - path.keys
-        if path.ns_error and op == "ns_enable" and rest == {"nvdimm"} and _drop_ns_error(before["nvdimm"]) == _drop_ns_error(after["nvdimm"]):
+        if (path.ns_error and op == "ns_enable" and rest == {"nvdimm"}
+                and _drop_ns_error(before["nvdimm"]) == _drop_ns_error(after["nvdimm"])):
             rest = set()
         if not rest:
             return path
@@ -489,7 +490,8 @@ class Runner:
         assert self.ms["compiled"].dmesg == self.ms["reference"].dmesg, f"{step}: the cores' dmesg differ"
         stats.steps += 1
         stats.ops[step.op] += 1
-        stats.by_op[step.op, a[0] if a[1:2] in ((None,), ()) or a[0] == "ok" else f"{a[0]}({errno.errorcode.get(a[1], a[1])})"] += 1
+        outcome = a[0] if a[1:2] in ((None,), ()) or a[0] == "ok" else f"{a[0]}({errno.errorcode.get(a[1], a[1])})"
+        stats.by_op[step.op, outcome] += 1
         m = self.ms["compiled"]
         if a[0] == "ok":
             stats.outcomes["ok"] += 1

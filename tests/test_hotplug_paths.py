@@ -11,6 +11,7 @@ from sparsemem import KernelBug, KernelError, Machine
 from sparsemem import constants as C
 from sparsemem import hotplug as H
 from sparsemem.iomem import parse
+from sparsemem.memory_block import create_memory_block_devices, device_online
 
 KERNELS = ("5.2", "5.3")
 HOT = 0x180000000  # 6 GiB: above the default layout's RAM
@@ -154,7 +155,6 @@ def test_online_block_without_system_ram_is_einval(kernel):
     # §5.5 step 6: the walk finds no busy System RAM -> -EINVAL (memory added by add_pages only)
     m = Machine(kernel)
     H.arch_add_memory(m, 0, HOT, BLK)
-    from sparsemem.memory_block import create_memory_block_devices, device_online
     create_memory_block_devices(m, HOT, BLK)
     assert device_online(m, blocks(m)[48]) == -errno.EINVAL
     assert blocks(m)[48].state == "offline"

@@ -10,9 +10,8 @@ import pytest
 
 from helpers import CUT, EX_LAYOUT
 from helpers import PAGES_PER_SECTION as SEC
-from sparsemem import KernelError, Machine
+from sparsemem import KernelError, Machine, report
 from sparsemem import hotplug as H
-from sparsemem import report
 
 
 def test_warn_with_message_shape():

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import RAM_5G_PMEM_2G as PMEM
 from helpers import RAM_5G, MiB
+from helpers import RAM_5G_PMEM_2G as PMEM
 from sparsemem import Machine
 from sparsemem.kernel import DEFAULT_KERNEL
 from sparsemem.nvdimm import bus
@@ -27,6 +27,7 @@ NON_DEFAULT = {
     "movable_node": True,
     "auto_online": True,
     "iomem": PMEM,
+    "phys_bits": 40,
 }
 #: another value than NON_DEFAULT to override with (the default where there are only two)
 OVERRIDE = {
@@ -38,6 +39,7 @@ OVERRIDE = {
     "movable_node": False,
     "auto_online": False,
     "iomem": MOVED,
+    "phys_bits": 44,
 }
 
 
@@ -79,7 +81,8 @@ def test_override_takes_effect(name):
     assert new.boot_args == want
     seen = {"kernel": new.kernel, "max_physmem_bits": new.sections.max_physmem_bits,
             "memory_block_size": new.memory_block_size, "hypervisor": new.hypervisor, "core": new.core,
-            "movable_node": new.movable_node, "auto_online": new.auto_online, "iomem": new.iomem_text()}
+            "movable_node": new.movable_node, "auto_online": new.auto_online, "iomem": new.iomem_text(),
+            "phys_bits": new.phys_bits}
     assert seen[name] == want[name]
 
 

@@ -6,10 +6,13 @@ import errno
 
 import pytest
 
+import sparsemem.hotplug as hp
 from helpers import PMEM_AFTER_RAM_IN_SECTION as LAYOUT
 from helpers import MiB
+from sparsemem.constants import ZONE_DEVICE
 from sparsemem.errors import KernelError
 from sparsemem.machine import Machine
+from sparsemem.memremap import make_altmap, memremap_pages
 
 
 @pytest.fixture(params=["5.2", "5.3"])
@@ -42,7 +45,8 @@ def test_conflict_in_same_section(m):
         with pytest.raises(KernelError) as ei:
             m.memremap_pages(0x2_1100_0000, 16 * MiB, type="devdax")
         assert ei.value.errno == errno.ENOMEM
-        assert m.dmesg[-2] == "Conflicting mapping in same section" and "devm_memremap_pages+" in m.dmesg[-1]  # dev_WARN: message, WARNING line
+        # dev_WARN: message, WARNING line
+        assert m.dmesg[-2] == "Conflicting mapping in same section" and "devm_memremap_pages+" in m.dmesg[-1]
         assert m.snapshot() == snap
     else:
         b = m.memremap_pages(0x2_1100_0000, 16 * MiB, type="devdax")
@@ -79,7 +83,6 @@ def test_mixed_region_enxio_warn_once(m):
 
 def test_invalid_altmap(m):
     """§6.2 __add_pages step 1: base_pfn must equal the first (mapped) pfn -> -EINVAL."""
-    from sparsemem.memremap import make_altmap
     alt = make_altmap(m, 0x210000 + 1, 2, 100)
     snap = m.snapshot()["nvdimm"]
     with pytest.raises(KernelError) as ei:
@@ -104,8 +107,6 @@ def test_misaligned_v53(m):
 
 def test_zone_device_memmap(m):
     """§6.1 step 8 / §6.2: pages become ZONE_DEVICE from the first data pfn to the mapped end."""
-    from sparsemem.constants import ZONE_DEVICE
-    from sparsemem.memremap import make_altmap
     alt = make_altmap(m, 0x210000, 2, 1022)
     pg = m.memremap_pages(0x2_1000_0000, 128 * MiB, type="fsdax", altmap=alt)
     assert m.sections.page_zonenum(0x210000 + 1024) == ZONE_DEVICE
@@ -141,8 +142,6 @@ def test_out_of_range_leaves_no_ghost_pgmap(m):
 
 def test_unwind_on_any_exception(m, monkeypatch):
     """§6.1 step 9 / §6.2: the index entries are erased whatever arch_add_memory raises."""
-    import sparsemem.hotplug as hp
-
     def boom(*a, **k):
         raise RuntimeError("injected")
     monkeypatch.setattr(hp, "arch_add_memory", boom)
@@ -154,7 +153,6 @@ def test_unwind_on_any_exception(m, monkeypatch):
 def test_release_warn_once_with_function_name(m):
     """§6.3: the release WARN when altmap pages remain allocated names the releasing function
     and is printed once per boot."""
-    from sparsemem.memremap import make_altmap, memremap_pages
     line = "nd_pmem pfn0.0: devm_memremap_pages_release: failed to free all reserved pages"
     for _ in range(2):
         alt = make_altmap(m, 0x2_8000_0000 >> 12, 2, 4094)
@@ -162,20 +160,19 @@ def test_release_warn_once_with_function_name(m):
         alt.alloc += 1          # one pfn never handed back
         m.memunmap_pages(pg)
     assert m.dmesg.count(line) == 1
-    assert not any(l.endswith("failed to free all reserved pages") and l != line for l in m.dmesg)
+    assert not any(ln.endswith("failed to free all reserved pages") and ln != line for ln in m.dmesg)
 
 
 def test_device_private_removed_with_null_altmap(m):
     """§6.3 (sparse-hotplug §8.7): MEMORY_DEVICE_PRIVATE is released with __remove_pages and
     a NULL altmap, so memmap PMDs taken from an altmap are not given back to it (alloc stays)."""
-    from sparsemem.memremap import make_altmap
     alt = make_altmap(m, 0x2_8000_0000 >> 12, 2, 4094)
     pg = m.memremap_pages(0x2_8000_0000, 256 * MiB, type="private", altmap=alt)
     used = alt.alloc
     assert used == 2 * 512
     m.memunmap_pages(pg)
     assert alt.alloc == used
-    assert any(l.endswith("devm_memremap_pages_release: failed to free all reserved pages") for l in m.dmesg)
+    assert any(ln.endswith("devm_memremap_pages_release: failed to free all reserved pages") for ln in m.dmesg)
     assert not m.sections.valid_section_nr(0x2_8000_0000 >> 27)
     # an fsdax pgmap with the same altmap layout gives everything back (arch_remove_memory + altmap)
     alt2 = make_altmap(m, 0x2_8000_0000 >> 12, 2, 4094)

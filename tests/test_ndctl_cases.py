@@ -29,7 +29,9 @@ def test_A1_sub_section_v52_second_namespace_conflicts(layout, base):
     with pytest.raises(KernelError) as ei:
         r.create_namespace(size=16 * MiB)
     assert ei.value.errno == errno.ENXIO and ei.value.kernel_errno == errno.ENOMEM
-    assert m.dmesg[-2] == "nd_pmem pfn0.1: Conflicting mapping in same section" and "devm_memremap_pages+" in m.dmesg[-1]  # dev_WARN: message, WARNING line
+    # dev_WARN: message, WARNING line
+    assert m.dmesg[-2] == "nd_pmem pfn0.1: Conflicting mapping in same section"
+    assert "devm_memremap_pages+" in m.dmesg[-1]
     assert m.snapshot() == snap                      # nothing changed
     assert len(r.namespaces) == 1
 
@@ -47,7 +49,9 @@ def test_A1_sub_section_v52_plus64_variant_endpoint_probe_hole():
     with pytest.raises(KernelError) as ei:
         r.create_namespace(size=16 * MiB)
     assert ei.value.kernel_errno == errno.ENOMEM
-    assert m.dmesg[-2] == "nd_pmem pfn0.5: Conflicting mapping in same section" and "devm_memremap_pages+" in m.dmesg[-1]  # dev_WARN: message, WARNING line
+    # dev_WARN: message, WARNING line
+    assert m.dmesg[-2] == "nd_pmem pfn0.5: Conflicting mapping in same section"
+    assert "devm_memremap_pages+" in m.dmesg[-1]
 
 
 @pytest.mark.parametrize("layout,base", [(REGION_ALIGNED, 0x200000000), (REGION_PLUS64, 0x204000000)])
@@ -98,7 +102,9 @@ def test_A2_multi_dax(kernel):
         with pytest.raises(KernelError) as ei:
             r.create_namespace(size=16 * MiB, mode="devdax", align=4096)
         assert ei.value.errno == errno.ENXIO and ei.value.kernel_errno == errno.ENOMEM
-        assert m.dmesg[-2] == "dax_pmem dax0.1: Conflicting mapping in same section" and "devm_memremap_pages+" in m.dmesg[-1]  # dev_WARN: message, WARNING line
+        # dev_WARN: message, WARNING line
+        assert m.dmesg[-2] == "dax_pmem dax0.1: Conflicting mapping in same section"
+        assert "devm_memremap_pages+" in m.dmesg[-1]
     else:
         d1 = r.create_namespace(size=16 * MiB, mode="devdax", align=4096)
         assert d1.size == 14 * MiB

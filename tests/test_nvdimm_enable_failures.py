@@ -30,6 +30,7 @@ from helpers import RAM_4G_PMEM_4G as LAYOUT
 from helpers import KiB, MiB
 from sparsemem import KernelError, Machine
 from sparsemem.kernel import ERAS
+from sparsemem.nvdimm import namespace as NS
 
 KERNELS = tuple(f"{a}.{b}" for (a, b), _ in ERAS)
 BTT_MIN = 16 * MiB + 4 * KiB          # ARENA_MIN_SIZE + the v1.1 initial offset
@@ -197,8 +198,6 @@ def test_create_on_page_misaligned_region_v52_enxio():
 
 def test_create_rolls_back_on_non_kernel_error(monkeypatch):
     """api.md create_namespace: any exception (not only KernelError) leaves the region as before."""
-    from sparsemem.nvdimm import namespace as NS
-
     def boom(*a, **k):
         raise RuntimeError("injected")
     m = Machine.from_iomem(LAYOUT, kernel="5.3")

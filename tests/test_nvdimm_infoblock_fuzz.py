@@ -18,6 +18,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from sparsemem.kernel import as_model
 from sparsemem.nvdimm import pfn as P
 from sparsemem.nvdimm.infoblock import DAX_SIG, PFN_SIG, InfoBlock, sb_checksum
 
@@ -163,7 +164,6 @@ def _validate(data, init=None, sig=PFN_SIG):
 
 
 def _model():
-    from sparsemem.kernel import as_model
     return as_model("5.3")
 
 

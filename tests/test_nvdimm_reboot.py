@@ -8,6 +8,7 @@ range (§6.2); the reboot itself never raises."""
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,7 @@ from helpers import RAM_4G_PMEM_4G as LAYOUT
 from helpers import MiB
 from sparsemem.machine import Machine
 from sparsemem.nvdimm import pfn as P
+from sparsemem.nvdimm.bus import probe_all
 from sparsemem.nvdimm.infoblock import PFN_SIG, InfoBlock
 
 
@@ -63,7 +65,6 @@ def test_reboot_bad_offset_records_error(kernel):
     "probe of ... failed" line.  (Updated: this test used to lock in a disabled namespace.)"""
     m = Machine.from_iomem(LAYOUT, kernel=kernel)
     ns = m.regions[0].create_namespace(size=256 * MiB)
-    from sparsemem.nvdimm.infoblock import InfoBlock
     sb = InfoBlock.unpack(m.regions[0].media.read(ns.offset + 4096, 4096))
     m.regions[0].media.write(ns.offset + 4096, sb.copy(dataoff=sb.dataoff + 4096).pack())
     m2 = m.reboot()
@@ -73,7 +74,7 @@ def test_reboot_bad_offset_records_error(kernel):
     assert ns2.pgmap is None and ns2.dataoff == ns2.start_pad == ns2.end_trunc == 0
     assert ns2.error == (errno.ENXIO, line)
     assert line in m2.dmesg
-    assert not any("probe of" in l for l in m2.dmesg)
+    assert not any("probe of" in ln for ln in m2.dmesg)
     assert m2.regions[0].media.read(ns.offset + 4096, 16) == PFN_SIG
 
 
@@ -107,8 +108,6 @@ def test_probe_validation_error_falls_back_to_raw(kernel):
 def test_probe_without_raw_fallback_switch_raises_validation_error():
     """The KernelModel switch (§4 "Deltas: v5.4"): without the fallback the probe fails and the
     namespace stays disabled with the validation error, and no driver-core line is invented."""
-    from dataclasses import replace
-
     m = Machine.from_iomem(LAYOUT, kernel="5.3")
     ns = m.regions[0].create_namespace(size=256 * MiB)
     _rewrite(m, ns, align=1 << 30)
@@ -117,11 +116,10 @@ def test_probe_without_raw_fallback_switch_raises_validation_error():
         old.disable()
     m2.regions[0].namespaces.clear()
     m2.model = replace(m2.model, pmem_probe_falls_back_to_raw=False)
-    from sparsemem.nvdimm.bus import probe_all
     probe_all(m2.nvdimm)
     (ns2,) = m2.regions[0].namespaces
     assert not ns2.enabled and ns2.error[0] == errno.EINVAL
-    assert not any("probe of" in l for l in m2.dmesg)
+    assert not any("probe of" in ln for ln in m2.dmesg)
 
 
 def test_reboot_page_misaligned_start_pad_never_raises():

@@ -10,6 +10,8 @@ import pytest
 from helpers import PMEM_AFTER_RAM_IN_SECTION, RAM_4G_PMEM_4G, GiB, MiB
 from sparsemem.errors import KernelError
 from sparsemem.machine import Machine
+from sparsemem.nvdimm import bus
+from sparsemem.nvdimm.infoblock import InfoBlock
 
 NS_START = 0x2_0400_0000
 
@@ -45,9 +47,9 @@ def test_scenario_a_pre_series():
     assert after["base_pages_ram"] == before["base_pages_ram"]        # 0 RAM pages
     assert after["pmds_ram"] == before["pmds_ram"]
     # the on-media block: version 1.2, the §1.3 field values
-    from sparsemem.nvdimm.infoblock import InfoBlock
     sb = InfoBlock.unpack(m.regions[0].media.read(ns.offset + 4096, 4096))
-    assert (sb.version_minor, sb.dataoff, sb.npfns, sb.start_pad, sb.align) == (2, 0x1200000, 241152, 0x4000000, 0x200000)
+    fields = (sb.version_minor, sb.dataoff, sb.npfns, sb.start_pad, sb.align)
+    assert fields == (2, 0x1200000, 241152, 0x4000000, 0x200000)
 
 
 def test_scenario_b_pre_series_enomem_partial_state():
@@ -93,7 +95,6 @@ def test_v53_numbers_not_early():
     assert d["pmds_altmap"] == 7 and d["base_pages_ram"] == 512 and d["pte_tables"] == 2
     assert d["memmap_bytes"] == 16 * MiB                 # 262 144 struct pages
     assert m.sections.subsection_map(64) == 0xFFFFFFFF00000000 and m.sections.subsection_map(72) == 0xFFFFFFFF
-    from sparsemem.nvdimm.infoblock import InfoBlock
     sb = InfoBlock.unpack(m.regions[0].media.read(ns.offset + 4096, 4096))
     assert (sb.version_minor, sb.dataoff, sb.npfns, sb.align) == (3, 0x1200000, 257536, 0x200000)
 
@@ -125,8 +126,6 @@ def test_section_4_2_firmware_moves_legacy_block(kernel):
     """§4.2: the scenario-A block (start_pad 64 MiB) re-placed 32 MiB lower by firmware.
     Validation passes everywhere; v5.1/v5.2 widen to a section holding RAM -> -ENXIO (mixed
     region WARN); v5.3 maps the exact range and enables."""
-    from sparsemem.nvdimm import bus
-
     m = Machine.from_iomem(LAYOUT_A, kernel="5.2")
     m.regions[0].create_namespace(size=GiB)
     moved = "100000000-201ffffff : System RAM\n202000000-2fdffffff : Persistent Memory\n"

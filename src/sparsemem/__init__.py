@@ -11,9 +11,17 @@ Names are imported lazily, so ``import sparsemem`` stays cheap.
 from __future__ import annotations
 
 import importlib
+import os
+from typing import TYPE_CHECKING
 
 from .errors import KernelBug, KernelError
 from .kernel import DEFAULT_KERNEL, KernelModel, kernel_model
+
+if TYPE_CHECKING:  # the lazy names below, typed for a user's type checker
+    from ._sparsecore import SectionTable as SectionTable
+    from ._sparsecore import VmemAltmap as VmemAltmap
+    from .machine import Machine as Machine
+    from .memremap import DevPagemap as DevPagemap
 
 __version__ = "0.1.0"
 
@@ -37,8 +45,6 @@ __all__ = [
 
 def get_include() -> str:
     """Folder holding ``sparsemem.h``, for Cython code that ``cimport``s the compiled core."""
-    import os
-
     here = os.path.dirname(os.path.abspath(__file__))
     packaged = os.path.join(here, "include")
     if os.path.exists(os.path.join(packaged, "sparsemem.h")):
@@ -46,7 +52,7 @@ def get_include() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(here)), "include")  # source checkout
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sparsemem' has no attribute {name!r}")
@@ -55,5 +61,5 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
