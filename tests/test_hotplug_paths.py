@@ -512,3 +512,16 @@ def test_pfn_to_online_page_macro(kernel):
     assert not m.pfn_to_online_page(0x80000)
     assert not m.pfn_to_online_page(-1)
     assert not m.pfn_to_online_page(1 << 40)
+
+
+# ------------------------------------------------------------------ printk of zero (§5.1, §8.1)
+def test_printk_hex_of_zero_keeps_the_prefix():
+    """lib/vsprintf.c ``number()`` prints the ``0x`` of ``%#lx`` / ``%#010llx`` for zero too
+    (``0x0``, ``0x00000000``), unlike glibc's bare ``0`` (issue #10 correction of §5.1 and §8.1)."""
+    m = Machine(kernel="5.3")
+    with pytest.raises(KernelError):
+        H.check_pfn_span(m, 0, 100, "add")
+    assert "Misaligned __add_pages start: 0x0 end: #63" in m.dmesg
+    with pytest.raises(KernelError):
+        m.sysfs["memory0/state"] = "offline"
+    assert any(line.startswith("memory offlining [mem 0x00000000-0x07ffffff] failed") for line in m.dmesg)

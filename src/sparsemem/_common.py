@@ -119,8 +119,9 @@ def pieces(pfn: int, nr: int):
 
 
 def hexfmt(v: int) -> str:
-    """C's ``%#lx``: ``0x`` + lowercase hex, except that 0 prints as ``0``."""
-    return "0" if v == 0 else f"0x{v:x}"
+    """The kernel's ``%#lx``: ``0x`` + lowercase hex, zero included (``0x0``: lib/vsprintf.c
+    ``number()`` emits the prefix for base 16 whatever the value, unlike glibc; §5.1)."""
+    return f"0x{v:x}"
 
 
 def encode_null(nr: int) -> int:

@@ -65,8 +65,9 @@ _SEC = C.PAGES_PER_SECTION
 # helpers
 
 def _pct_hash_010x(v: int) -> str:
-    """C ``%#010llx``: ``0x`` + hex zero-padded to 10 characters; 0 prints as ``0000000000``."""
-    return "0" * 10 if v == 0 else f"{v:#010x}"
+    """The kernel's ``%#010llx``: ``0x`` + hex, zero-padded to 10 characters in all, zero
+    included (``0x00000000``: lib/vsprintf.c ``number()``, §8.1)."""
+    return f"{v:#010x}"
 
 
 def _pa(v: int) -> str:
