@@ -381,7 +381,13 @@ class Runner:
         self.kernel = kernel
         self.layout = layout
         self.options = options
-        self.ms = {c: Machine.from_iomem(layout, kernel=kernel, core=c, **options) for c in CORES}
+        self.ms = {}
+        for c in CORES:
+            # a layout's existing namespaces are adopted at boot (sparsemem.existing), with
+            # fresh uuids: the same seeded ones for both cores, as in step()
+            src = random.Random(f"{seed}/boot")
+            with mock.patch("uuid.uuid4", lambda src=src: uuid.UUID(int=src.getrandbits(128), version=4)):
+                self.ms[c] = Machine.from_iomem(layout, kernel=kernel, core=c, **options)
         self.seen = {c: [] for c in CORES}      # every pgmap ever handed out, in the same order
         self.added: list = []                   # (nid, start, size) of successful add_memory
         self.crashed = False
