@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import operator
+from typing import Optional
 
 import numpy as np
 
@@ -116,6 +117,27 @@ def pieces(pfn: int, nr: int):
         step = min(end - pfn, C.PAGES_PER_SECTION - (pfn & (C.PAGES_PER_SECTION - 1)))
         yield pfn, step
         pfn += step
+
+
+def kstrtox(text: str, signed: bool = False) -> Optional[int]:
+    """lib/kstrtox.c ``kstrtoull(s, 0)`` (``signed``: ``kstrtoll(s, 0)``): an optional ``+``
+    (and ``-`` when signed), ``0x`` hex, ``0`` octal or decimal, one trailing newline, nothing
+    else.  The value, not yet range-checked (the callers turn their range into -ERANGE or
+    -EINVAL); None on a parse error."""
+    s = text[:-1] if text.endswith("\n") else text
+    neg = signed and s[:1] == "-"
+    if s[:1] == "+" or neg:
+        s = s[1:]
+    if s[:2].lower() == "0x":
+        base, digits = 16, s[2:]
+    elif s[:1] == "0" and len(s) > 1:
+        base, digits = 8, s[1:]
+    else:
+        base, digits = 10, s
+    if not digits or any(c.lower() not in "0123456789abcdef"[:base] for c in digits):
+        return None
+    v = int(digits, base)
+    return -v if neg else v
 
 
 def hexfmt(v: int) -> str:

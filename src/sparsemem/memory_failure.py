@@ -76,8 +76,8 @@ described at :func:`sparsemem.hotplug.dump_unmovable_page`.
 from __future__ import annotations
 
 import errno
-from typing import Optional
 
+from . import _common as K
 from . import constants as C
 from .errors import KernelError
 from .hotplug import _LAST_CPUPID_RESET, _PG_RESERVED, first_unmovable_pfn, pfn_to_online_page
@@ -87,27 +87,6 @@ __all__ = ["soft_offline_page_store", "hard_offline_page_store", "soft_offline_p
 
 #: include/uapi/asm-generic/errno.h
 EHWPOISON = getattr(errno, "EHWPOISON", 133)
-
-_U64 = (1 << 64) - 1
-
-
-def _kstrtoull(text: str) -> Optional[int]:
-    """``kstrtoull(s, 0)``: optional ``+``, ``0x`` hex, ``0`` octal or decimal, one trailing
-    newline; None on any error (the stores turn every error into -EINVAL)."""
-    s = text[:-1] if text.endswith("\n") else text
-    if s[:1] == "+":
-        s = s[1:]
-    if s[:2].lower() == "0x":
-        base, digits = 16, s[2:]
-    elif s[:1] == "0" and len(s) > 1:
-        base, digits = 8, s[1:]
-    else:
-        base, digits = 10, s
-    if not digits or any(c.lower() not in "0123456789abcdef"[:base] for c in digits):
-        return None
-    v = int(digits, base)
-    return v if v <= _U64 else None
-
 
 def page_state(m, pfn: int) -> str:
     """What the page at ``pfn`` is for memory-failure handling: ``"invalid"``, ``"device"``,
@@ -218,7 +197,8 @@ def memory_failure(m, pfn: int) -> None:
 
 
 def _store(m, name: str, value: str, count: int, fn) -> int:
-    addr = _kstrtoull(value)
+    addr = K.kstrtox(value)
+    addr = addr if addr is not None and addr <= K.U64 else None
     if addr is None:
         raise KernelError(errno.EINVAL, f"{name}: invalid address {value!r}")
     fn(m, addr >> C.PAGE_SHIFT)

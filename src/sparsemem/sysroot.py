@@ -11,6 +11,7 @@ import os
 import stat as _stat
 from typing import NamedTuple, Optional
 
+from ._common import kstrtox
 from .errors import KernelError
 
 __all__ = ["SysRoot", "Entry", "export", "MEMORY_DIR", "NODE_DIR", "INJECT_DIR", "INJECT_ACTIONS"]
@@ -59,28 +60,6 @@ class Entry(NamedTuple):
 
 def _enoent(path: str) -> KernelError:
     return KernelError(errno.ENOENT, f"/{path}: No such file or directory")
-
-
-def _kstrtoll(text: str) -> Optional[int]:
-    """``kstrtoll(s, 0)``: optional sign, ``0x`` hex, ``0`` octal or decimal, one trailing
-    newline allowed, nothing else; None on a parse error, OverflowError beyond s64 (-ERANGE)."""
-    s = text[:-1] if text.endswith("\n") else text
-    neg = s[:1] == "-"
-    if s[:1] in ("-", "+"):
-        s = s[1:]
-    if s[:2].lower() == "0x":
-        base, digits = 16, s[2:]
-    elif s[:1] == "0" and len(s) > 1:
-        base, digits = 8, s[1:]
-    else:
-        base, digits = 10, s
-    if not digits or any(c.lower() not in "0123456789abcdef"[:base] for c in digits):
-        return None
-    v = int(digits, base)
-    v = -v if neg else v
-    if not -(1 << 63) <= v < (1 << 63):
-        raise OverflowError(text)
-    return v
 
 
 class SysRoot:
@@ -246,12 +225,11 @@ class SysRoot:
             return self.machine.sysfs.write(p[len(MEMORY_DIR) + 1:], data)
         # fs/libfs.c simple_attr_write: at most 23 bytes are parsed, the whole write is claimed
         text = data[:23].split(b"\0", 1)[0].decode("latin-1")
-        try:
-            val = _kstrtoll(text)
-        except OverflowError:
-            raise KernelError(errno.ERANGE, f"/{p}: {text!r} out of range") from None
+        val = kstrtox(text, signed=True)    # kstrtoll
         if val is None:
             raise KernelError(errno.EINVAL, f"/{p}: invalid number {text!r}")
+        if not -(1 << 63) <= val < (1 << 63):
+            raise KernelError(errno.ERANGE, f"/{p}: {text!r} out of range")
         # debugfs_errno_set: clamp_t(int, val, -MAX_ERRNO, 0) of the u64 value
         v = ((val + (1 << 31)) % (1 << 32)) - (1 << 31)
         v = min(max(v, -MAX_ERRNO), 0)
