@@ -46,6 +46,9 @@ USER_CODE = textwrap.dedent('''\
     reveal_type(t.vmemmap_stats())
     reveal_type(t.pfn_valid_many(np.arange(0x100000, 0x100800)))
     reveal_type(VmemAltmap(0x100000).alloc_block_buf(512))
+
+    import sparsemem
+    reveal_type(sparsemem.race.explore("6.8", "deactivate-vs-pfn_valid"))
 ''')
 
 # what mypy reveals, line by line: a class object as its constructor (checked: what it returns),
@@ -67,6 +70,7 @@ EXPECTED = [
     ("is", "dict[str, int]"),
     ("is", "numpy.ndarray[tuple[Any, ...], numpy.dtype[numpy.bool[bool]]]"),  # numpy's own shape type
     ("is", "int | None"),
+    ("is", "dict[str, list[str]]"),  # a lazy module of the package (sparsemem.race)
 ]
 
 

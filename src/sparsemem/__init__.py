@@ -18,6 +18,7 @@ from .errors import KernelBug, KernelError
 from .kernel import DEFAULT_KERNEL, KernelModel, kernel_model
 
 if TYPE_CHECKING:  # the lazy names below, typed for a user's type checker
+    from . import race as race
     from ._sparsecore import SectionTable as SectionTable
     from ._sparsecore import VmemAltmap as VmemAltmap
     from .machine import Machine as Machine
@@ -31,6 +32,8 @@ _LAZY = {
     "Machine": "sparsemem.machine",
     "DevPagemap": "sparsemem.memremap",
 }
+#: modules reached as attributes of the package (``sparsemem.race.explore``), imported on use
+_LAZY_MODULES = ("race",)
 
 __all__ = [
     "get_include",
@@ -40,6 +43,7 @@ __all__ = [
     "kernel_model",
     "DEFAULT_KERNEL",
     *_LAZY,
+    *_LAZY_MODULES,
 ]
 
 
@@ -53,6 +57,8 @@ def get_include() -> str:
 
 
 def __getattr__(name: str) -> object:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sparsemem' has no attribute {name!r}")

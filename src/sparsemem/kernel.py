@@ -125,6 +125,39 @@ class KernelModel:
     #: addressable range [...]" and -E2BIG (bca3feaa0764 "mm/memory_hotplug: prevalidate the
     #: address range being added with platform", v5.12; read at 6.1); set by :data:`SINCE`.
     mhp_range_allowed: bool = False
+    #: atomic step order of tearing down a whole hot-added section, as :mod:`sparsemem.race`
+    #: replays it (later-eras-hotplug.md A8, sparse-hotplug.md §7 and §10); set by :data:`SINCE`:
+    #: ``"5.2"`` ``sparse_remove_one_section``: decode, ``section_mem_map = 0``,
+    #: ``pageblock_flags = NULL``, free memmap and usemap (§7; v5.1 the same);
+    #: ``"5.3"`` ``section_deactivate``: clear the sub-section bits, ``kfree(usage)``,
+    #: ``usage = NULL``, decode, store ``sparse_encode_mem_map(NULL)`` (every flag cleared at
+    #: once), free the memmap (ba72b4c8cf60 / f46edbd1b151, the v5.3 sub-section series; read
+    #: at 5.4.0 and 5.5-rc5);
+    #: ``"5.6"``: as 5.3 but ``HAS_MEM_MAP`` is cleared after the usage is freed and
+    #: ``section_mem_map = 0`` comes last, after the memmap is freed (1f503443e7df "reset
+    #: section's mem_map when fully deactivated", d41e2f3bd546 "fix hot remove failure in
+    #: SPARSEMEM|!VMEMMAP case", b943f045a9af "fix kernel crash with pfn_section_valid check";
+    #: read at 5.6.4, 5.9.1, 5.11.0, 5.12.9, 6.6.9);
+    #: ``"6.8"``: ``HAS_MEM_MAP`` cleared *before* the usage is freed (5ec8e8ea8b77
+    #: "mm/sparsemem: fix race in accessing memory_section->usage", CVE-2023-52489; read at
+    #: 6.8.0, 6.9.0, 6.10-rc5).
+    deactivate_order: str = "5.2"
+    #: the usage is freed with ``kfree_rcu`` after a grace period and its pointer cleared with
+    #: ``WRITE_ONCE`` (5ec8e8ea8b77, v6.8; read at 6.8.0); set by :data:`SINCE`.
+    usage_kfree_rcu: bool = False
+    #: generic ``pfn_valid`` runs its section tests inside ``rcu_read_lock_sched()``
+    #: (5ec8e8ea8b77 with the KMSAN follow-up f6564fce256a, both v6.8; read at 6.8.0, 6.9.0);
+    #: set by :data:`SINCE`.
+    pfn_valid_rcu: bool = False
+    #: ``pfn_section_valid`` loads ``ms->usage`` once and answers 0 for NULL (82f0b6f041fa
+    #: "mm: prevent derefencing NULL ptr in pfn_section_valid()", v6.10, CVE-2024-41055:
+    #: absent at 6.10-rc5, present at 6.10.0); set by :data:`SINCE`.
+    pfn_section_valid_null_safe: bool = False
+    #: ``pfn_to_online_page`` is a function that also tests the sub-section bit
+    #: (``pfn_section_valid``) and ``SECTION_TAINT_ZONE_DEVICE`` (1f90a3477df3 and "mm: teach
+    #: pfn_to_online_page() to consider subsection validity", v5.12; read at 5.12.9); before,
+    #: a macro testing only ``SECTION_IS_ONLINE`` (read at 5.11.0); set by :data:`SINCE`.
+    pfn_to_online_page_subsection: bool = False
     #: first release of the :data:`ERAS` row this model was built from (filled in by
     #: :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
     row_release: tuple[int, int] = (5, 3)
@@ -228,10 +261,17 @@ ERAS: tuple[tuple[tuple[int, int], dict], ...] = (
 #: (first release, switch, value).  A release gets the value of the last entry whose first
 #: release is <= it, after its row; the commit of each is cited at the switch.
 SINCE: tuple[tuple[tuple[int, int], str, object], ...] = (
+    ((5, 3), "deactivate_order", "5.3"),
     ((5, 4), "memory_failure", "5.4"),
     ((5, 5), "efi_soft_reserve", True),
+    ((5, 6), "deactivate_order", "5.6"),
     ((5, 12), "mhp_range_allowed", True),
+    ((5, 12), "pfn_to_online_page_subsection", True),
     ((6, 1), "memory_failure", "6.1"),
+    ((6, 8), "deactivate_order", "6.8"),
+    ((6, 8), "usage_kfree_rcu", True),
+    ((6, 8), "pfn_valid_rcu", True),
+    ((6, 10), "pfn_section_valid_null_safe", True),  # beyond NEWEST today: takes effect with it
 )
 
 
