@@ -18,7 +18,8 @@ import pytest
 from sparsemem import Machine, fleet
 from sparsemem import existing as E
 from sparsemem.cli import main
-from sparsemem.report import REPORT_SCHEMA, build_report, load_layout
+from sparsemem.explain import lost_capacity
+from sparsemem.report import REPORT_SCHEMA, boot_layout, build_report, load_layout, populate
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 EX = DATA / "existing"
@@ -290,3 +291,82 @@ def test_fleet_uses_the_same_adoption():
                               _text("qemu-fsdax-sector.ndctl.json"))
     assert [(r[C["namespace"]], r[C["mode"]]) for r in rows] == [
         ("namespace0.0", "fsdax"), ("namespace0.1", "sector"), ("namespace1.0", "fsdax")]
+
+
+# ---------------------------------------------------------------------------------------------
+# --check and the free space of an existing configuration; the ndctl JSON beside a layout
+
+
+def test_check_counts_an_existing_configurations_padding_not_its_free_space(capsys):
+    """A region that kept its configuration: the bytes none of its namespaces covers are the
+    region's free capacity (what it still offers to ndctl create-namespace, checked here on
+    the booted machine), not a loss (api.md "Command line": the default namespace goes on
+    free regions only); the padding its namespaces get under a release is still a loss."""
+    lay = load_layout(str(EX / "qemu-fsdax-sector.iomem.txt"))
+    for kernel in ("5.2", "5.3"):
+        m, config = boot_layout(lay.text, kernel)
+        populate(m, config, kernel)
+        rep = build_report([lay], [kernel])["layouts"][0]
+        res = rep["regions"][0]["results"][0]
+        assert res["existing"] and res["lost"]["unallocated"] == m.regions[0].available_size == 6 * GiB
+        assert lost_capacity(res) == 0 and rep["check"] == []
+    assert main(["report", str(EX / "qemu-fsdax-sector.iomem.txt"), "--check"]) == 0
+    assert "6 GiB (free)" in capsys.readouterr().out
+    # the 2018 dump: the legacy region's bytes beside the hot-added RAM are free too
+    old = load_layout(str(DATA / "layouts" / "lore.kernel.org_20181022201327.F1642450@viggo.jf.intel.com.txt"))
+    m, config = boot_layout(old.text, "5.3")
+    populate(m, config, "5.3")
+    rep = build_report([old], ["5.3"])["layouts"][0]
+    assert rep["regions"][0]["results"][0]["lost"]["unallocated"] <= m.regions[0].available_size
+    assert rep["check"] == []
+    # lca.pw: region0 keeps its namespace; 5.2 pads it, which is lost (MN §3.1)
+    lca = load_layout(str(DATA / "layouts" / "lore.kernel.org_0FB85A78-C2EE-4135-9E0F-D5623CE6EA47@lca.pw.txt"))
+    rep = build_report([lca], ["5.2", "5.3"])["layouts"][0]
+    r52, r53 = rep["regions"][0]["results"]
+    assert r52["existing"] and r52["lost"]["padding"] > 0 and r53["lost"]["padding"] == 0
+    assert {"region": "region0", "kernel": "5.2", "kind": "lost", "bytes": r52["lost"]["padding"],
+            "text": f"region0 under 5.2: {r52['lost']['padding'] >> 20} MiB lost ({r52['lost']['padding'] >> 20} MiB "
+                    f"padding)"} in rep["check"]
+    assert not [c for c in rep["check"] if c["region"] == "region0" and c["kernel"] == "5.3"]
+
+
+def test_report_reads_the_ndctl_json_beside_a_layout(tmp_path, capsys):
+    """host.txt with host.json (ndctl list -N) beside it, as a fleet inventory pairs them:
+    the JSON's modes are used, the note says where they came from; --ndctl overrides it; a
+    JSON that cannot be read makes that layout unreadable (exit 1, the JSON named)."""
+    host = tmp_path / "host.txt"
+    host.write_text(_text("qemu-fsdax-sector.iomem.txt"))
+    (tmp_path / "host.json").write_text(_text("qemu-fsdax-sector.ndctl.json"))
+
+    def modes(*extra):
+        assert main(["report", str(host), "--json", "-k", "5.3", *extra]) == 0
+        lay = json.loads(capsys.readouterr().out)["layouts"][0]
+        return [n["mode"] for n in lay["regions"][0]["results"][0]["namespaces"]], lay
+
+    got, lay = modes()
+    assert got == ["fsdax", "sector"] and lay["existing"]["ndctl"] is True
+    assert any(str(tmp_path / "host.json") in n for n in lay["input"]["notes"])
+    empty = tmp_path / "none.json"
+    empty.write_text("[]\n")
+    got, lay = modes("--ndctl", str(empty))      # the dump alone cannot tell sector from fsdax
+    assert got == ["fsdax", "fsdax"] and not any("host.json" in n for n in lay["input"]["notes"])
+    (tmp_path / "host.json").write_text('[{"dev": "namespace0.0", "size": "1 GiB"}]')
+    assert main(["report", str(host), "-k", "5.3"]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'host.json'}: " in err and "not a byte count" in err
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EX.glob("*.iomem.txt")))
+def test_one_parsed_layout_serves_every_run(name):
+    """report parses a layout once and boots every kernel (and every hint's alternative) from
+    that tree: adopting the configuration must leave it as it was, so that a kernel's result
+    does not depend on the kernels run before it."""
+    lay = load_layout(str(EX / name))
+    together = build_report([lay], ["6.8", "5.2", "5.3"])["layouts"][0]
+    for i, k in enumerate(["6.8", "5.2", "5.3"]):
+        alone = build_report([lay], [k])["layouts"][0]
+        for reg, reg_alone in zip(together["regions"], alone["regions"]):
+            got, want = ({x: v for x, v in r.items() if x != "hints"}
+                         for r in (reg["results"][i], reg_alone["results"][0]))
+            assert got == want, (name, k, reg["dev"])
+        assert [x for x in together["kmem"] if x["kernel"] == k] == alone["kmem"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import random
 
 import pytest
 
@@ -22,6 +23,11 @@ from sparsemem.report import DEFAULT_KERNELS, boot_layout, build_report, load_la
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 LAYOUTS = DATA / "layouts"
+BUNDLED = DATA.parent.parent / "src" / "sparsemem" / "data" / "ndctl-issue-76.txt"
+#: every shipped layout: the public ones, the constructed existing configurations, the
+#: input samples and the bundled one
+SHIPPED = sorted([*LAYOUTS.glob("*.txt"), *(DATA / "existing").glob("*.iomem.txt"),
+                  *(DATA / "inputs").glob("*.txt"), BUNDLED])
 HINTED = [
     LAYOUTS / "github.com_pmem_pmem.github.io_pull_30.txt",
     LAYOUTS / "lore.kernel.org_0FB85A78-C2EE-4135-9E0F-D5623CE6EA47@lca.pw.txt",
@@ -68,21 +74,59 @@ def _apply(lay, kernel: str, index: int, hint: dict) -> dict:
     return a.result
 
 
-@pytest.mark.parametrize("path", HINTED, ids=lambda p: p.name[:40])
-def test_every_hint_works_when_applied(path):
-    lay = load_layout(str(path))
-    rep = build_report([lay], DEFAULT_KERNELS)["layouts"][0]
-    n = 0
+def _check_hints(lay, rep: dict) -> list[dict]:
+    """Apply every hint of the layout's report through the simulation (``_apply``): the
+    region must then enable with the capacity the hint names, more than the result it
+    explains, and the hint's text must name the alternative.  Returns the hints checked."""
+    checked = []
     for reg in rep["regions"]:
         for res in reg["results"]:
             if res["result"] == "ok" and not lost_capacity(res):
                 assert res["hints"] == []          # nothing to avoid, nothing said
             for hint in res["hints"]:
                 got = _apply(lay, res["kernel"], reg["index"], hint)
-                assert got["result"] == "ok", (reg["dev"], res["kernel"], hint)
-                assert got["capacity"] == hint["capacity"] > res["capacity"], (reg["dev"], res["kernel"], hint)
-                n += 1
-    assert n > 0
+                where = (lay.file, reg["dev"], res["kernel"], hint)
+                assert got["result"] == "ok", where
+                assert got["capacity"] == hint["capacity"] > res["capacity"], where
+                change = hint["change"]
+                named = {"release": lambda: f"under {kernel_model(change['kernel']).label_for(change['kernel'])}",
+                         "align": lambda: "-a " + {4096: "4K", 1 << 21: "2M", 1 << 30: "1G"}[change["align"]],
+                         "size": lambda: f"-s {change['size']}",
+                         "region": lambda: f"[mem {change['start']:#x}-{change['end']:#x}]"}[hint["kind"]]()
+                assert named in hint["text"], where
+                checked.append(hint)
+    return checked
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name[:40])
+def test_every_hint_works_when_applied(path):
+    lay = load_layout(str(path))
+    rep = build_report([lay], DEFAULT_KERNELS)["layouts"][0]
+    checked = _check_hints(lay, rep)
+    if path in HINTED or path == BUNDLED:   # those the tests and golden files show hints of
+        assert checked
+
+
+def test_every_hint_of_perturbed_layouts_works(tmp_path):
+    """The layouts of the 1,000-layout batch (tests/test_cli_stream.py: the shipped ones
+    with firmware-like perturbations, in the tools' forms), every tenth: their hints, of
+    every kind, work when applied."""
+    from test_cli_stream import SHIPPED as BASES  # noqa: PLC0415 -- the batch's generator
+    from test_cli_stream import _perturb, _top_level, _write_form  # noqa: PLC0415
+
+    tops = {p: _top_level(p) for p in BASES}
+    kinds: dict = {}
+    for i in range(0, 1000, 10):
+        rnd = random.Random(i)
+        src = BASES[i % len(BASES)]
+        top = [[s, e, name, list(kids)] for s, e, name, kids in tops[src]]
+        _perturb(top, rnd)
+        p = tmp_path / f"layout-{i:04d}.txt"
+        p.write_text(_write_form(top, rnd.choice(["iomem", "dmesg", "journalctl -k", "memmap"]), f"h{i}"))
+        lay = load_layout(str(p))
+        for hint in _check_hints(lay, build_report([lay], DEFAULT_KERNELS)["layouts"][0]):
+            kinds[hint["kind"]] = kinds.get(hint["kind"], 0) + 1
+    assert set(kinds) == {"release", "align", "size", "region"}, kinds
 
 
 def test_the_hint_kinds_the_layouts_need():
@@ -124,3 +168,5 @@ def test_text_report_shows_dmesg_and_hints_of_a_failure(capsys):
     assert "dmesg 5.3" in out and res["dmesg"][0] in out
     for hint in res["hints"]:
         assert f"5.3: {hint['text']}" in flat
+    # and what the text shows is what the simulation verified
+    assert _check_hints(load_layout(str(HINTED[1])), rep["layouts"][0])

@@ -93,6 +93,36 @@ def test_dmesg_user_map_with_update_and_remove_applied():
     assert any("user-defined map is used" in n for n in norm.notes)
 
 
+# /proc/iomem of the 6.1 guest booted with memmap=4G!12G mem=12G: RAM above 12 GiB removed by
+# mem= (parse_memopt), the legacy pmem range added by memmap= (parse_memmap_one), page 0 and
+# the legacy ROM hole as trim_bios_range leaves them
+QEMU61_MEM = QEMU68[:10] + ["100000000-2ffffffff : System RAM", "300000000-3ffffffff : Persistent Memory (legacy)"]
+
+
+def test_mem_and_memmap_user_map_with_levels():
+    """dmesg -x of a mem= boot: the remove line that mem= printed comes before the user map
+    (which already shows its effect) and is not applied again; the trim_bios_range lines
+    after the map are; the facility:level prefixes (kern :debug : on KERN_DEBUG lines) go."""
+    text = sample("qemu-6.1-mem-memmap.dmesg-x.txt")
+    norm, parsed = tree_of(text)
+    assert lines_of(parsed) == QEMU61_MEM
+    assert norm.form == "dmesg" and norm.table_label == "user"
+    assert "memmap=4G!12G mem=12G" in " ".join(n for n in norm.notes if "command line" in n)
+    mem_remove = _lineno(text, "e820: remove [mem 0x300000000-")
+    assert [(op.lineno, op.op, op.start, op.start + op.size - 1, op.old) for op in norm.ops][0] == \
+        (mem_remove[0], "remove", 0x300000000, 0xFFFFFFFFFFFFFFFE, E820_TYPE_RAM)
+    trim = _lineno(text, "e820: update") + _lineno(text, "e820: remove [mem 0x000a")
+    assert [op.lineno for op in norm.applied] == trim
+    # `dmesg | grep -i e820` of the same boot keeps no user: line: the firmware table with
+    # mem='s remove applied as the kernel applied it (RAM ends at 12 GiB), and no pmem
+    grepped = "\n".join(line for line in text.splitlines() if "e820" in line.lower())
+    norm, parsed = tree_of(grepped)
+    assert norm.table_label == "BIOS-e820"
+    assert [(op.op, op.start) for op in norm.applied] == [("remove", 0x300000000), ("update", 0), ("remove", 0xA0000)]
+    got = lines_of(parsed)
+    assert got[-1] == "100000000-2ffffffff : System RAM" and not any("Persistent" in line for line in got)
+
+
 def test_user_map_wins_only_when_printed():
     """Without the user: lines (``dmesg | grep -i e820`` keeps BIOS-e820 and the e820: lines
     only), the firmware table is used, with the same updates: no pmem at all."""

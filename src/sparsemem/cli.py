@@ -50,7 +50,9 @@ columns (per region, one column per kernel):
   lost             region size - usable, split exactly into:
     padding          start_pad + end_trunc (section padding / align truncation)
     metadata         dataoff (info-block + struct page reservation, rounded to align)
-    unallocated      region bytes not in the namespace (all of it when creation failed)
+    unallocated      region bytes not in the namespace (all of it when creation failed);
+                     "(free)": bytes no existing namespace covers, left for ndctl
+                     create-namespace, which --check does not count as lost
                      (and "other": anything else, normally 0; shown only when not 0)
   memmap in pmem   vmemmap bytes taken from the namespace's altmap by enabling it
   memmap in RAM    vmemmap bytes taken from System RAM by enabling it
@@ -83,6 +85,7 @@ examples:
   sparsemem report
   sudo sparsemem report /proc/iomem --kernel 5.2 --kernel $(uname -r)
   sudo sparsemem report /proc/iomem --ndctl <(ndctl list -N)
+  sparsemem report hosts/*.txt                # each hosts/H.txt with hosts/H.json (ndctl list -N)
   dmesg | sparsemem report -
   journalctl -k -b -1 | sparsemem report - --check
   sparsemem report layouts/*.txt --jsonl > results.jsonl
@@ -177,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ndctl", metavar="FILE",
                    help="'ndctl list -N' (or -RN) / 'daxctl list' JSON of the machine: the existing "
                         "namespaces' mode, map, align and size that /proc/iomem cannot show "
-                        "(applies to every LAYOUT)")
+                        "(applies to every LAYOUT; without it, a layout STEM.EXT is read with the "
+                        "STEM.json beside it, if there is one)")
     r.add_argument("--check", action="store_true",
                    help="exit with status 3 when a namespace fails or loses capacity beyond its "
                         "metadata (padding, unallocated space); the reasons go to stderr")
@@ -287,7 +291,10 @@ def _cells(res: dict, region_name: str) -> dict:
         "lost": format_size(lost["total"]),
         "  padding": format_size(lost["padding"]),
         "  metadata": format_size(lost["metadata"]),
-        "  unallocated": format_size(lost["unallocated"]),
+        # an existing configuration's uncovered bytes are the region's free capacity, not lost
+        # (explain.lost_capacity)
+        "  unallocated": format_size(lost["unallocated"]) + (" (free)" if res.get("existing") and
+                                                             lost["unallocated"] else ""),
         "  other": format_size(lost["other"]),
         "existing": _existing_cell(res),
         "system RAM": format_size(_kmem_bytes(res)),
@@ -309,7 +316,8 @@ def _existing_cell(res: dict) -> str:
         return ""
     nss = res.get("namespaces") or []
     if len(nss) > 1:
-        return f"{len(nss)} namespaces ({', '.join(sorted({n['mode'] for n in nss}))})"
+        text = f"{len(nss)} namespaces ({', '.join(sorted({n['mode'] for n in nss}))})"
+        return text if len(text) < _col_w[0] else f"{len(nss)} namespaces"
     if nss:
         ns = nss[0]
         return " ".join(x for x in (ns["mode"], ns.get("chardev") if ns["mode"] == "devdax" else None,
@@ -356,8 +364,11 @@ def format_report(rep: dict) -> str:
             lines.append("")
         name = os.path.basename(lay["file"]) + (" (bundled)" if lay["bundled"] else "")
         lines.append(f"layout {name}")
-        if lay.get("source"):
+        if lay.get("source") and " " not in lay["source"]:   # a URL: on one line, whatever its length
             lines.append(f"  source: {lay['source']}")
+        elif lay.get("source"):
+            lines.extend(textwrap.wrap(f"source: {lay['source']}", width=_WIDTH, initial_indent="  ",
+                                       subsequent_indent="    ", break_long_words=False, break_on_hyphens=False))
         notes = (lay.get("input") or {}).get("notes")
         if notes:
             lines.extend(textwrap.wrap(f"read as {lay['input']['format']}: " + "; ".join(notes), width=_WIDTH,
@@ -602,6 +613,32 @@ class _JsonStream:
         return self.tail + "\n" if self.n else json.dumps({**self.head, "layouts": []}, indent=2) + "\n"
 
 
+def _read_ndctl(path: str) -> str:
+    """The text of an ``ndctl list`` / ``daxctl list`` JSON file, checked (``_Fail`` naming
+    the file when it cannot be read or is not such JSON)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as exc:
+        raise _Fail(f"{path}: cannot read: {exc.strerror or exc}") from None
+    from .existing import parse_ndctl_json  # noqa: PLC0415 -- start-up: the simulator, only with JSON
+
+    try:
+        parse_ndctl_json(text)
+    except ValueError as exc:
+        raise _Fail(f"{path}: {exc}") from None
+    return text
+
+
+def _beside_json(path: str) -> Optional[str]:
+    """``STEM.json`` beside the layout file ``STEM.EXT`` (``host042.txt`` +
+    ``host042.json``, as a ``fleet`` inventory pairs them), or ``None``."""
+    if path == "-":
+        return None
+    js = os.path.splitext(path)[0] + ".json"
+    return js if js != path and os.path.isfile(js) else None
+
+
 def _plot_target(path: str) -> str:
     """``"dir"`` for ``DIR/`` or an existing directory (created if need be), else ``"file"``."""
     if path.endswith(("/", os.sep)) or os.path.isdir(path):
@@ -639,19 +676,7 @@ def _cmd_report(args) -> int:
         sources = [("-", None, False)]
     else:
         sources = [_default_source("report")]
-    ndctl = None
-    if args.ndctl:
-        try:
-            with open(args.ndctl, encoding="utf-8") as f:
-                ndctl = f.read()
-        except OSError as exc:
-            raise _Fail(f"{args.ndctl}: cannot read: {exc.strerror or exc}") from None
-        from .existing import parse_ndctl_json  # noqa: PLC0415 -- start-up: the simulator, only with --ndctl
-
-        try:
-            parse_ndctl_json(ndctl)
-        except ValueError as exc:
-            raise _Fail(f"{args.ndctl}: {exc}") from None
+    ndctl = _read_ndctl(args.ndctl) if args.ndctl else None
     head = {"version": REPORT_VERSION, "kernels": [{"version": k, "era": kernel_model(k).era} for k in kernels]}
     out = sys.stdout
     progress = _Progress(len(sources), args.progress if args.progress is not None
@@ -659,6 +684,7 @@ def _cmd_report(args) -> int:
     stream = _JsonStream(head, out) if args.json else None
     done = 0  # layouts reported
     to_plot: list[dict] = []  # kept only for one --plot FILE of them all
+    summary_only = False  # that file will be the summary figure (plot.plot_summary)
     used_names: set = set()
     bad = findings = 0
     status = 0
@@ -667,8 +693,17 @@ def _cmd_report(args) -> int:
             try:
                 lay = _load_one(path, text, bundled)
                 lay.ndctl = ndctl
+                beside = None if args.ndctl or bundled or text is not None else _beside_json(path)
+                if text is not None and lay.input is not None:
+                    lay.input.notes.append("this machine's map (no LAYOUT given)")
+                if beside is not None:
+                    # as 'fleet' pairs a host's layout with its JSON (docs/existing.md)
+                    lay.ndctl = _read_ndctl(beside)
+                    if lay.input is not None:
+                        lay.input.notes.append(f"existing namespaces also from {beside} (the ndctl JSON "
+                                               f"beside the layout)")
                 try:
-                    rep = report_layout(lay, kernels, keep_state=plot_mod is not None)
+                    rep = report_layout(lay, kernels, keep_state=plot_mod is not None and not summary_only)
                 except (ValueError, OSError) as exc:
                     # the simulation refused the layout while booting it: name the file
                     raise _Fail(_boot_error([lay], exc)) from None
@@ -689,8 +724,16 @@ def _cmd_report(args) -> int:
                 text_out = ("\n" if done else "") + format_report({**head, "layouts": [public]})
             progress.write(out, text_out)
             done += 1
-            if plot_kind == "file":
-                to_plot.append(rep)
+            if plot_kind == "file" and plot_mod is not None:
+                # one file of them all: a detailed map while it stays readable, else the bounded
+                # summary, which needs a small record per layout only (memory stays small)
+                if summary_only:
+                    to_plot.append(plot_mod.summary_record(rep))
+                else:
+                    to_plot.append(rep)
+                    if len(to_plot) * len(kernels) > plot_mod.MAX_PANELS:
+                        summary_only = True
+                        to_plot = [plot_mod.summary_record(r) for r in to_plot]
             if plot_kind == "dir":
                 target = _plot_name(args.plot, rep, used_names)
                 _write_plot(plot_mod, {**head, "layouts": [rep]}, target)

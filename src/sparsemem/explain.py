@@ -150,13 +150,20 @@ def compare_observations(layout: dict, observations, kernels) -> list[dict]:
 
 
 def lost_capacity(result: dict) -> int:
-    """Bytes of the region that a created namespace neither uses for data nor for the
-    metadata its mode needs: ``padding + unallocated + other`` of ``lost`` (0 for a failure,
-    which is a finding of its own)."""
+    """Bytes of the region that its namespaces neither use for data nor for the metadata
+    their mode needs: ``padding + unallocated + other`` of ``lost`` (0 for a failure, which is
+    a finding of its own).
+
+    A region that kept its existing configuration (``result["existing"]``) is different:
+    the bytes none of its namespaces covers (``unallocated``) are capacity nobody configured
+    yet, which the region still offers to ``ndctl create-namespace`` (the report creates
+    nothing there: api.md "Command line", docs/existing.md), so they are not counted; its
+    namespaces' padding is."""
     if result["result"] != "ok":
         return 0
     lost = result["lost"]
-    return lost["padding"] + lost["unallocated"] + lost["other"]
+    free = lost["unallocated"] if result.get("existing") else 0
+    return lost["padding"] + lost["unallocated"] - free + lost["other"]
 
 
 def check_findings(layout: dict, format_size=lambda n: f"{n} bytes") -> list[dict]:
@@ -172,8 +179,8 @@ def check_findings(layout: dict, format_size=lambda n: f"{n} bytes") -> list[dic
                 continue
             n = lost_capacity(r)
             if n:
-                parts = [f"{format_size(r['lost'][k])} {k}" for k in ("padding", "unallocated", "other")
-                         if r["lost"][k]]
+                kinds = ("padding", "other") if r.get("existing") else ("padding", "unallocated", "other")
+                parts = [f"{format_size(r['lost'][k])} {k}" for k in kinds if r["lost"][k]]
                 out.append({"region": reg["dev"], "kernel": r["kernel"], "kind": "lost", "bytes": n,
                             "text": f"{reg['dev']} under {r['kernel']}: {format_size(n)} lost "
                                     f"({', '.join(parts)})"})

@@ -494,13 +494,15 @@ class Attempt:
     adopted: bool = False
 
 
-def boot_layout(text: str, kernel: str, ndctl_json=None):
+def boot_layout(text: str, kernel: str, ndctl_json=None, *, tree=None):
     """``(machine, config)``: the layout booted under ``kernel`` without adopting anything,
     and the configuration the layout (and ``ndctl_json``, ``ndctl list -N`` / ``daxctl list``
     text) already has (:func:`sparsemem.existing.read_config`), for :func:`populate`.
-    ``ValueError`` when the layout or the JSON cannot be read."""
+    ``tree``: ``parse(text)`` when the caller has it already (it is only read: the machine
+    boots from a copy).  ``ValueError`` when the layout or the JSON cannot be read."""
     existing = _existing()
-    tree = parse(text)
+    if tree is None:
+        tree = parse(text)
     machine = _machine()(kernel, iomem=tree)
     config = existing.read_config(tree, [(r.start, r.size) for r in machine.regions], ndctl_json,
                                   block_size=machine.memory_block_size, booted=machine.iomem)
@@ -593,15 +595,17 @@ def _region_result(region, mine: list, rams: list) -> dict:
 
 
 def _run_kernel(layout: Layout, kernel: str, *, text: Optional[str] = None,
-                requests: Optional[dict] = None) -> tuple:
-    """Boot ``layout`` (or ``text``) under ``kernel``; adopt its existing configuration and
-    create the default namespace on every other region (:func:`populate`).
+                requests: Optional[dict] = None, tree=None, blocks: bool = False) -> tuple:
+    """Boot ``layout`` (or ``text``; ``tree``: its parsed tree, when known) under ``kernel``;
+    adopt its existing configuration and create the default namespace on every other region
+    (:func:`populate`).
 
     Returns (per-region results, per-region state for the owner map, System RAM ranges, the
-    memory blocks as ``(start, size, state)``, the device RAM adopted outside any region, the
-    :class:`sparsemem.existing.ExistingConfig`).
+    memory blocks as ``(start, size, state)`` (with ``blocks`` only, for the plot: listing
+    them costs as much as the rest of a small layout's run; else ``None``), the device RAM
+    adopted outside any region, the :class:`sparsemem.existing.ExistingConfig`).
     """
-    machine, config = boot_layout(layout.text if text is None else text, kernel, layout.ndctl)
+    machine, config = boot_layout(layout.text if text is None else text, kernel, layout.ndctl, tree=tree)
     era = kernel_model(kernel).era
     attempts, rams = populate(machine, config, kernel, era, requests=requests)
     results, states = [], []
@@ -617,21 +621,24 @@ def _run_kernel(layout: Layout, kernel: str, *, text: Optional[str] = None,
     intervals = owner_intervals(ram, states)
     for res, st in zip(results, states):
         res["shared_sections"] = shared_sections(intervals, st["start"], st["end"] + 1)
-    blocks = [(b.start, b.size, str(b.state)) for b in machine.memory_blocks]
+    listed = [(b.start, b.size, str(b.state)) for b in machine.memory_blocks] if blocks else None
     outside = [r for r, c in zip(rams, config.ram) if c.region is None]
-    return results, states, ram, blocks, outside, config
+    return results, states, ram, listed, outside, config
 
 
-def _add_hints(layout: Layout, kernels: Sequence[str], per_kernel: dict, states: list) -> None:
+def _add_hints(layout: Layout, kernels: Sequence[str], per_kernel: dict, states: list, tree=None) -> None:
     """``result["hints"]`` of every result (:mod:`sparsemem.hints`): alternatives tried by
-    running the layout again, each run once (cached by release, requests and text)."""
+    running the layout again, each run once (cached by release, requests and text).
+    ``tree``: the layout's parsed tree (parsed again if not given)."""
     cache: dict = {}
+    tree = parse(layout.text) if tree is None else tree
 
     def run(kernel, requests=None, text=None):
         key = (kernel, repr(sorted((requests or {}).items())), text)
         if key not in cache:
             try:
-                cache[key] = _run_kernel(layout, kernel, text=text, requests=requests)[0]
+                cache[key] = _run_kernel(layout, kernel, text=text, requests=requests,
+                                         tree=tree if text is None else None)[0]
             except (ValueError, KernelError, KernelBug):
                 cache[key] = []
         return cache[key]
@@ -644,7 +651,7 @@ def _add_hints(layout: Layout, kernels: Sequence[str], per_kernel: dict, states:
             for r in rs:
                 r["hints"] = []
         return
-    hints.hints_for_layout(per_kernel, kernels, run, parse(layout.text).text(),
+    hints.hints_for_layout(per_kernel, kernels, run, tree.text(),
                            [(st["start"], st["size"]) for st in states],
                            {k: {i for i, r in enumerate(per_kernel[k]) if not r["existing"]} for k in kernels},
                            format_size, lost_capacity, releases, lambda r: kernel_model(r).label_for(r))
@@ -659,13 +666,14 @@ def report_layout(layout: Layout, kernels: Sequence[str] = DEFAULT_KERNELS, *, k
     per_kernel = {}
     state = {}
     kmem: list = []
+    tree = parse(layout.text)  # once: every run boots a copy of it
     for k in kernels:
-        results, states, ram, blocks, outside, config = _run_kernel(layout, k)
+        results, states, ram, blocks, outside, config = _run_kernel(layout, k, tree=tree, blocks=keep_state)
         kmem.extend(outside)
         per_kernel[k] = results
         state[k] = {"regions": states, "ram": ram, "blocks": blocks}
     first = kernels[0]
-    _add_hints(layout, kernels, per_kernel, state[first]["regions"])
+    _add_hints(layout, kernels, per_kernel, state[first]["regions"], tree)
     regions = []
     for i, st in enumerate(state[first]["regions"]):
         regions.append({
