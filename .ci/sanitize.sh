@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the compiled core with ASan+UBSan (SPARSEMEM_SANITIZE=1) in a temporary copy of the
-# source tree -- the normal in-place build is left alone -- and run the core tests under it.
+# source tree -- the normal in-place build is left alone -- and run the core tests (and the
+# fleet fast paths, which reuse freed core blocks) under it.
 # Usage: .ci/sanitize.sh [PYTHON]   (default: python3).  Exits non-zero on any sanitizer report.
 set -euo pipefail
 
@@ -35,7 +36,8 @@ export PYTHONMALLOC=malloc          # let ASan see Python's allocations too
 echo "== running the core tests under ASan+UBSan"
 set +e
 # -p no:cacheprovider: nothing written back into the copy's .pytest_cache matters
-"$PY" -m pytest -q -p no:cacheprovider "$WORK"/tests/test_core_*.py "$WORK"/tests/test_concurrency.py
+"$PY" -m pytest -q -p no:cacheprovider "$WORK"/tests/test_core_*.py "$WORK"/tests/test_concurrency.py \
+    "$WORK"/tests/test_fleet_fast_paths.py
 rc=$?
 set -e
 unset LD_PRELOAD

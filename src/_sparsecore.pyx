@@ -29,6 +29,7 @@ batch reader sees every section either before or after a concurrent change.
 cimport cython
 from libc.stdint cimport uint64_t, uint32_t, uint16_t, uint8_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
+from libc.string cimport memset
 
 from sparsemem.csparsemem cimport *
 
@@ -119,6 +120,47 @@ cdef enum:
     PRESENT = 1
     BOOTED = 2
     BATCH_CHUNK = 1 << 20
+    # sm_ext blocks are allocated this many at a time (one allocation per chunk, not per
+    # section); exts[i] for i = 1, 1 + EXT_CHUNK, ... is the start of a chunk (what __dealloc__
+    # gives back)
+    EXT_CHUNK = 64
+
+# --- blocks kept for the next table ------------------------------------------------------------
+# A table frees its roots and memmap-contents chunks (10 KiB each) together when it goes; given
+# back to the C library all at once they are often returned to the operating system, and the
+# next table (a fleet boots two machines per host) pays a page fault for every page it touches
+# again.  Up to POOL_MAX of each kind are kept here instead and handed out zeroed.  Only ever
+# used with the GIL held (table creation, its methods and __dealloc__).
+cdef enum:
+    POOL_MAX = 1024
+
+cdef void *_pool_roots[POOL_MAX]
+cdef int _n_pool_roots = 0
+cdef void *_pool_chunks[POOL_MAX]
+cdef int _n_pool_chunks = 0
+
+
+cdef void *_pool_take(void **pool, int *n, size_t size) noexcept:
+    """A zeroed block of ``size`` bytes: a kept one, else a new one (NULL if none can be had)."""
+    cdef void *b
+    if n[0]:
+        n[0] -= 1
+        b = pool[n[0]]
+        memset(b, 0, size)
+        return b
+    return calloc(1, size)
+
+
+cdef void _pool_give(void **pool, int *n, void *b) noexcept:
+    """Keep block ``b`` for a later table, or free it when enough are kept."""
+    if b == NULL:
+        return
+    if n[0] < POOL_MAX:
+        pool[n[0]] = b
+        n[0] += 1
+    else:
+        free(b)
+
 
 cdef uint64_t ALL = 0xffffffffffffffffULL
 cdef uint64_t PPS = SM_PAGES_PER_SECTION
@@ -308,7 +350,7 @@ cdef class SectionTable:
         self.roots = <sm_root **>calloc(self.roots_cap, sizeof(sm_root *))
         if self.root_idx == NULL or self.roots == NULL:
             raise MemoryError()
-        self.roots[0] = <sm_root *>calloc(1, sizeof(sm_root))  # the shared empty root
+        self.roots[0] = <sm_root *>_pool_take(_pool_roots, &_n_pool_roots, sizeof(sm_root))  # the shared empty root
         if self.roots[0] == NULL:
             raise MemoryError()
         self.nroots = 1
@@ -324,11 +366,11 @@ cdef class SectionTable:
         cdef uint32_t i
         if self.roots != NULL:
             for i in range(self.nroots):
-                free(self.roots[i])
+                _pool_give(_pool_roots, &_n_pool_roots, self.roots[i])
             free(self.roots)
         if self.exts != NULL:
-            for i in range(1, self.nexts):
-                free(self.exts[i])
+            for i in range(1, self.nexts, EXT_CHUNK):
+                _pool_give(_pool_chunks, &_n_pool_chunks, self.exts[i])
             free(self.exts)
         free(self.root_idx)
         pthread_rwlock_destroy(&self.lock)
@@ -379,7 +421,8 @@ cdef class SectionTable:
         """Host bytes this table holds: root index, root pointers, roots, memmap-contents blocks."""
         return (<object>type(self)).__basicsize__ + self.nr_roots * sizeof(uint32_t) \
             + self.roots_cap * sizeof(sm_root *) + self.nroots * sizeof(sm_root) \
-            + self.exts_cap * sizeof(sm_ext *) + (self.nexts - 1) * sizeof(sm_ext)
+            + self.exts_cap * sizeof(sm_ext *) \
+            + (self.nexts - 1 + EXT_CHUNK - 1) // EXT_CHUNK * EXT_CHUNK * sizeof(sm_ext)
 
     # ------------------------------------------------------------------ C-level access
     cdef sm_section *c_section(self, uint64_t nr) noexcept nogil:
@@ -693,6 +736,13 @@ cdef class SectionTable:
                         self.n_pmd_ram += done
                         pfn += done << SM_PFN_SECTION_SHIFT
                         continue
+                if am is not None and (pfn & (PPS - 1)) == 0 and end - pfn >= PPS:
+                    # whole fresh sections backed by the altmap: the same steps, in one C loop
+                    done = _add_fresh_altmap(self, pfn >> SM_PFN_SECTION_SHIFT, (end - pfn) >> SM_PFN_SECTION_SHIFT,
+                                             c_nid, am)
+                    if done:
+                        pfn += done << SM_PFN_SECTION_SHIFT
+                        continue
                 step = min(end - pfn, PPS - (pfn & (PPS - 1)))
                 rc = _add_piece(self, c_nid, pfn, step, am)
                 if rc == -EEXIST_ and swallow:
@@ -769,15 +819,24 @@ cdef class SectionTable:
                 s = self.c_section(nr)
                 if s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP):
                     mask = sm_subsection_mask(p, step)
-                    e = _ext_get(self, s)
-                    _sync(self, nr, s)  # it has a block now
-                    if not e.has_zn:
-                        for i in range(<int>SM_SUBSECTIONS_PER_SECTION):
-                            e.zn[i] = SM_ZN_POISON
+                    if s.ext:
+                        e = self.exts[s.ext]
+                    else:
+                        e = _ext_get(self, s)
+                        _sync(self, nr, s)  # it has a block now
+                    if mask == ALL:
+                        # the whole section: every sub-section's word is (zone, nid), whatever
+                        # was there (the poison of a first write included)
+                        _fill_zn(e, zn)
                         e.has_zn = 1
-                    for i in range(<int>SM_SUBSECTIONS_PER_SECTION):
-                        if (mask >> i) & 1:
-                            e.zn[i] = zn
+                    else:
+                        if not e.has_zn:
+                            for i in range(<int>SM_SUBSECTIONS_PER_SECTION):
+                                e.zn[i] = SM_ZN_POISON
+                            e.has_zn = 1
+                        for i in range(<int>SM_SUBSECTIONS_PER_SECTION):
+                            if (mask >> i) & 1:
+                                e.zn[i] = zn
                     e.init_mask |= mask
                     if s.usage != SM_USAGE_NONE:
                         off = p & (PPS - 1)
@@ -853,16 +912,28 @@ cdef class SectionTable:
     # ------------------------------------------------------------------ accounting
     def present_section_nrs(self):
         """Numbers of all present sections, ascending (``for_each_present_section_nr``)."""
-        out = []
-        cdef uint64_t r
+        cdef uint64_t r, n = 0, k = 0
         cdef int j
+        cdef sm_root *root
         for r in range(self.nr_roots):
             if self.root_idx[r] == 0:
                 continue
+            root = self.roots[self.root_idx[r]]
             for j in range(<int>SM_SECTIONS_PER_ROOT):
-                if self.roots[self.root_idx[r]].sec[j].mem_map & SM_SECTION_MARKED_PRESENT:
-                    out.append((r << SM_SECTION_ROOT_SHIFT) + j)
-        return np.array(out, dtype=np.uint64)
+                n += (root.sec[j].mem_map & SM_SECTION_MARKED_PRESENT) != 0
+        out = np.empty(n, dtype=np.uint64)
+        if n == 0:
+            return out
+        cdef uint64_t[::1] o = out
+        for r in range(self.nr_roots):
+            if self.root_idx[r] == 0:
+                continue
+            root = self.roots[self.root_idx[r]]
+            for j in range(<int>SM_SECTIONS_PER_ROOT):
+                if root.sec[j].mem_map & SM_SECTION_MARKED_PRESENT:
+                    o[k] = (r << SM_SECTION_ROOT_SHIFT) + <uint64_t>j
+                    k += 1
+        return out
 
     def vmemmap_stats(self):
         """vmemmap population by backing (memremap-nvdimm.md §7.4), from running counters.
@@ -872,7 +943,22 @@ cdef class SectionTable:
         altmaps; ``fd_subsections`` counts sub-section memmaps of huge PMDs filled with 0xFD
         (partially freed, §6.4).
         """
-        return K.stats(self.n_boot_pmd, self.n_pmd_ram, self.n_pmd_alt, self.n_pages, self.n_tables, self.n_fd)
+        # K.stats (the reference core's), built here: memremap and the report read it around
+        # every hot-add
+        cdef int64_t boot = self.n_boot_pmd, ram = self.n_pmd_ram, alt = self.n_pmd_alt
+        cdef int64_t pages = self.n_pages, tables = self.n_tables
+        cdef int64_t pmd = SM_PMD_SIZE, page = SM_PAGE_SIZE
+        return {
+            "memmap_bytes": (boot + ram + alt) * pmd + pages * page,
+            "memmap_ram_bytes": (boot + ram) * pmd + (pages + tables) * page,
+            "memmap_altmap_bytes": alt * pmd,
+            "boot_pmds": boot,
+            "pmds_ram": ram,
+            "pmds_altmap": alt,
+            "base_pages_ram": pages,
+            "pte_tables": tables,
+            "fd_subsections": self.n_fd,
+        }
 
     def count_valid_subsections(self):
         """Number of 2 MiB sub-sections for which ``pfn_valid`` is true (POPCNT over the roots)."""
@@ -1058,7 +1144,7 @@ cdef int _index_init(SectionTable self, uint64_t nr) except -1:
             raise MemoryError()
         self.roots = grown
         self.roots_cap *= 2
-    root = <sm_root *>calloc(1, sizeof(sm_root))
+    root = <sm_root *>_pool_take(_pool_roots, &_n_pool_roots, sizeof(sm_root))
     if root == NULL:
         raise MemoryError()
     sm_root_init(root)
@@ -1083,13 +1169,25 @@ cdef sm_ext *_ext_get(SectionTable self, sm_section *s) except NULL:
             raise MemoryError()
         self.exts = grown
         self.exts_cap = cap
-    e = <sm_ext *>calloc(1, sizeof(sm_ext))
-    if e == NULL:
-        raise MemoryError()
+    if (self.nexts - 1) % EXT_CHUNK == 0:
+        e = <sm_ext *>_pool_take(_pool_chunks, &_n_pool_chunks, EXT_CHUNK * sizeof(sm_ext))
+        if e == NULL:
+            raise MemoryError()
+    else:
+        e = self.exts[self.nexts - 1] + 1      # the next (zeroed) block of the current chunk
     self.exts[self.nexts] = e
     s.ext = self.nexts
     self.nexts += 1
     return e
+
+
+cdef inline void _fill_zn(sm_ext *e, uint16_t zn) noexcept:
+    """Every one of the 64 zone/nid words of ``e`` := ``zn`` (four per 64-bit store)."""
+    cdef uint64_t word = <uint64_t>zn * 0x0001000100010001ULL
+    cdef uint64_t *w = <uint64_t *>e.zn     # zn[64] starts 8-byte aligned (include/sparsemem.h)
+    cdef int i
+    for i in range(<int>(SM_SUBSECTIONS_PER_SECTION // 4)):
+        w[i] = word
 
 
 cdef inline uint64_t _init_mask(SectionTable self, const sm_section *s) noexcept:
@@ -1388,6 +1486,47 @@ cdef int _add_piece(SectionTable self, int nid, uint64_t pfn, uint64_t nr_pages,
     s.mem_map = (s.mem_map & self.keep_mask) | encoded | SM_SECTION_HAS_MEM_MAP
     _sync(self, nr, s)
     return 0
+
+
+cdef uint64_t _add_fresh_altmap(SectionTable self, uint64_t nr, uint64_t count, int nid, VmemAltmap altmap) noexcept:
+    """``_add_piece`` of up to ``count`` whole sections from ``nr`` on, each fresh
+    (``sm_sync_section``: no usage, no memmap, no flag bits, no sm_ext block) and each given its
+    PMD by ``altmap``: what ``section_activate`` (v5.3+) or ``__add_section`` (v5.2) does for
+    such a section -- a slab usage (the full sub-section map from v5.3), a PMD from the
+    altmap, marked present with ``nid``, the memmap word -- without the per-piece calls.
+    Stops before the first section that is not fresh or whose PMD the altmap cannot supply
+    (the caller then adds that one piece the general way, which fails as it must); returns
+    how many it added.  Roots are allocated by the caller."""
+    cdef uint64_t done = 0, j
+    cdef uint32_t idx
+    cdef sm_root *r
+    cdef sm_section *s
+    cdef uint64_t submap = ALL if (self.kflags & SM_K_SUBSECTION) else 0
+    cdef uint64_t word = SM_SECTION_MARKED_PRESENT | self.vmemmap_base | SM_SECTION_HAS_MEM_MAP
+    while done < count:
+        idx = self.root_idx[nr >> SM_SECTION_ROOT_SHIFT]
+        if idx == 0:
+            break
+        r = self.roots[idx]
+        j = nr & SM_SECTION_ROOT_MASK
+        if not ((r.fresh[j >> 6] >> (j & 63)) & 1):
+            break
+        if altmap.c_alloc_block_buf(SM_PMD_PFNS) < 0:
+            break
+        s = &r.sec[j]
+        s.usage = SM_USAGE_SLAB
+        s.subsection_map = submap
+        s.vmm = SM_VMM_PMD_ALTMAP
+        s.vmm_mask = 0
+        s.nid = <int16_t>nid
+        s.mem_map = word            # (mem_map & keep) is 0 for a fresh section
+        self.n_pmd_alt += 1
+        if nr > self.highest_present:
+            self.highest_present = nr
+        sm_sync_section(r, j, self.kflags, self.keep_mask)
+        done += 1
+        nr += 1
+    return done
 
 
 cdef int _raise_add(SectionTable self, int rc, uint64_t pfn, uint64_t nr_pages, VmemAltmap altmap) except -1:

@@ -9,6 +9,7 @@ K1-written info-blocks (MN §4.1/§4.2); memmap costs follow MN §7.4.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 import pathlib
@@ -17,7 +18,9 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+import weakref
 import zipfile
 
 import pytest
@@ -25,7 +28,8 @@ import pytest
 import sparsemem
 from sparsemem import Machine, fleet
 from sparsemem.errors import errno_name
-from sparsemem.report import build_report, bundled_layouts, load_layout
+from sparsemem.layout import parse
+from sparsemem.report import boot_layout, build_report, bundled_layouts, load_layout, populate
 
 HERE = pathlib.Path(__file__).resolve().parent
 LAYOUTS = sorted((HERE / "data" / "layouts").glob("*.txt")) + [pathlib.Path(p) for p in bundled_layouts()]
@@ -156,10 +160,10 @@ def _check_upgrade(lay, k1, k2):
 
 @pytest.mark.parametrize("path", LAYOUTS, ids=lambda p: p.name[:40])
 @pytest.mark.parametrize("k1,k2", [("5.2", "5.3"), ("5.3", "5.10"), ("5.10", "6.8")])
-def test_k2_memmap_shortcuts_equal_disabling_everything(path, k1, k2):
-    """MN §7.4: probes only populate, so the shortcuts of ``_probe_memmap_ram`` (no disable
-    when nothing was populated; the first probed namespace gets the remainder) give the
-    numbers that disabling every enabled namespace in reverse probe order measures."""
+def test_k2_memmap_equals_disabling_everything(path, k1, k2):
+    """MN §7.4: probes only populate, so what each pgmap recorded as populated from RAM
+    (``_probe_memmap_ram``) is what disabling every enabled namespace in reverse probe order
+    gives back."""
     text = path.read_text(encoding="utf-8", errors="replace")
 
     def rebooted():
@@ -208,14 +212,20 @@ def test_ndctl_json_namespaces_then_defaults():
 
 @pytest.mark.parametrize("doc", [
     JSON_NAMESPACES[0],                                                           # one object
-    {"regions": [{"dev": "region0", "namespaces": [dict(JSON_NAMESPACES[0], dev=None)]}]},   # ndctl list -RN
+    {"regions": [{"dev": "region0", "namespaces": [JSON_NAMESPACES[0]]}]},        # ndctl list -RN
+    {"regions": [{"dev": "region0", "namespaces": [dict(JSON_NAMESPACES[0], dev=None)]}]},   # without its dev
 ])
 def test_ndctl_json_shapes(doc):
+    """The shapes ``ndctl list`` prints for the same namespace (a list, one object, ``-RN``
+    regions with or without the namespace's ``dev``) give the rows of the list."""
     doc = json.loads(json.dumps(doc))
-    if "regions" in doc:
+    if "regions" in doc and doc["regions"][0]["namespaces"][0]["dev"] is None:
         del doc["regions"][0]["namespaces"][0]["dev"]
-    reqs = fleet.namespace_requests(json.dumps(doc), 2)
-    assert reqs == [(0, {"mode": "fsdax", "size": 512 * MiB, "align": 2 * MiB, "map": "dev"}, True)]
+    want = fleet.upgrade_host("h", JSON_LAYOUT, "5.2", "5.3", json.dumps([JSON_NAMESPACES[0]]))
+    rows = fleet.upgrade_host("h", JSON_LAYOUT, "5.2", "5.3", json.dumps(doc))
+    assert rows == want
+    assert [(_col(r, "region"), _col(r, "namespace"), _col(r, "mode"), _col(r, "error")) for r in rows] == \
+        [("region0", "namespace0.0", "fsdax", None), ("region1", "namespace1.0", "fsdax", None)]
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -230,6 +240,63 @@ def test_bad_ndctl_json_is_a_host_error(text, needle):
     assert _col(rows[0], "host") == "hostx"
     assert needle in _col(rows[0], "error") and "inv/hostx.txt" in _col(rows[0], "error")
     assert all(v is None for v in rows[0][1:-1])
+
+
+@pytest.mark.parametrize("path", LAYOUTS + [None], ids=lambda p: p.name[:40] if p else "json-layout")
+def test_boot_is_report_boot_layout(path):
+    """``fleet._boot`` does what ``report.boot_layout`` does (and keeps the parsed tree)."""
+    text, js = (path.read_text(encoding="utf-8", errors="replace"), None) if path else \
+        (JSON_LAYOUT, json.dumps(JSON_NAMESPACES))
+    tree, m, config = fleet._boot(text, "5.2", js)
+    m0, config0 = boot_layout(text, "5.2", js)
+    assert m.snapshot() == m0.snapshot() and m.dmesg == m0.dmesg
+    assert config == config0
+    assert tree == parse(text)
+
+
+def _deep_layout(levels: int) -> str:
+    return "".join(f"{'  ' * d}{0x100000000 + d * 0x1000:08x}-{0x1ffffffff - d * 0x1000:08x} : level{d}\n"
+                   for d in range(levels))
+
+
+@pytest.mark.parametrize("text,same", [
+    (JSON_LAYOUT, True),
+    (STOP_LAYOUT, True),
+    (_deep_layout(6), True),                # depths 0..5: text() indents every level
+    (_deep_layout(7), False),               # depth 6 is printed at depth 5 (MAX_IORES_LEVEL)
+    ("BIOS-e820: [mem 0x0000000000100000-0x00000000bfffffff] usable\n"
+     "BIOS-e820: [mem 0x0000000100000000-0x000000013fffffff] persistent (type 7)\n", False),   # e820 flags
+] + [(p.read_text(encoding="utf-8", errors="replace"), None) for p in LAYOUTS])
+def test_parses_to_itself(text, same):
+    """``_parses_to_itself`` (a /proc/iomem parse nested no deeper than text() indents) is
+    enough for parsing the tree's text to give the tree, its flags and descs included; a
+    deeper one does not (its text nests it differently)."""
+    tree = parse(text)
+    ok = fleet._parses_to_itself(tree)
+    if same is not None:
+        assert ok == same
+    if ok:
+        assert parse(tree.text()) == tree
+    elif tree.format == "iomem":
+        with pytest.raises(ValueError, match="overlaps its sibling"):
+            parse(tree.text())
+
+
+@pytest.mark.parametrize("path", LAYOUTS, ids=lambda p: p.name[:40])
+def test_reboot_from_the_parsed_tree_is_reboot(path):
+    """A reboot from the kept tree is the reboot from the machine's boot text: the same
+    machine (snapshot, log, boot arguments) and the same namespaces after the re-probe."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for k1, k2 in (("5.2", "5.3"), ("5.3", "6.8")):
+        tree, m, config = fleet._boot(text, k1, None)
+        populate(m, config, k1)
+        assert fleet._parses_to_itself(tree) == (parse(text).format == "iomem")
+        fast, plain = fleet._reboot(m, k2, tree), m.reboot(kernel=k2)
+        assert fast.snapshot() == plain.snapshot() and fast.dmesg == plain.dmesg
+        assert fast.boot_args == plain.boot_args
+        assert [(ns.dev, ns.enabled, ns.size, ns.error, ns.mode) for ns in fast.nvdimm.namespaces] == \
+            [(ns.dev, ns.enabled, ns.size, ns.error, ns.mode) for ns in plain.nvdimm.namespaces] \
+            if plain.nvdimm is not None else fast.nvdimm is None
 
 
 def test_memoised_host_gives_the_fresh_rows():
@@ -487,3 +554,55 @@ def test_cli_fleet_missing_inventory(tmp_path):
     pytest.importorskip("distributed", reason=NEEDS_DASK)
     proc = _cli("fleet", tmp_path / "nope", "--from", "5.2", "--to", "5.3")
     assert proc.returncode == 1 and "nope" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# the collector around a host
+
+
+class _Cycle:
+    def __init__(self):
+        self.me = self
+
+
+def test_host_garbage_is_collected_after_the_host_and_the_collector_restored():
+    assert gc.isenabled()
+    with fleet._HOST_GC:
+        assert not gc.isenabled()
+        ref = weakref.ref(_Cycle())
+        assert ref() is not None             # cyclic garbage waits for the end of the host
+    assert gc.isenabled() and ref() is None
+    gc.disable()
+    try:
+        with fleet._HOST_GC:
+            ref = weakref.ref(_Cycle())
+        assert not gc.isenabled() and ref() is not None    # a disabled collector is left alone
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+def test_host_garbage_with_hosts_in_threads():
+    """Overlapping hosts share the pause; one that ends while another runs still collects what
+    it left, and the collector is enabled again after the last one."""
+    inside, release, refs = threading.Event(), threading.Event(), []
+
+    def long_host():
+        with fleet._HOST_GC:
+            inside.set()
+            release.wait(30)
+
+    t = threading.Thread(target=long_host)
+    t.start()
+    try:
+        assert inside.wait(30)
+        with fleet._HOST_GC:
+            refs.append(weakref.ref(_Cycle()))
+        assert not gc.isenabled()            # the other host still runs
+        assert refs[0]() is None             # but this one's garbage is gone
+    finally:
+        release.set()
+        t.join(30)
+    assert gc.isenabled()
+    rows = fleet.upgrade_host("h", JSON_LAYOUT, "5.2", "5.3")
+    assert rows and gc.isenabled()

@@ -8,11 +8,12 @@ from __future__ import annotations
 import array
 import collections
 import csv
-import json
+import gc
 import logging
 import os
 import sys
 import tarfile
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional, Sequence
@@ -20,7 +21,9 @@ from typing import Iterable, Iterator, Optional, Sequence
 from .constants import PMD_SIZE
 from .errors import KernelBug, errno_name
 from .kernel import kernel_model
-from .report import boot_layout, format_size, populate
+from .layout import parse
+from .report import format_size, populate
+from .resource import MAX_IORES_LEVEL
 
 __all__ = [
     "COLUMNS",
@@ -31,7 +34,6 @@ __all__ = [
     "MissingExtra",
     "iter_inventory",
     "count_hosts",
-    "namespace_requests",
     "upgrade_host",
     "upgrade_batch",
     "run_fleet",
@@ -50,8 +52,11 @@ COLUMNS = REQUIRED_COLUMNS + ("errno_from", "dmesg_from", "mode_to", "error")
 _INT_COLUMNS = ("usable_from", "usable_to", "memmap_ram_from", "memmap_ram_to")
 _BOOL_COLUMNS = ("enabled_from", "enabled_to")
 
-#: hosts per Dask task (see bench/test_bench_fleet.py for the measurement behind it)
-DEFAULT_BATCH_SIZE = 64
+#: hosts per Dask task: a task costs its worker about 5 ms besides its hosts (about 0.6 ms each),
+#: so 256 keeps that under 4 % while a 10,000-host inventory still makes 40 tasks
+#: (bench/test_bench_fleet.py "fleet: batch size": 2 workers, 10,000 hosts, 2026-12-06:
+#: 64 -> 2,089, 128 -> 2,370, 256 -> 2,428, 512 -> 2,298 hosts/s)
+DEFAULT_BATCH_SIZE = 256
 
 _LAYOUT_SKIP_SUFFIXES = (".json",)
 
@@ -262,94 +267,6 @@ def count_hosts(paths: Sequence[str]) -> int:
 # one host
 
 
-def namespace_requests(ndctl_json: Optional[str], nregions: int) -> list[tuple[int, dict, bool]]:
-    """The namespaces a host's ``ndctl list -N`` JSON lists, as creation requests.
-
-    Returns ``[(region_index, create_namespace kwargs, enabled), ...]`` in the order the JSON
-    lists them.  Accepted shapes: a list of namespace objects, a single object (what ndctl
-    prints for one namespace), or ``ndctl list -RN`` output (``{"regions": [{"dev":
-    "regionN", "namespaces": [...]}]}`` or a list of such regions).  A namespace's region is
-    ``N`` of ``"dev": "namespaceN.M"`` (or of the enclosing region object); ``mode`` (default
-    fsdax; ndctl's old names ``memory``/``dax`` accepted), ``map`` (default ``dev``),
-    ``align`` and the size are taken from it: ``raw_size`` when present, else ``size``
-    (ndctl shows the *usable* size of a pfn/dax namespace, which is then what is requested).
-    ``"state": "disabled"`` is kept as ``enabled=False``.  ``None``/empty text: no requests.
-
-    Raises ``ValueError`` with the reason for malformed JSON.  This is the fleet's interim
-    adoption rule; issue #13 (existing namespaces adopted from a dump and from this JSON by
-    ``Machine.from_iomem``) is meant to replace it.
-    """
-    if ndctl_json is None or not ndctl_json.strip():
-        return []
-    try:
-        doc = json.loads(ndctl_json)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"ndctl JSON: line {exc.lineno}: {exc.msg}") from None
-    items: list[tuple[Optional[int], dict]] = []
-
-    def region_of(dev, what) -> Optional[int]:
-        if not isinstance(dev, str):
-            return None
-        for prefix in ("namespace", "region"):
-            if dev.startswith(prefix):
-                head = dev[len(prefix):].split(".", 1)[0]
-                if head.isdigit():
-                    return int(head)
-        raise ValueError(f"ndctl JSON: {what} has dev {dev!r}: not namespaceN.M / regionN")
-
-    def add_regions(regs):
-        for reg in regs:
-            if not isinstance(reg, dict):
-                raise ValueError("ndctl JSON: a region entry is not an object")
-            ri = region_of(reg.get("dev"), "a region")
-            for ns in reg.get("namespaces", []) or []:
-                items.append((ri, ns))
-
-    if isinstance(doc, dict) and "regions" in doc:
-        add_regions(doc["regions"] or [])
-    elif isinstance(doc, dict) and "namespaces" in doc and "dev" not in doc:
-        items.extend((None, ns) for ns in doc["namespaces"] or [])
-    elif isinstance(doc, dict):
-        items.append((None, doc))
-    elif isinstance(doc, list):
-        if doc and all(isinstance(d, dict) and "namespaces" in d and str(d.get("dev", "")).startswith("region")
-                       for d in doc):
-            add_regions(doc)
-        else:
-            items.extend((None, ns) for ns in doc)
-    else:
-        raise ValueError("ndctl JSON: expected a namespace object or a list of them")
-
-    out = []
-    for i, (ri, ns) in enumerate(items):
-        if not isinstance(ns, dict):
-            raise ValueError(f"ndctl JSON: namespace #{i} is not an object")
-        dev = ns.get("dev")
-        nri = region_of(dev, f"namespace #{i}") if dev is not None else None
-        ri = nri if nri is not None else ri
-        if ri is None:
-            raise ValueError(f"ndctl JSON: namespace #{i} names no region (no \"dev\": \"namespaceN.M\")")
-        if ri >= nregions:
-            raise ValueError(f"ndctl JSON: {dev or f'namespace #{i}'} is on region{ri}, "
-                             f"but the layout has {nregions} pmem region(s)")
-        req: dict = {"mode": {"memory": "fsdax", "dax": "devdax", "safe": "sector"}.get(ns.get("mode", "fsdax"),
-                                                                                       ns.get("mode", "fsdax"))}
-        size = ns.get("raw_size", ns.get("size"))
-        for key, val in (("size", size), ("align", ns.get("align"))):
-            if val is None:
-                continue
-            if isinstance(val, bool) or not isinstance(val, int):
-                raise ValueError(f"ndctl JSON: {dev or f'namespace #{i}'} {key} {val!r} is not a byte count "
-                                 f"(list without -u/--human)")
-            req[key] = val
-        if req["mode"] in ("fsdax", "devdax"):
-            req["map"] = ns.get("map", "dev")
-        else:
-            req.pop("align", None)
-        out.append((ri, req, ns.get("state") != "disabled"))
-    return out
-
-
 class _LRU(collections.OrderedDict):
     def __init__(self, limit: int):
         super().__init__()
@@ -378,9 +295,44 @@ def clear_caches() -> None:
     _ROWS.clear()
 
 
-def _reboot(machine, kernel: str):
+def _boot(text: str, kernel: str, ndctl_json: Optional[str]):
+    """``(tree, machine, config)``: what :func:`sparsemem.report.boot_layout` does (parse the
+    layout, boot a copy of it under ``kernel``, read its existing configuration), keeping the
+    parsed ``tree`` for :func:`_reboot`."""
+    from .existing import read_config  # noqa: PLC0415 -- start-up of the command line (see cli.py)
+    from .machine import Machine  # noqa: PLC0415 -- start-up of the command line (see cli.py)
+
+    tree = parse(text)
+    machine = Machine(kernel, iomem=tree)
+    config = read_config(tree, [(r.start, r.size) for r in machine.regions], ndctl_json,
+                         block_size=machine.memory_block_size, booted=machine.iomem)
+    return tree, machine, config
+
+
+def _parses_to_itself(tree) -> bool:
+    """Whether parsing ``tree.text()`` gives ``tree`` again: a tree that :func:`parse` built
+    from ``/proc/iomem`` lines (flags and descs follow from the names and the nesting) and
+    nested no deeper than ``text()`` indents (``MAX_IORES_LEVEL``).  An e820 table's tree is
+    not: its flags come from the e820 types."""
+    if getattr(tree, "format", None) != "iomem":
+        return False
+    for top in tree.root.children:      # (walk(top) counts the depth of top's children from 0)
+        if top.children and any(depth + 1 > MAX_IORES_LEVEL for depth, _ in tree.walk(top)):
+            return False
+    return True
+
+
+def _reboot(machine, kernel: str, tree=None):
     """The upgrade: ``machine.reboot(kernel=kernel)`` (api.md ``reboot``: same hardware and
-    media, every labelled namespace re-probed by the new release)."""
+    media, every labelled namespace re-probed by the new release).
+
+    ``tree``: the unchanged parse of the layout ``machine`` booted (:func:`_boot`).  When
+    parsing its text again would give it again (:func:`_parses_to_itself`), the new machine
+    boots from a copy of it (``reboot(iomem=tree)``) instead of parsing the same text a second
+    time: the same layout, so the same machine (``iomem=`` only skips re-carving regions that
+    :func:`sparsemem.nvdimm.bus.carve_regions` set, which a fleet host never has)."""
+    if tree is not None and machine.nvdimm_regions is None and _parses_to_itself(tree):
+        return machine.reboot(tree, kernel=kernel)
     return machine.reboot(kernel=kernel)
 
 
@@ -397,11 +349,11 @@ def _probe_memmap_ram(machine, probed: Sequence) -> dict:
     Enabling only ever populates (MN §7.4 "add": nothing is freed, boot PMDs are untouched),
     so what a probe took is what its ``devm_memremap_pages`` populated, which the pgmap
     records (:attr:`sparsemem.memremap.DevPagemap.memmap_ram`); a namespace without one (raw,
-    sector) took nothing.  Disabling the enabled namespaces in reverse probe order (last in,
-    first out) gives back exactly these bytes, measured as the RAM populated beyond the boot
-    memmap (:func:`_hot_ram`; a boot PMD that a v5.3-v5.8 removal frees, MN §7.4 "remove",
-    is not counted): tests/test_fleet.py checks both agree, without the cost of removing
-    every section.  ``machine`` is unused (kept for callers).
+    sector) took nothing.  These are the bytes that disabling the enabled namespaces in
+    reverse probe order (last in, first out) gives back, measured as the RAM populated beyond
+    the boot memmap (:func:`_hot_ram`; a boot PMD that a v5.3-v5.8 removal frees, MN §7.4
+    "remove", is not counted): tests/test_fleet.py checks that both agree, so no section has
+    to be removed here.  ``machine`` is unused (kept for callers).
     """
     return {ns.dev: ns.pgmap.memmap_ram if ns.pgmap is not None else 0 for ns in probed if ns.enabled}
 
@@ -417,7 +369,7 @@ def _upgrade(text: str, ndctl_json: Optional[str], k1: str, k2: str, filename: s
     """The rows of one host without the ``host`` column (see docs/fleet.md)."""
     # the existing configuration (the dump's namespaces, dax devices and kmem memory, and the
     # ndctl JSON) adopted, then the default namespace on every other region: what report does
-    m, config = boot_layout(text, k1, ndctl_json)
+    tree, m, config = _boot(text, k1, ndctl_json)
     if not m.iomem.root.children:
         raise ValueError(f"{filename}: no /proc/iomem or e820 lines in this file")
     era1 = kernel_model(k1).era
@@ -426,7 +378,7 @@ def _upgrade(text: str, ndctl_json: Optional[str], k1: str, k2: str, filename: s
         return []
     attempts.sort(key=lambda a: a[0])    # stable: creation order within a region
 
-    m2 = _reboot(m, k2)
+    m2 = _reboot(m, k2, tree)
     probed = list(m2.nvdimm.namespaces) if m2.nvdimm is not None else []
     # (enabled, usable, error, mode) of every namespace K2 probed, by name
     after = {ns.dev: (ns.enabled, ns.size if ns.enabled else 0, ns.error, ns.mode) for ns in probed}
@@ -457,6 +409,55 @@ def _upgrade(text: str, ndctl_json: Optional[str], k1: str, k2: str, filename: s
     return rows
 
 
+class _HostGarbage:
+    """The cyclic collector around one host's simulation: paused while the host runs, then
+    its youngest generation collected once.
+
+    A host's two machines are reference cycles (resource parent links, machine <-> bus <->
+    regions <-> namespaces) that all become garbage together when its rows are made.  Left
+    to itself the collector runs every few hundred allocations in the middle of a host,
+    finds most of the host still alive and promotes it to the older generations, which it
+    then has to traverse again; one collection of the youngest generation after the host
+    frees it all in one pass (about a tenth of the time of a host).  Only when the
+    collector was enabled.  Hosts that run at the same time (threads of a Dask worker) share
+    one pause, which ends when the last of them does; until then each host that ends collects
+    as the paused collector would have at that point: the youngest generation, and an older
+    one when its count has reached the collector's threshold for it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._paused = False
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                self._paused = gc.isenabled()
+                if self._paused:
+                    gc.disable()
+            self._depth += 1
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._depth -= 1
+            paused, last = self._paused, self._depth == 0
+            if paused and last:
+                self._paused = False
+                gc.enable()
+        if paused:
+            gc.collect(0)
+            if not last:        # still paused for the other hosts: the older generations too
+                counts, limits = gc.get_count(), gc.get_threshold()
+                for gen in (2, 1):
+                    if counts[gen] > limits[gen]:
+                        gc.collect(gen)
+                        break
+        return False
+
+
+_HOST_GC = _HostGarbage()
+
+
 def upgrade_host(host: str, text: Optional[str], k1: str, k2: str, ndctl_json: Optional[str] = None,
                  *, path: Optional[str] = None, error: Optional[str] = None) -> list[tuple]:
     """The rows (tuples in :data:`COLUMNS` order) of one host upgraded from ``k1`` to ``k2``.
@@ -472,7 +473,8 @@ def upgrade_host(host: str, text: Optional[str], k1: str, k2: str, ndctl_json: O
         rows = _ROWS.get(key)
         if rows is None:
             try:
-                rows = _upgrade(text, ndctl_json, k1, k2, path)
+                with _HOST_GC:
+                    rows = _upgrade(text, ndctl_json, k1, k2, path)
             except (ValueError, TypeError, OSError, KernelBug) as exc:   # KernelError is an OSError
                 msg = " ".join(str(exc).split())
                 error = msg if path in msg else f"{path}: {msg}"

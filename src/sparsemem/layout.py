@@ -40,6 +40,7 @@ from .resource import (
     ResourceTree,
     _mem,
     _request_resource,
+    _resource,
 )
 
 __all__ = ["MAX_PARSE_DEPTH", "MAX_PARSE_LINES", "UNPRIVILEGED_MESSAGE", "ParsedLayout",
@@ -70,6 +71,22 @@ _E820_NAME_TYPE = {
     "Unknown E820 type": 0,
 }
 _PCI_FUNCTION_RE = re.compile(r"^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+
+
+def _iomem_flags(name: str, start: int, parent_desc: int) -> tuple[int, int]:
+    """:func:`iomem_flags_for_name`, remembered: the answer depends on ``name``, on whether
+    ``start`` is below 1 MiB (``do_mark_busy``) and on ``parent_desc`` (a namespace) only."""
+    key = (name, start < _LOW_1M, parent_desc)
+    got = _FLAGS_SEEN.get(key)
+    if got is None:
+        if len(_FLAGS_SEEN) >= 4096:
+            _FLAGS_SEEN.clear()
+        got = _FLAGS_SEEN[key] = iomem_flags_for_name(name, start, parent_desc)
+    return got
+
+
+_LOW_1M = 1 << 20
+_FLAGS_SEEN: dict[tuple[str, bool, int], tuple[int, int]] = {}
 
 
 def iomem_flags_for_name(name: str, start: int, parent_desc: int = IORES_DESC_NONE) -> tuple[int, int]:
@@ -188,7 +205,7 @@ def parse(text, filename: Optional[str] = None) -> ParsedLayout:
 
     out = ParsedLayout()
     out.filename = filename
-    iomem: list[_Line] = []
+    iomem: list[tuple] = []     # _Line fields, as plain tuples
     e820: list[tuple[int, str, E820Entry]] = []
     first_error: Optional[ValueError] = None
 
@@ -210,15 +227,16 @@ def parse(text, filename: Optional[str] = None) -> ParsedLayout:
                                      f"or e820 map has a few thousand at most)")
         m = _IOMEM_RE.match(line)
         if m:
-            hs, he = m.group("start"), m.group("end")
-            if len(hs.lstrip("0")) > 16 or len(he.lstrip("0")) > 16:
+            indent, hs, he, name = m.groups()
+            if (len(hs) > 16 or len(he) > 16) and (len(hs.lstrip("0")) > 16 or len(he.lstrip("0")) > 16):
                 first_error = first_error or fail(lineno, line, "address wider than 64 bits")
                 continue
             start, end = int(hs, 16), int(he, 16)
             if start > end and first_error is None:
                 first_error = fail(lineno, line, f"start {start:#x} is above end {end:#x}")
-            iomem.append(_Line(lineno, line, len(m.group("indent").expandtabs(8)), start, end,
-                               (m.group("name") or "").strip()))
+            # an _Line, as a plain tuple (made for every line)
+            iomem.append((lineno, line, len(indent.expandtabs(8)) if "\t" in indent else len(indent),
+                          start, end, name.strip() if name else ""))
             continue
         if _E820_HEADER_RE.match(stripped):
             continue
@@ -240,7 +258,7 @@ def parse(text, filename: Optional[str] = None) -> ParsedLayout:
             "not a /proc/iomem line ('start-end : name') nor an e820 line "
             "('BIOS-e820: [mem 0x...-0x...] type')")
 
-    if iomem and all(ln.start == 0 and ln.end == 0 for ln in iomem):
+    if iomem and all(ln[3] == 0 and ln[4] == 0 for ln in iomem):    # _Line start, end
         raise ValueError(f"{filename + ': ' if filename else ''}{UNPRIVILEGED_MESSAGE}")
     if first_error is not None:
         raise first_error
@@ -259,38 +277,48 @@ def parse(text, filename: Optional[str] = None) -> ParsedLayout:
     return out
 
 
-def _build_iomem(out: ParsedLayout, lines: list[_Line], fail) -> None:
+def _build_iomem(out: ParsedLayout, lines: list[tuple], fail) -> None:
     """Nest the ``/proc/iomem`` lines by indentation and link them into ``out``."""
-    line_of: dict[int, _Line] = {}
+    line_of: dict[int, tuple] = {}     # id(resource) -> its line's _Line fields
     stack: list[tuple[int, Resource]] = []  # (indent, resource) of the open ancestors
+    root = out.root
     for ln in lines:
-        while stack and stack[-1][0] >= ln.indent:
+        lineno, text, indent, start, end, name = ln
+        while stack and stack[-1][0] >= indent:
             stack.pop()
-        parent = stack[-1][1] if stack else out.root
+        parent = stack[-1][1] if stack else root
         if len(stack) >= MAX_PARSE_DEPTH:
-            raise fail(ln.lineno, ln.text,
+            raise fail(lineno, text,
                        f"nested more than {MAX_PARSE_DEPTH} levels deep (/proc/iomem indents at most "
                        f"{MAX_IORES_LEVEL} levels)")
-        flags, desc = iomem_flags_for_name(ln.name, ln.start, parent.desc if stack else IORES_DESC_NONE)
-        res = Resource(ln.start, ln.end, ln.name, flags, desc)
-        if stack and not parent.contains(ln.start, ln.end):
-            pl = line_of[id(parent)]
-            raise fail(ln.lineno, ln.text,
-                       f"{_mem(ln.start, ln.end)} is indented as a child of line {pl.lineno} "
+        flags, desc = _iomem_flags(name, start, parent.desc if stack else IORES_DESC_NONE)
+        # parse() has checked the addresses (at most 64 bits, start <= end) and a line holds
+        # no newline: what Resource() would check
+        res = _resource(start, end, name, flags, desc)
+        if stack and not parent.contains(start, end):
+            pl = _Line(*line_of[id(parent)])
+            raise fail(lineno, text,
+                       f"{_mem(start, end)} is indented as a child of line {pl.lineno} "
                        f"({parent.name} {parent.pr()}) but is not inside it")
-        conflict = _request_resource(parent, res)
-        if conflict is not None:
-            cl = line_of[id(conflict)]
-            raise fail(ln.lineno, ln.text,
-                       f"{_mem(ln.start, ln.end)} overlaps its sibling on line {cl.lineno} "
-                       f"({conflict.name} {conflict.pr()})")
+        kids = parent.children
+        if not kids or kids[-1].end < start:
+            # after every sibling (lines in address order): __request_resource appends it
+            kids.append(res)
+            res.parent = parent
+        else:
+            conflict = _request_resource(parent, res)
+            if conflict is not None:
+                cl = _Line(*line_of[id(conflict)])
+                raise fail(lineno, text,
+                           f"{_mem(start, end)} overlaps its sibling on line {cl.lineno} "
+                           f"({conflict.name} {conflict.pr()})")
         line_of[id(res)] = ln
         # add_memory() can only have put System RAM under a resource that was not busy
         # (nothing above reads a parent's busy flag, so clearing it here or after all lines is
         # the same)
-        if stack and ln.name.startswith("System RAM") and not parent.flags & IORESOURCE_SYSRAM:
+        if stack and name.startswith("System RAM") and not parent.flags & IORESOURCE_SYSRAM:
             parent.flags &= ~IORESOURCE_BUSY
-        stack.append((ln.indent, res))
+        stack.append((indent, res))
 
 
 def parse_file(path) -> ParsedLayout:

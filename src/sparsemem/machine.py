@@ -23,7 +23,7 @@ from .nvdimm import bus as nvdimm_bus
 from .resource import KERNEL_IMAGE, KERNEL_RESERVED, ResourceTree
 from .state import MachineState, MemorySubsys
 
-__all__ = ["Machine", "Zone", "Pgdat", "DEFAULT_IOMEM", "probe_memory_block_size"]
+__all__ = ["Machine", "Zone", "Pgdat", "DEFAULT_IOMEM", "probe_memory_block_size", "present_spans"]
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -92,7 +92,23 @@ def _memblock_alloc(ram: list, taken: list, nr: int, align: int, min_pfn: int, b
     return None
 
 
-def boot_allocations(m, ram: list, present_nrs=None) -> list:
+def present_spans(ram: list) -> list:
+    """The sections that ``memory_present`` marks present for the boot ranges ``ram``
+    (``[start, end)`` pfn ranges, ``start < end``, inside the address space): every section
+    from ``start``'s to ``end - 1``'s (§3.1), as ascending disjoint ``[first, last]`` spans.
+    The same numbers as ``sections.present_section_nrs()`` right after those calls, without
+    scanning the table."""
+    spans: list = []
+    for s, e in sorted(ram):
+        first, last = s >> C.PFN_SECTION_SHIFT, (e - 1) >> C.PFN_SECTION_SHIFT
+        if spans and first <= spans[-1][1] + 1:
+            spans[-1][1] = max(spans[-1][1], last)
+        else:
+            spans.append([first, last])
+    return spans
+
+
+def boot_allocations(m, ram: list, present_nrs=None, *, present_count: Optional[int] = None) -> list:
     """The memblock allocations of boot that are modelled, as ``[start, end)`` pfn ranges; they
     stay reserved (``PageReserved``: ``removable`` 0 where the release computes it, offline
     fails to isolate them, -EBUSY).
@@ -120,6 +136,8 @@ def boot_allocations(m, ram: list, present_nrs=None) -> list:
     taken, out = [], []
     image_lines = False
     for top in m.iomem.top_level():
+        if not top.children:
+            continue
         for _, c in m.iomem.walk(top):
             if c.name in KERNEL_RESERVED:
                 taken.append((c.start >> C.PAGE_SHIFT, (c.end >> C.PAGE_SHIFT) + 1))
@@ -141,7 +159,10 @@ def boot_allocations(m, ram: list, present_nrs=None) -> list:
             image_end = e
     else:
         image_end = max((e for s, e in taken), default=0)
-    present = len(m.sections.present_section_nrs() if present_nrs is None else present_nrs)
+    if present_count is not None:
+        present = present_count
+    else:
+        present = len(m.sections.present_section_nrs() if present_nrs is None else present_nrs)
     per_section = C.PAGES_PER_SECTION * C.STRUCT_PAGE_SIZE >> C.PAGE_SHIFT  # 2 MiB of memmap
     min_pfn = MAX_DMA_ADDRESS >> C.PAGE_SHIFT
     bottom_up = bool(m.movable_node)
@@ -164,6 +185,9 @@ def boot_allocations(m, ram: list, present_nrs=None) -> list:
 MIN_PHYS_BITS = 36
 
 
+_HMEM_RE = re.compile(r"hmem\.\d+")
+
+
 def soft_reserved_as_ram(tree: ResourceTree) -> ResourceTree:
     """What a kernel before v5.5 makes of EFI_MEMORY_SP memory (kmem.md K §2.2): ordinary RAM.
 
@@ -177,11 +201,18 @@ def soft_reserved_as_ram(tree: ResourceTree) -> ResourceTree:
     ``hmem.N`` wrapping one) is "System RAM" without the children a 5.5+ driver gave it.
     """
     def soft(res) -> bool:
-        if res.name == "Soft Reserved":
+        name = res.name
+        if name == "Soft Reserved":
             return True
-        return (re.fullmatch(r"hmem\.\d+", res.name) is not None
+        return (name.startswith("hmem.") and _HMEM_RE.fullmatch(name) is not None
                 and any(c.name == "Soft Reserved" for c in res.children))
 
+    tops = tree.root.children
+    for r in tops:      # nothing of the kind (most layouts): no call per resource
+        if r.name == "Soft Reserved" or r.name.startswith("hmem."):
+            break
+    else:
+        return tree
     tops = tree.top_level()
     if not any(soft(r) for r in tops):
         return tree
@@ -222,11 +253,21 @@ def probe_memory_block_size(model, boot_mem_end: int, hypervisor: bool) -> int:
 
 
 def _core_module(core: str):
+    mod = _CORES.get(core)
+    if mod is not None:
+        return mod
     if core == "compiled":
-        return importlib.import_module("sparsemem._sparsecore")
-    if core == "reference":
-        return importlib.import_module("sparsemem.reference")
-    raise ValueError(f"core must be 'compiled' or 'reference', not {core!r}")
+        mod = importlib.import_module("sparsemem._sparsecore")
+    elif core == "reference":
+        mod = importlib.import_module("sparsemem.reference")
+    else:
+        raise ValueError(f"core must be 'compiled' or 'reference', not {core!r}")
+    _CORES[core] = mod
+    return mod
+
+
+#: the core modules imported so far, by name
+_CORES: dict = {}
 
 
 class Machine(MachineState):
@@ -340,8 +381,8 @@ class Machine(MachineState):
         for s, e in ram:
             S.memory_present(0, s, e)
         # the present sections (memory_present), as boot_allocations and memory_dev_init read them
-        present = S.present_section_nrs()
-        self.boot_reserved = boot_allocations(self, ram, present)
+        present = present_spans(ram)
+        self.boot_reserved = boot_allocations(self, ram, present_count=sum(b - a + 1 for a, b in present))
         S.sparse_init()
         for s, e in ram:
             S.subsection_map_init(s, e - s)
@@ -362,7 +403,12 @@ class Machine(MachineState):
             z = pg.zones[zi]
             z.zone_start_pfn = zs
             z.spanned_pages = ze - zs
-            z.present_pages = sum(min(e, ze) - max(s, zs) for s, e in ram if max(s, zs) < min(e, ze))
+            in_zone = 0
+            for rs, re_ in ram:
+                lo_, hi_ = rs if rs > zs else zs, re_ if re_ < ze else ze
+                if lo_ < hi_:
+                    in_zone += hi_ - lo_
+            z.present_pages = in_zone
             S.memmap_init_zone(0, zi, z.zone_start_pfn, z.spanned_pages)
         self.sync_core_dmesg()
         if bs_override is not None:
@@ -372,7 +418,7 @@ class Machine(MachineState):
         self.memory_block_size = bs
         self.sections_per_block = bs >> C.PA_SECTION_SHIFT
         self.log(f"x86/mm: Memory block size: {bs >> 20}MB")
-        MB.memory_dev_init(self, present)
+        MB.memory_dev_init(self, present_spans=present)
         if pmem:
             self.nvdimm = nvdimm_bus.attach(self, pmem)
 

@@ -117,13 +117,32 @@ class MemoryBlocks(MutableMapping):
     machine has thousands of them, and most runs never look at one.  Iteration is in
     ascending id."""
 
-    __slots__ = ("_m", "_made", "_boot")
+    __slots__ = ("_m", "_made", "_counts", "_present", "_spb")
 
-    def __init__(self, m, boot_counts: Optional[dict] = None):
+    def __init__(self, m, boot_counts: Optional[dict] = None, *, present_nrs=None, sections_per_block: int = 1):
         self._m = m
         self._made: dict[int, MemoryBlock] = {}
-        # id -> section_count of the boot blocks not made yet (MEM_ONLINE); the dict is taken over
-        self._boot: dict[int, int] = {} if boot_counts is None else boot_counts
+        # id -> section_count of the boot blocks not made yet (MEM_ONLINE); the dict is taken
+        # over.  With ``present_nrs`` (the ascending present section numbers, an array or a
+        # list of [first, last] spans) instead, the counts are worked out on first use
+        # (:attr:`_boot`).
+        self._counts: Optional[dict[int, int]] = (None if present_nrs is not None
+                                                  else {} if boot_counts is None else boot_counts)
+        self._present = present_nrs
+        self._spb = sections_per_block
+
+    @property
+    def _boot(self) -> dict[int, int]:
+        counts = self._counts
+        if counts is None:
+            present = self._present
+            if isinstance(present, list):       # [first, last] spans of section numbers
+                present = np.concatenate([np.arange(a, b + 1, dtype=np.uint64) for a, b in present]) \
+                    if present else np.zeros(0, dtype=np.uint64)
+            ids = present // np.uint64(self._spb)
+            counts = self._counts = Counter(ids.tolist())    # ascending ids, so ascending keys
+            self._present = None
+        return counts
 
     def __getitem__(self, block_id: int) -> MemoryBlock:
         blk = self._made.get(block_id)
@@ -165,14 +184,17 @@ def _new_block(m, block_id: int, state: int, count: int) -> MemoryBlock:
     return blk
 
 
-def memory_dev_init(m, present_nrs=None) -> None:
+def memory_dev_init(m, present_nrs=None, *, present_spans: Optional[list] = None) -> None:
     """``memory_dev_init()`` (§8.4): one MEM_ONLINE block per group of ``sections_per_block``
     sections with at least one present section; ``section_count`` = present sections.
-    ``present_nrs``: ``m.sections.present_section_nrs()`` if the caller has it already."""
-    if present_nrs is None:
+    ``present_nrs``: ``m.sections.present_section_nrs()`` if the caller has it already, or
+    ``present_spans``: the same numbers as ascending disjoint ``[first, last]`` spans."""
+    if present_spans is not None:
+        present_nrs = present_spans
+    elif present_nrs is None:
         present_nrs = m.sections.present_section_nrs()
-    ids = present_nrs // np.uint64(m.sections_per_block)
-    m.blocks = MemoryBlocks(m, Counter(ids.tolist()))     # ascending ids, so ascending keys
+    # the counts per block are made on first use: most runs never look at a boot block
+    m.blocks = MemoryBlocks(m, present_nrs=present_nrs, sections_per_block=m.sections_per_block)
 
 
 def create_memory_block_devices(m, start: int, size: int) -> None:

@@ -174,8 +174,10 @@ def get_dev_pagemap(machine, pfn) -> Optional[DevPagemap]:
 
 
 def _check_args(start, size, type, altmap, nid, byte_range=False):
-    for name, v in (("start", start), ("size", size), ("nid", nid)):
-        strict_int(v, name, minimum=0)
+    if not (builtins.type(start) is int and builtins.type(size) is int and builtins.type(nid) is int
+            and start >= 0 and size >= 0 and nid >= 0):
+        for name, v in (("start", start), ("size", size), ("nid", nid)):
+            strict_int(v, name, minimum=0)
     if size == 0:
         raise ValueError("size must be > 0")
     if start + size > 1 << 64:
@@ -231,9 +233,10 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
         raise ValueError(f"devm_memremap_pages: range [mem {a0:#x}-{a1 - 1:#x}] exceeds the "
                          f"{machine.sections.max_physmem_bits}-bit physical address space")
     # step 2: the two endpoint probes (get_dev_pagemap on the first and the last pfn)
+    idx = pgmap_index(machine)
     for probe in (C.PHYS_PFN(a0), C.PHYS_PFN(a1 - 1)):
-        other = get_dev_pagemap(machine, probe)
-        if other is not None:
+        other = idx.load(probe)         # get_dev_pagemap (probe is a pfn >= 0)
+        if other is not None and other.live:
             # dev_WARN: banner, message, WARNING line
             printk.warn(machine, f"{machine.model.memremap_file} devm_memremap_pages",
                     f"{devp}Conflicting mapping in same section")
@@ -252,7 +255,6 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
                                        f"{'overlaps' if is_ram == REGION_INTERSECTS else 'mixes'} System RAM")
     pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0)
     pg.owner = owner
-    idx = pgmap_index(machine)
     lo, hi = C.PHYS_PFN(start), C.PHYS_PFN(end)
     idx.store_range(lo, hi, pg)                               # step 4 (exact range)
     ram_before = machine.sections.vmemmap_stats()["memmap_ram_bytes"]

@@ -176,6 +176,24 @@ class Resource:
                 f"{', %d children' % len(self.children) if self.children else ''})")
 
 
+def _resource(start: int, end: int, name: str, flags: int, desc: int) -> Resource:
+    """``Resource(start, end, name, flags, desc)`` for a caller that has checked what
+    ``Resource.__init__`` checks (ints in [0, 2**64), ``start <= end``, a one-line str name):
+    the same object, built without the checks (a parser makes thousands of them)."""
+    res = _new_object(Resource)
+    res.start = start
+    res.end = end
+    res.name = name
+    res.flags = flags
+    res.desc = desc
+    res.parent = None
+    res.children = []
+    return res
+
+
+_new_object = object.__new__
+
+
 def _request_resource(root: Resource, new: Resource) -> Optional[Resource]:
     """``__request_resource``: link ``new`` under ``root`` or return the conflict
     (``root`` itself when ``new`` does not fit inside it)."""
@@ -216,6 +234,10 @@ def resource_type(res: Resource) -> int:
 
 def resource_ext_type(res: Resource) -> int:
     return res.flags & IORESOURCE_EXT_TYPE_BITS
+
+
+class _NotPlain(Exception):
+    """A resource with attributes of its own: ``ResourceTree.copy`` takes the general path."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,6 +329,9 @@ class ResourceTree:
         deepcopy shares them) and entered in the deepcopy memo, so that the generic
         deepcopy of the rest (``dmesg``, a :class:`~sparsemem.layout.ParsedLayout`'s
         attributes, any attribute another layer set on a resource) links to the clones."""
+        fast = self._copy_plain()
+        if fast is not None:
+            return fast
         memo: dict = {}
 
         def clone(res: Resource, parent: Optional[Resource]) -> Resource:
@@ -331,15 +356,62 @@ class ResourceTree:
                 fields[k] = copy.deepcopy(v, memo)
         return new
 
+    def _copy_plain(self) -> Optional["ResourceTree"]:
+        """:meth:`copy` of a tree whose resources have only their own fields and whose other
+        attributes are None, str, int, bool or lists of str (e.g. ``dmesg``): nothing the
+        deepcopy memo would have to link, so the clones are made directly.  None when the
+        tree is not such a tree (then :meth:`copy` takes the general path)."""
+        extra = {}
+        for k, v in self.__dict__.items():
+            if k == "root" or v is None or type(v) in (str, int, bool):
+                continue
+            if type(v) is list and all(type(x) is str for x in v):
+                extra[k] = list(v)
+            elif type(v) in (list, dict) and not v:
+                extra[k] = type(v)()
+            else:
+                return None
+        nfields = len(_RESOURCE_FIELDS)
+
+        def clone(res: Resource, parent: Optional[Resource]) -> Resource:
+            fields = res.__dict__
+            if len(fields) != nfields:
+                raise _NotPlain
+            new = _new_object(type(res))
+            nf = fields.copy()          # the same keys in the same order, then two replaced
+            nf["parent"] = parent
+            kids = fields["children"]
+            nf["children"] = [clone(c, new) for c in kids] if kids else []
+            new.__dict__ = nf
+            return new
+
+        try:
+            root = clone(self.root, None)
+        except _NotPlain:
+            return None
+        new = _new_object(type(self))
+        fields = new.__dict__
+        fields.update(self.__dict__)
+        fields["root"] = root
+        fields.update(extra)
+        return new
+
     def text(self, privileged: bool = True) -> str:
         """The tree as ``/proc/iomem`` shows it (``r_show``); ``privileged=False`` gives what
         a reader without CAP_SYS_ADMIN sees (every address zero)."""
-        width = 4 if self.root.end < 0x10000 else 8
-        indents = ["  " * min(depth, MAX_IORES_LEVEL) for depth in range(MAX_IORES_LEVEL + 1)]
-        return "".join([
-            "%s%0*x-%0*x : %s\n" % (indents[min(depth, MAX_IORES_LEVEL)], width,
-                                    res.start if privileged else 0, width, res.end if privileged else 0, res.name)
-            for depth, res in self.walk()])
+        fmt = "%s%08x-%08x : %s\n" if self.root.end >= 0x10000 else "%s%04x-%04x : %s\n"
+        out: list[str] = []
+        line = out.append
+
+        def show(kids: list, depth: int) -> None:     # depth-first, as walk()
+            indent = "  " * min(depth, MAX_IORES_LEVEL)
+            for res in kids:
+                line(fmt % (indent, res.start, res.end, res.name) if privileged else fmt % (indent, 0, 0, res.name))
+                if res.children:
+                    show(res.children, depth + 1)
+
+        show(self.root.children, 0)
+        return "".join(out)
 
     __str__ = text
 
@@ -668,6 +740,23 @@ class ResourceTree:
 
     def region_intersects_ram(self, start: int, size: int) -> int:
         """``region_intersects(start, size, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE)``."""
+        if (type(start) is int and type(size) is int and start >= 0 and 0 < size <= RESOURCE_MAX
+                and start + size - 1 <= RESOURCE_MAX):
+            # what region_intersects does for these arguments, without checking them again
+            end = start + size - 1
+            kids = self.root.children
+            type_ = other = 0
+            for i in range(_first_ending_at_or_after(kids, start), len(kids)):
+                p = kids[i]
+                if p.start > end:
+                    break
+                if (p.flags & IORESOURCE_SYSTEM_RAM) == IORESOURCE_SYSTEM_RAM:
+                    type_ += 1
+                else:
+                    other += 1
+            if other == 0:
+                return REGION_INTERSECTS if type_ else REGION_DISJOINT
+            return REGION_MIXED if type_ else REGION_DISJOINT
         return self.region_intersects(start, size, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE)
 
     @staticmethod

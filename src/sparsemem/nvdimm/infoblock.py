@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import struct
 import uuid as _uuid
 from dataclasses import dataclass, field
@@ -118,6 +119,9 @@ _INT_FIELDS = {
     "checksum": 64,
 }
 
+#: ``(name, bits, 1 << bits)`` of :data:`_INT_FIELDS`, for the checks of ``InfoBlock.__post_init__``
+_INT_LIMITS = tuple((name, bits, 1 << bits) for name, bits in _INT_FIELDS.items())
+
 _M32 = 0xFFFFFFFF
 
 UuidLike = Union[bytes, bytearray, memoryview, str, _uuid.UUID]
@@ -147,10 +151,44 @@ def fletcher64(data: Union[bytes, bytearray], le: bool = True) -> int:
         raise ValueError(f"fletcher64: length {n} is not a multiple of 4")
     if n == 0:
         return 0
-    words = np.frombuffer(buf, dtype="<u4" if le else ">u4").astype(np.uint64)
-    lo = int(words.sum(dtype=np.uint64)) & _M32
-    hi = int(words @ _fletcher_weights(n // 4)) & _M32
+    return _fletcher_words(buf.tobytes(), n // 4, le)
+
+
+#: a block whose non-zero bytes all lie in its first this many bytes (64 words) is summed word by
+#: word (an info-block written by ``nd_pfn_init`` has 24 such words); any other with numpy
+_SPARSE_BYTES = 256
+_ZEROS = bytes(INFO_BLOCK_SIZE)
+
+
+def _fletcher_words(raw: bytes, nwords: int, le: bool) -> int:
+    """:func:`fletcher64` of ``nwords`` 32-bit words of which the first ``len(raw) // 4`` are
+    ``raw`` (``len(raw)`` a multiple of 4) and the rest zero.
+
+    A zero word adds nothing to ``lo``, nor to ``hi`` (``w_j * (n - j)``).  So when every byte
+    after the first :data:`_SPARSE_BYTES` is zero, only the words up to the last non-zero byte
+    are summed, word by word in Python (exact integers reduced mod 2**32 at the end: what the
+    wrapping sums give); otherwise every word, with the numpy dot product of :func:`fletcher64`.
+    """
+    n = len(raw)
+    tail = n - _SPARSE_BYTES
+    if tail <= 0 or raw[_SPARSE_BYTES:] == (_ZEROS[:tail] if tail <= len(_ZEROS) else bytes(tail)):
+        k = -(-len(raw[:_SPARSE_BYTES].rstrip(b"\0")) // 4)    # the words up to the last non-zero byte
+        if k == 0:
+            return 0
+        words = _word_struct(k, le).unpack_from(raw)
+        lo = sum(words) & _M32
+        hi = sum(map(operator.mul, words, range(nwords, nwords - k, -1))) & _M32
+        return (hi << 32) | lo
+    w = np.frombuffer(raw, dtype="<u4" if le else ">u4").astype(np.uint64)
+    lo = int(w.sum(dtype=np.uint64)) & _M32
+    hi = int(w @ _fletcher_weights(nwords)[:n // 4]) & _M32
     return (hi << 32) | lo
+
+
+@functools.lru_cache(maxsize=64)
+def _word_struct(k: int, le: bool) -> struct.Struct:
+    """``k`` unsigned 32-bit words, little- or big-endian."""
+    return struct.Struct(("<" if le else ">") + f"{k}I")
 
 
 @functools.lru_cache(maxsize=8)
@@ -172,10 +210,9 @@ def sb_checksum(data: bytes) -> int:
         raise ValueError(
             f"info-block must be {INFO_BLOCK_SIZE} bytes, got {buf.nbytes}"
         )
-    # Sum a copy whose checksum field is zeroed (the kernel saves, zeroes and restores it).
-    tmp = bytearray(buf)
-    tmp[CHECKSUM_OFFSET:INFO_BLOCK_SIZE] = bytes(8)
-    return fletcher64(tmp, le=True)
+    # The block's words with the checksum field zeroed (the kernel saves, zeroes and restores
+    # it): the words before it, and two zero words.
+    return _fletcher_words(buf[:CHECKSUM_OFFSET].tobytes(), INFO_BLOCK_SIZE // 4, le=True)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -253,22 +290,26 @@ class InfoBlock:
     checksum: int = 0
 
     def __post_init__(self) -> None:
-        sig = bytes(self.signature)
+        fields = self.__dict__
+        sig = fields["signature"]
+        if type(sig) is not bytes:
+            sig = bytes(sig)
         if len(sig) != 16:
             raise ValueError(f"signature must be 16 bytes, got {len(sig)}")
-        self.signature = sig
-        self.uuid = uuid_bytes(self.uuid)
-        self.parent_uuid = uuid_bytes(self.parent_uuid)
-        fields = self.__dict__
-        for name, bits in _INT_FIELDS.items():
+        fields["signature"] = sig
+        fields["uuid"] = uuid_bytes(fields["uuid"])
+        fields["parent_uuid"] = uuid_bytes(fields["parent_uuid"])
+        for name, bits, limit in _INT_LIMITS:
             value = fields[name]
             if type(value) is not int:      # a plain int is kept as it is
                 if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                     raise TypeError(f"{name} must be an int, not {type(value).__name__}")
                 value = fields[name] = int(value)
-            if not 0 <= value < (1 << bits):
+            if not 0 <= value < limit:
                 raise ValueError(f"{name}={value:#x} does not fit in u{bits}")
-        self.padding = _normalise_padding(self.padding, self.version_minor)
+        padding = fields["padding"]
+        if type(padding) is not bytes or len(padding) != _pad_len(fields["version_minor"]):
+            fields["padding"] = _normalise_padding(padding, fields["version_minor"])
 
     # -- construction --------------------------------------------------------------------
 
@@ -318,8 +359,16 @@ class InfoBlock:
             page_size=page_size,
             page_struct_size=page_struct_size,
         )
-        sb.checksum = sb.compute_checksum()
+        # just validated: the image and its sum without checking the fields again
+        sb.checksum = _fletcher_words(bytes(sb._raw(0, check=False)), INFO_BLOCK_SIZE // 4, le=True)
         return sb
+
+    def _packed(self) -> bytes:
+        """:meth:`pack` of a block that was just built and validated (``new`` or
+        ``unpack``) and not changed since: the same bytes, its ``checksum`` attribute already
+        holding their sum."""
+        buf = self._raw(self.checksum, check=False)
+        return bytes(buf)
 
     # -- accessors -----------------------------------------------------------------------
 
@@ -335,10 +384,12 @@ class InfoBlock:
 
     # -- serialisation -------------------------------------------------------------------
 
-    def _raw(self, checksum: int) -> bytearray:
-        """The 4096 media bytes with ``checksum`` stored at 4088 (§1.2)."""
+    def _raw(self, checksum: int, check: bool = True) -> bytearray:
+        """The 4096 media bytes with ``checksum`` stored at 4088 (§1.2); ``check=False``
+        only for a block validated since its last change."""
         # Re-validate: attributes may have been assigned since construction.
-        self.__post_init__()
+        if check:
+            self.__post_init__()
         buf = bytearray(INFO_BLOCK_SIZE)
         _HEAD.pack_into(
             buf,
@@ -430,7 +481,10 @@ class InfoBlock:
         else:
             page_size = page_struct_size = 0
             padding = raw[_HEAD_END:CHECKSUM_OFFSET]
-        return cls(
+        # every value fits its field (the struct formats are the field widths, the padding is
+        # the length the minor lays out): what __post_init__ would accept unchanged
+        sb = object.__new__(cls)
+        sb.__dict__.update(
             signature=signature,
             uuid=uuid,
             parent_uuid=parent_uuid,
@@ -448,6 +502,7 @@ class InfoBlock:
             padding=padding,
             checksum=stored,
         )
+        return sb
 
     def copy(self, **changes) -> "InfoBlock":
         """A copy with ``changes`` applied, validated as a new block is (what
@@ -463,6 +518,33 @@ class InfoBlock:
 
 #: the fields :meth:`InfoBlock.copy` may change
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(InfoBlock))
+
+
+def _copy_valid(sb: InfoBlock, **changes) -> InfoBlock:
+    """:meth:`InfoBlock.copy` of a valid block with ``changes`` that are valid values of their
+    fields (none of them ``version_minor`` or ``padding``): the same block, without the
+    checks."""
+    new = object.__new__(type(sb))
+    fields = new.__dict__
+    fields.update(sb.__dict__)
+    fields.update(changes)
+    return new
+
+
+def _compat_defaults_valid(sb: InfoBlock) -> InfoBlock:
+    """:func:`apply_compat_defaults` (with the default ``page_size``) of a valid block, e.g.
+    one :meth:`InfoBlock.unpack` read: the defaults are valid values, so the copy needs no
+    checks."""
+    minor = sb.version_minor
+    if minor >= 4:
+        return _copy_valid(sb)
+    changes: dict = {"page_struct_size": MAX_STRUCT_PAGE_SIZE, "page_size": PAGE_SIZE}
+    if minor < 1:
+        changes["start_pad"] = 0
+        changes["end_trunc"] = 0
+    if minor < 2:
+        changes["align"] = 0
+    return _copy_valid(sb, **changes)
 
 
 def apply_compat_defaults(sb: InfoBlock, page_size: int = PAGE_SIZE) -> InfoBlock:

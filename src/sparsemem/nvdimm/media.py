@@ -39,6 +39,8 @@ class Media:
     def read(self, offset: int, n: int) -> bytes:
         """``nvdimm_read_bytes`` at a region offset."""
         self._check(offset, n)
+        if n == PAGE and not offset % PAGE:
+            return self.pages.get(offset // PAGE, _ZERO)    # one whole page (bytes: immutable)
         out = bytearray()
         pos, end = offset, offset + n
         while pos < end:
@@ -52,6 +54,13 @@ class Media:
         """``nvdimm_write_bytes`` at a region offset (all-zero pages are dropped)."""
         data = bytes(data)
         self._check(offset, len(data))
+        if len(data) == PAGE and not offset % PAGE:
+            # one whole page: it replaces what was there
+            if data == _ZERO:
+                self.pages.pop(offset // PAGE, None)
+            else:
+                self.pages[offset // PAGE] = data
+            return
         pos, end, i = offset, offset + len(data), 0
         while pos < end:
             pg, within = divmod(pos, PAGE)

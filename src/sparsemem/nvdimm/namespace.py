@@ -250,8 +250,8 @@ class Namespace:
             raise KernelError(-rc, f"nd_pfn_init of {self.dev}: {why or 'mode none'} (start {self.start:#x} "
                                    f"size {self.raw_size:#x} start_pad {sp:#x} end_trunc {et:#x})")
         assert layout is not None  # rc == 0
-        sb = P.new_block(model, sig, self.pfn_uuid, self.uuid, layout, mode, self.align)
-        self.media.write(self.offset + INFO_BLOCK_OFFSET, sb.pack())
+        sb, block = P.new_block_bytes(model, sig, self.pfn_uuid, self.uuid, layout, mode, self.align)
+        self.media.write(self.offset + INFO_BLOCK_OFFSET, block)
         return sb, sb.align
 
     def _enable_pfn(self, probe_sb: Optional[InfoBlock] = None, probe_raw_align: int = 0) -> None:

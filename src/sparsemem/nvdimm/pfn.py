@@ -32,7 +32,8 @@ from .infoblock import (
     PFN_MODE_RAM,
     PFN_SIG,
     InfoBlock,
-    apply_compat_defaults,
+    _compat_defaults_valid,
+    _copy_valid,
     sb_checksum,
 )
 
@@ -203,7 +204,7 @@ def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size
     sb = InfoBlock.unpack(raw, verify=False)
     if sb.parent_uuid != bytes(ns_uuid):
         return ValidateResult(-errno.ENODEV, sb, 6)
-    sb = apply_compat_defaults(sb)                                  # #7
+    sb = _compat_defaults_valid(sb)                                 # #7 (apply_compat_defaults)
     if sb.mode not in (PFN_MODE_RAM, PFN_MODE_PMEM):
         return ValidateResult(-errno.ENXIO, sb, 8)
     raw_align = sb.align                                             # #9
@@ -213,7 +214,7 @@ def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size
     # the kernel keeps this in nd_pfn->align, an unsigned long: 2^ilog2(dataoff) may exceed the
     # u32 on-media field (dataoff >= 4 GiB), so it is set on the in-memory copy without the
     # field-width check (this copy is never packed back to media)
-    sb = sb.copy()
+    sb = _copy_valid(sb)
     sb.align = align
     if init is not None:
         if sb.uuid != bytes(init["uuid"]):
@@ -291,5 +292,12 @@ def new_block(model, sig: bytes, uuid: bytes, parent_uuid: bytes, layout: PfnLay
                          version_minor=model.infoblock_minor)
 
 
-__all__ += ["nd_region_conflict", "new_block", "PFN_SIG", "DAX_SIG", "INFO_BLOCK_OFFSET",
+def new_block_bytes(model, sig: bytes, uuid: bytes, parent_uuid: bytes, layout: PfnLayout, mode: int,
+                    align: int) -> tuple[InfoBlock, bytes]:
+    """:func:`new_block` and the bytes ``nd_pfn_init`` writes (``block.pack()``), summed once."""
+    sb = new_block(model, sig, uuid, parent_uuid, layout, mode, align)
+    return sb, sb._packed()
+
+
+__all__ += ["nd_region_conflict", "new_block", "new_block_bytes", "PFN_SIG", "DAX_SIG", "INFO_BLOCK_OFFSET",
             "INFO_BLOCK_RESERVE", "PFN_MODE_NONE", "PFN_MODE_RAM", "PFN_MODE_PMEM"]
