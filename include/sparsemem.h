@@ -73,7 +73,8 @@
 #define SM_K_KADDR_BUG             (1u << 3)
 #define SM_K_EARLY_PARTIAL_FREE    (1u << 4)
 #define SM_K_ENCODED_NULL          (1u << 5)
-#define SM_K_USAGE_FREE_UNLESS_EARLY (1u << 6)
+#define SM_K_USAGE_FREE_UNLESS_EARLY (1u << 6) /* usage_free_rule: set "unless_early" (v5.3-v5.4),
+                                                  clear "unless_boot" (v5.5+: only a slab usage) */
 
 /* ---- vmemmap backing of one section's PMD slot (memremap-nvdimm.md §7.4) ----------- */
 #define SM_VMM_NONE                0   /* nothing mapped */

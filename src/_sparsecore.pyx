@@ -296,7 +296,7 @@ cdef unsigned int _kernel_flags(object model):
             | (SM_K_KADDR_BUG if model.subsection_memmap_kaddr_bug else 0)
             | (SM_K_EARLY_PARTIAL_FREE if model.early_partial_remove_frees_memmap else 0)
             | (SM_K_ENCODED_NULL if model.deactivate_writes_encoded_null else 0)
-            | (SM_K_USAGE_FREE_UNLESS_EARLY if model.usage_freed_unless_early else 0))
+            | (SM_K_USAGE_FREE_UNLESS_EARLY if K.usage_freed_unless_early(model) else 0))
 
 
 cdef class SectionTable:
@@ -1420,17 +1420,24 @@ cdef int _section_activate(SectionTable self, uint64_t nr, sm_section *s, uint64
 
 cdef int _section_deactivate(SectionTable self, uint64_t nr, sm_section *s, uint64_t pfn, uint64_t nr_pages,
                              VmemAltmap altmap) except -1:
-    """``section_deactivate`` in its exact v5.3 order (§6.4); 0 after the WARN, else 1."""
+    """``section_deactivate`` in its exact v5.3 order (§6.4); 0 after the WARN, else 1.  Step 5a
+    follows the model's ``usage_free_rule``: v5.3-v5.4 free the usage (kfree, NULL) unless the
+    section was early at entry; v5.5+ free it only if it is not a boot array (PageReserved),
+    i.e. only a slab usage, and otherwise keep usage and pointer (later-eras-hotplug.md A8)."""
     cdef bint was_early = (s.mem_map & SM_SECTION_IS_EARLY) != 0
     cdef uint64_t mask = sm_subsection_mask(pfn, nr_pages)
-    cdef bint empty
+    cdef bint empty, free_usage
     if s.usage == SM_USAGE_NONE or (s.subsection_map & mask) != mask:
         _warn(self, "mm/sparse.c section_deactivate", K.deactivated_message(pfn, nr_pages))
         return 0
     s.subsection_map ^= mask
     empty = s.subsection_map == 0
     if empty:
-        if not was_early or not (self.kflags & SM_K_USAGE_FREE_UNLESS_EARLY):
+        if self.kflags & SM_K_USAGE_FREE_UNLESS_EARLY:
+            free_usage = not was_early
+        else:
+            free_usage = s.usage == SM_USAGE_SLAB
+        if free_usage:
             _free_usage(self, s, nr)
         s.mem_map = sm_encode_null(nr) if (self.kflags & SM_K_ENCODED_NULL) else 0
     if was_early and empty:

@@ -7,7 +7,8 @@ nid, memmap zone/nid, vmemmap backing), ``vmemmap_stats()``, ``pfn_valid`` and
 ``pfn_valid_many`` on probe pfns at sub-section edges, the span scans, the altmap fields, the
 return value, the dmesg lines, and the exception (type and errno) of a failing step.
 
-The CI profile runs 300 examples per era (tests/conftest.py).
+The CI profile runs 300 examples per machine (tests/conftest.py): v5.3, v5.2, and the v5.5+
+usage-freeing rule (``UsageUnlessBootCoreMachine``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import sparsemem
 from sparsemem import KernelBug, KernelError, reference
 from sparsemem import constants as C
+from sparsemem.kernel import kernel_model, replace
 
 SEC = C.PAGES_PER_SECTION
 SUB = C.PAGES_PER_SUBSECTION
@@ -190,6 +192,21 @@ class CoreMachine(RuleBasedStateMachine):
         self.note(pfn, (last - first + 1) * SUB)
         self.compare()
 
+    @rule(data=st.data(), nid=st.integers(0, 3), use_altmap=st.booleans())
+    def readd_emptied_section(self, data, nid, use_altmap):
+        """Add (part of) a section that was emptied but kept its usage (a boot usage: §6.4 row 4,
+        and from v5.5 also a re-added early section's): the §10 #5 re-added early section path."""
+        kept = [nr for nr in range(WINDOW) if self.r.section_usage(nr) and not self.r.subsection_map(nr)]
+        if not kept:
+            return
+        nr = data.draw(st.sampled_from(kept))
+        first = data.draw(st.integers(0, 63))
+        last = data.draw(st.one_of(st.just(63), st.integers(first, 63)))
+        pfn = nr * SEC + first * SUB
+        self.both("sparse_add_section", nid, pfn, (last - first + 1) * SUB, altmap=use_altmap)
+        self.note(pfn, (last - first + 1) * SUB)
+        self.compare()
+
     @rule(start=sub_pfn, n=st.integers(0, 6 * SEC), online=st.booleans())
     def online_state(self, start, n, online):
         self.both("online_mem_sections" if online else "offline_mem_sections", start, start + n)
@@ -245,8 +262,28 @@ class LegacyCoreMachine(CoreMachine):
     kernel = "5.2"
 
 
+def unless_boot_model():
+    """A model with the v5.5+ usage rule (later-eras-hotplug.md A8): the 5.5 row once
+    kernel.ERAS has it, until then v5.3 with only ``usage_free_rule`` changed."""
+    model = kernel_model("5.5")
+    return model if model.usage_free_rule == "unless_boot" else replace(kernel_model("5.3"),
+                                                                         usage_free_rule="unless_boot")
+
+
+class UsageUnlessBootCoreMachine(CoreMachine):
+    kernel = unless_boot_model()
+
+
 TestCoreSubsection = CoreMachine.TestCase
 TestCoreLegacy = LegacyCoreMachine.TestCase
+TestCoreUsageUnlessBoot = UsageUnlessBootCoreMachine.TestCase
+
+
+def test_the_usage_machine_runs_the_v55_rule():
+    """The third machine differs from the first in the usage rule (and in nothing else the core
+    reads until the 5.5 row exists)."""
+    assert CoreMachine.kernel == "5.3" and kernel_model("5.3").usage_free_rule == "unless_early"
+    assert UsageUnlessBootCoreMachine.kernel.usage_free_rule == "unless_boot"
 
 
 def test_pickle_roundtrip_both_ways():

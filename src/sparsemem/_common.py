@@ -157,6 +157,24 @@ def wrap_message(start: int, end: int, step: int) -> str:
             f"(step {step}) here")
 
 
+#: values of ``KernelModel.usage_free_rule``: which usage ``section_deactivate`` frees when a
+#: section's bitmap empties (sparse-hotplug.md §6.4 step 5a and its v5.5 note;
+#: later-eras-hotplug.md A8).
+USAGE_FREE_RULES = ("unless_early", "unless_boot")
+
+
+def usage_freed_unless_early(model) -> bool:
+    """True for the v5.3-v5.4 rule (free the usage of a section that was not early at entry),
+    False for the v5.5+ rule (free only a usage that ``section_activate`` allocated, i.e. whose
+    page is not PageReserved): ``SM_K_USAGE_FREE_UNLESS_EARLY`` in include/sparsemem.h.
+    ValueError for any other value of ``model.usage_free_rule``, so that neither core guesses."""
+    rule = model.usage_free_rule
+    if rule not in USAGE_FREE_RULES:
+        raise ValueError(f"KernelModel.usage_free_rule {rule!r} of kernel {model.name}: expected one of "
+                         f"{', '.join(repr(r) for r in USAGE_FREE_RULES)}")
+    return rule == "unless_early"
+
+
 def deactivated_message(pfn: int, nr_pages: int) -> str:
     return f"section already deactivated ({hexfmt(pfn)} + {nr_pages})"
 

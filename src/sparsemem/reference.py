@@ -134,6 +134,7 @@ class SectionTable:
     def __init__(self, max_physmem_bits: int = 46, kernel: str = DEFAULT_KERNEL):
         bits = K.check_bits(max_physmem_bits)
         self._model = as_model(kernel)
+        self._usage_free_unless_early = K.usage_freed_unless_early(self._model)
         self._bits = bits
         self._nr_sections = 1 << (bits - C.SECTION_SIZE_BITS)
         self._pfn_limit = 1 << (bits - C.PAGE_SHIFT)
@@ -510,7 +511,11 @@ class SectionTable:
         return 0
 
     def _section_deactivate(self, nr: int, ms, pfn: int, nr_pages: int, altmap) -> bool:
-        """``section_deactivate`` in its exact v5.3 order (§6.4); False after the WARN."""
+        """``section_deactivate`` in its exact v5.3 order (§6.4); False after the WARN.  Step 5a
+        follows the model's ``usage_free_rule``: v5.3-v5.4 free the usage (kfree, NULL) unless
+        the section was early at entry; v5.5+ free it only if it is not a boot array
+        (PageReserved), i.e. only a slab usage, and otherwise keep usage and pointer
+        (later-eras-hotplug.md A8)."""
         m = self._model
         was_early = bool(ms.mem_map & C.SECTION_IS_EARLY)
         mask = subsection_mask(pfn, nr_pages)
@@ -520,7 +525,11 @@ class SectionTable:
         ms.subsection_map ^= mask
         empty = ms.subsection_map == 0
         if empty:
-            if not was_early or not m.usage_freed_unless_early:
+            if self._usage_free_unless_early:
+                free_usage = not was_early
+            else:
+                free_usage = ms.usage == C.USAGE_SLAB
+            if free_usage:
                 self._free_usage(ms, nr)
             ms.mem_map = K.encode_null(nr) if m.deactivate_writes_encoded_null else 0
         if was_early and empty:
