@@ -55,10 +55,10 @@ import pytest
 from helpers import SECTION, GiB, KiB, MiB, all_layouts
 from sparsemem import KernelBug, KernelError, Machine
 from sparsemem.iomem import parse
-from sparsemem.kernel import ERAS
+from sparsemem.kernel import row_releases
 
 #: every release row of the kernel table (new rows are fuzzed without touching this file)
-KERNELS = tuple(f"{major}.{minor}" for (major, minor), _ in ERAS)
+KERNELS = row_releases()
 CORES = ("compiled", "reference")
 DOCUMENTED = (KernelError, KernelBug, ValueError, TypeError, RuntimeError)
 

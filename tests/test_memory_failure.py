@@ -35,7 +35,7 @@ def _write(m, name, value):
 
 
 def test_rule_sets_follow_the_release():
-    """kernel.py SINCE: 5.1-5.3 read at 5.3, 5.4-6.0 with the v5.4 fixes, 6.1+ read at 6.1."""
+    """kernel.py ERAS rows 5.4 and 6.1: 5.1-5.3 read at 5.3, 5.4-6.0 with the v5.4 fixes, 6.1+ read at 6.1."""
     assert [kernel_model(k).memory_failure for k in KERNELS] == ["5.3", "5.3", "5.3", "5.4", "5.4", "6.1", "6.1"]
 
 

@@ -17,9 +17,9 @@ import pytest
 
 from helpers import RAM_5G_PMEM_2G as LAYOUT
 from sparsemem import KernelError, Machine
-from sparsemem.kernel import ERAS
+from sparsemem.kernel import row_releases
 
-KERNELS = tuple(f"{a}.{b}" for (a, b), _ in ERAS)
+KERNELS = row_releases()
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

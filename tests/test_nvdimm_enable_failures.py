@@ -29,10 +29,10 @@ import pytest
 from helpers import RAM_4G_PMEM_4G as LAYOUT
 from helpers import KiB, MiB
 from sparsemem import KernelError, Machine
-from sparsemem.kernel import ERAS
+from sparsemem.kernel import parse_version, row_releases
 from sparsemem.nvdimm import namespace as NS
 
-KERNELS = tuple(f"{a}.{b}" for (a, b), _ in ERAS)
+KERNELS = row_releases()
 BTT_MIN = 16 * MiB + 4 * KiB          # ARENA_MIN_SIZE + the v1.1 initial offset
 
 TINY = "00100000-bfffffff : System RAM\n100000000-100000fff : Persistent Memory\n"
@@ -151,7 +151,7 @@ def test_devdax_over_reserved_tail_leaves_node_span(kernel):
     assert (m.nodes[0].node_start_pfn, m.nodes[0].node_spanned_pages) == node == (0x100, 0x10001f - 0x100)
 
 
-@pytest.mark.parametrize("kernel", [k for k in KERNELS if k < "5.3"])
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if parse_version(k) < (5, 3, 0)])
 def test_v52_devdax_teardown_shrinks_node_past_uninitialised_memmap(kernel):
     """What the kernel does leave, on the success path: v5.1/v5.2 tear a devdax namespace down
     section by section, and ``shrink_pgdat_span`` -> ``find_biggest_section_pfn`` probes the

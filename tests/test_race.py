@@ -3,36 +3,27 @@ against a lock-free ``pfn_valid`` / ``pfn_to_online_page``, every interleaving, 
 
 The step orders are later-eras-hotplug.md A8 (with A3.1-A3.3 for the readers) and
 sparse-hotplug.md §7 (v5.1/v5.2), §10 (#6, #9, #10, #21, #23) and §11; the boundaries were
-checked in the kernel sources listed in docs/race.md.  Releases that ``kernel_model`` does not
-accept yet (6.9, 6.10) are tested on the model its :data:`~sparsemem.kernel.SINCE` table gives
-them (the newest row plus every SINCE switch up to that release), and directly once the range
-reaches them.
+checked in the kernel sources listed in docs/race.md.  Every release 5.1 .. 6.12 runs its row
+of :data:`~sparsemem.kernel.ERAS`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from math import comb
 
 import pytest
 
 import sparsemem
 from sparsemem import race
-from sparsemem.kernel import SINCE, KernelModel, kernel_model, newest_release
+from sparsemem.kernel import ERAS, KernelModel, kernel_model
 
 PV, POP = race.SCENARIOS  # "deactivate-vs-pfn_valid", "deactivate-vs-pfn_to_online_page"
-RELEASES = ["5.1", "5.2", *(f"5.{m}" for m in range(3, 20)), *(f"6.{m}" for m in range(0, 11))]
+RELEASES = ["5.1", "5.2", *(f"5.{m}" for m in range(3, 20)), *(f"6.{m}" for m in range(0, 13))]
 
 
 def model_for(release: str) -> KernelModel:
-    """``kernel_model(release)``, or for a release beyond its range today the newest row with the
-    SINCE switches of that release (what the table says the release runs)."""
-    try:
-        return kernel_model(release)
-    except ValueError:
-        major, minor = map(int, release.split("."))
-        since = {name: value for first, name, value in SINCE if first <= (major, minor)}
-        return replace(kernel_model(newest_release()), version=(major, minor, 0), **since)
+    """``kernel_model(release)``: the row of the release table the release runs."""
+    return kernel_model(release)
 
 
 def kinds(release: str, scenario: str) -> set[str]:
@@ -40,7 +31,7 @@ def kinds(release: str, scenario: str) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# the release table (kernel.py SINCE)
+# the release table (kernel.py ERAS)
 
 
 def test_switches_follow_the_release_table():
@@ -53,7 +44,7 @@ def test_switches_follow_the_release_table():
                                 ("usage_kfree_rcu", "6.7", "6.8"), ("pfn_valid_rcu", "6.7", "6.8"),
                                 ("pfn_section_valid_null_safe", "6.9", "6.10")):
         assert (getattr(model_for(before), name), getattr(model_for(since), name)) == (False, True), name
-    assert ((6, 10), "pfn_section_valid_null_safe", True) in SINCE
+    assert dict(ERAS)[(6, 10, 0)]["pfn_section_valid_null_safe"] is True
 
 
 # ---------------------------------------------------------------------------------------------

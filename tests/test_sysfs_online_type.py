@@ -15,9 +15,9 @@ import errno
 import pytest
 
 from sparsemem import KernelError, Machine
-from sparsemem.kernel import ERAS
+from sparsemem.kernel import row_releases
 
-KERNELS = tuple(f"{a}.{b}" for (a, b), _ in ERAS)
+KERNELS = row_releases()
 LAYOUT = "00100000-bfffffff : System RAM\n100000000-13fffffff : System RAM\n"
 BLK = 0x8000000
 MMOP_ONLINE_MOVABLE = 2

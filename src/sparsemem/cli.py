@@ -340,16 +340,16 @@ def _row(label: str, cells: Sequence[str]) -> str:
 
 
 def _kernel_label(r: dict) -> str:
-    """Column header of one kernel: ``5.3 (subsection)``; a release newer than the newest
-    modelled row says which rules it runs with: ``5.10 (subsection era, v5.3 rules)``
-    (:attr:`sparsemem.kernel.KernelModel.label`)."""
+    """Column header of one kernel: ``5.3 (subsection)``; a release on a partly modelled row
+    names the row: ``6.1 (6.1 row; sparse/hotplug rows after 5.3 partly modelled)``
+    (:attr:`sparsemem.kernel.KernelModel.label`), in narrow columns ``6.1 (6.1 row, partial)``."""
     try:
         model = kernel_model(r["kernel"])
     except (ValueError, TypeError):
         return f"{r['kernel']} ({r['era']})"
     label = model.label_for(r["kernel"])
-    if len(label) >= _col_w[0] and model.approximate:      # narrow columns
-        label = f"{r['kernel']} (v{model.rules} rules)"
+    if len(label) >= _col_w[0]:      # narrow columns
+        label = f"{r['kernel']} ({model.rules} row, partial)" if model.approximate else f"{r['kernel']} ({model.era})"
     return label
 
 

@@ -12,8 +12,8 @@ alternative and the capacity the simulation gave it.
 The alternatives, in this order:
 
 ``release``
-    the same layout and procedure under another release whose rules differ (one per row of
-    :data:`sparsemem.kernel.ERAS`, and the report's other kernels), e.g. a legacy section
+    the same layout and procedure under another release whose rules differ (one per fully
+    modelled row of :data:`sparsemem.kernel.ERAS`, and the report's other kernels), e.g. a legacy section
     padding that the sub-section era does not need (MN §3.1), or a v5.3 ``check_pfn_span``
     refusal that v5.2's section-wide add does not make (§5.1);
 ``align``

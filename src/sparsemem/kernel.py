@@ -2,12 +2,16 @@
 
 Every stateful object of the simulation takes ``kernel="5.3"`` and asks :func:`kernel_model`
 for a :class:`KernelModel`.  Code elsewhere reads the named switches of that model and never
-compares version numbers itself.  A later era (v5.7 compat-align, v5.9 bare-metal 2 GiB
-memory blocks, v5.12 ``SECTION_TAINT_ZONE_DEVICE``, v6.8 RCU usage fix, ...) is a new row of
-:data:`ERAS` with the switches that differ, not a scattered ``if``.
+compares version numbers itself.  :data:`ERAS` is the one release table: a row per release
+that changes anything observable (later-eras-hotplug.md A10, 5.1 .. 6.12), keyed by
+``(major, minor, patch)``, each naming the switches that change (rows are cumulative) with
+the commit each comes from, as ``docs/spec`` restates them (sparse-hotplug.md §7 and §10,
+memremap-nvdimm.md §3 and §6, later-eras-hotplug-evidence.md §1).
 
-The rows cite the commits that introduced each behaviour, as ``docs/spec`` restates them
-(sparse-hotplug.md §7 and §10, memremap-nvdimm.md §3 and §6).
+The rows after 5.3 set only the switches the layers implement so far; the A10 switches still
+to build are listed in a comment on their row (later-eras-hotplug-evidence.md §5), and a
+release on such a row is :attr:`KernelModel.approximate` and says so in its label.
+Distribution backports are not modelled: ``6.8.0-45-generic`` runs the upstream 6.8 row.
 """
 
 from __future__ import annotations
@@ -16,14 +20,24 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-__all__ = ["KernelModel", "ERAS", "SINCE", "kernel_model", "parse_version", "DEFAULT_KERNEL", "VERSION_FORMS",
+__all__ = ["KernelModel", "ERAS", "kernel_model", "parse_version", "DEFAULT_KERNEL", "VERSION_FORMS",
            "version_range"]
 
 DEFAULT_KERNEL = "5.3"
 
-#: Oldest and newest release that the table describes (the spec reads v5.1 .. v6.8).
+#: Oldest and newest release that the table describes (later-eras-hotplug.md A10: v5.1 .. v6.12).
 OLDEST = (5, 1)
-NEWEST = (6, 8)
+NEWEST = (6, 12)
+
+#: The last row of :data:`ERAS` whose behaviour is fully modelled.  The sparse/hotplug rows after
+#: it set only the switches the layers implement so far (later-eras-hotplug-evidence.md §5), so a
+#: release on them is :attr:`KernelModel.approximate`.
+MODELLED_THROUGH = (5, 3, 0)
+
+#: What the label of an approximate release says about it.
+PARTLY_MODELLED = "sparse/hotplug rows after 5.3 partly modelled"
+#: What the label of a release written with a distribution suffix says about it.
+NO_BACKPORTS = "distribution backports not modelled"
 
 #: ``MAJOR.MINOR[.PATCH]``, optionally after a ``v`` and followed by what ``uname -r`` or a
 #: distribution adds: ``-rcN`` (counts as that release), ``-45-generic``,
@@ -37,7 +51,7 @@ VERSION_FORMS = "MAJOR.MINOR[.PATCH] with an optional 'v' and uname/distribution
 
 
 def version_range() -> str:
-    """The modelled releases as text, ``"5.1 .. 6.8"`` (from :data:`OLDEST` / :data:`NEWEST`)."""
+    """The modelled releases as text, ``"5.1 .. 6.12"`` (from :data:`OLDEST` / :data:`NEWEST`)."""
     return f"{OLDEST[0]}.{OLDEST[1]} .. {NEWEST[0]}.{NEWEST[1]}"
 
 
@@ -65,15 +79,13 @@ class KernelModel:
     #: v5.3-v5.5: full deactivation writes ``sparse_encode_mem_map(NULL, nr)`` (non-zero garbage)
     #: into ``section_mem_map`` (v5.6 1f503443e7df writes 0).
     deactivate_writes_encoded_null: bool
-    #: v5.3-v5.4: the usage is freed on full deactivation iff the section was not early
-    #: (v5.5 frees it iff its page is not PageReserved).
-    usage_freed_unless_early: bool
     #: nvdimm ``trim_pfn_device`` pads namespaces to sections (start_pad/end_trunc); removed
     #: by a3619190d62e "libnvdimm/pfn: stop padding pmem namespaces to section alignment".
     nvdimm_pads_to_sections: bool
     #: ``nd_pfn_init`` restores ``end_trunc`` for ``align`` (274b924088e9, v5.3-rc8).
     nvdimm_end_trunc_for_align: bool
-    #: minor version written into new pfn info-blocks (2 before v5.3, 3 in v5.3, 4 from v5.4).
+    #: minor version written into new pfn info-blocks (2 before v5.3, 3 in v5.3, 4 from v5.4: not
+    #: set by the 5.4 row yet, later-eras-nvdimm-evidence.md §6 step 3).
     infoblock_minor: int
     #: ``devm_memremap_pages`` widens the range to whole sections (before 7cc7867fb061, v5.3).
     memremap_expands_to_sections: bool
@@ -81,9 +93,11 @@ class KernelModel:
     bare_metal_2g_blocks: bool
     #: zone/node span shrinking probes every ``shrink_step`` pfns (v5.3: 512, v5.2: 32768).
     shrink_step: int
-    #: first bit of the early nid in ``section_mem_map`` (3 until v5.15).
+    #: first bit of the early nid in ``section_mem_map`` (3 until v5.14, 6 in v5.15-v5.19, 5 from
+    #: v6.0: sparse-hotplug.md §10 #17, #19).
     section_nid_shift: int
-    #: SECTION_MAP_LAST_BIT as a mask value (1<<3 in v5.2, 1<<4 in v5.3-v5.11).
+    #: SECTION_MAP_LAST_BIT as a mask value (1<<3 in v5.2, 1<<4 in v5.3-v5.11, 1<<5 from v5.12
+    #: with SECTION_TAINT_ZONE_DEVICE, 1f90a3477df3).
     section_map_last_bit: int
     #: ``check_pfn_span`` in ``__add_pages``/``__remove_pages`` (v5.3 "mm/sparsemem: Prepare for
     #: sub-section ranges"); v5.2 widens an add to whole sections silently and BUG_ONs on a
@@ -114,19 +128,19 @@ class KernelModel:
     #: "drivers/base/memory.c: don't access uninitialized memmaps in soft_offline_page_store()"
     #: and "mm/memory-failure.c: don't access uninitialized memmaps in memory_failure()",
     #: v5.4, also sent to the stable series), ``"6.1"`` (read at 6.1: pages taken off the buddy, -EHWPOISON,
-    #: "unhandlable page"); set by :data:`SINCE`.
+    #: "unhandlable page"); set by its row of :data:`ERAS`.
     memory_failure: str = "5.3"
     #: EFI_MEMORY_SP memory becomes e820 type 0xefffffff, "Soft Reserved" in /proc/iomem and
     #: not System RAM (262b45ae3ab4 "x86/efi: EFI soft reservation to E820 enumeration",
-    #: v5.5); before, it is ordinary RAM (kmem.md K §2.2); set by :data:`SINCE`.
+    #: v5.5); before, it is ordinary RAM (kmem.md K §2.2); set by its row of :data:`ERAS`.
     efi_soft_reserve: bool = False
     #: ``register_memory_resource`` first checks ``mhp_range_allowed`` (the build limit
     #: ``(1 << MAX_PHYSMEM_BITS) - 1``): pr_warn "Hotplug memory [...] exceeds maximum
     #: addressable range [...]" and -E2BIG (bca3feaa0764 "mm/memory_hotplug: prevalidate the
-    #: address range being added with platform", v5.12; read at 6.1); set by :data:`SINCE`.
+    #: address range being added with platform", v5.12; read at 6.1); set by its row of :data:`ERAS`.
     mhp_range_allowed: bool = False
     #: atomic step order of tearing down a whole hot-added section, as :mod:`sparsemem.race`
-    #: replays it (later-eras-hotplug.md A8, sparse-hotplug.md §7 and §10); set by :data:`SINCE`:
+    #: replays it (later-eras-hotplug.md A8, sparse-hotplug.md §7 and §10); set by its row of :data:`ERAS`:
     #: ``"5.2"`` ``sparse_remove_one_section``: decode, ``section_mem_map = 0``,
     #: ``pageblock_flags = NULL``, free memmap and usemap (§7; v5.1 the same);
     #: ``"5.3"`` ``section_deactivate``: clear the sub-section bits, ``kfree(usage)``,
@@ -143,50 +157,64 @@ class KernelModel:
     #: 6.8.0, 6.9.0, 6.10-rc5).
     deactivate_order: str = "5.2"
     #: the usage is freed with ``kfree_rcu`` after a grace period and its pointer cleared with
-    #: ``WRITE_ONCE`` (5ec8e8ea8b77, v6.8; read at 6.8.0); set by :data:`SINCE`.
+    #: ``WRITE_ONCE`` (5ec8e8ea8b77, v6.8; read at 6.8.0); set by its row of :data:`ERAS`.
     usage_kfree_rcu: bool = False
     #: generic ``pfn_valid`` runs its section tests inside ``rcu_read_lock_sched()``
     #: (5ec8e8ea8b77 with the KMSAN follow-up f6564fce256a, both v6.8; read at 6.8.0, 6.9.0);
-    #: set by :data:`SINCE`.
+    #: set by its row of :data:`ERAS`.
     pfn_valid_rcu: bool = False
     #: ``pfn_section_valid`` loads ``ms->usage`` once and answers 0 for NULL (82f0b6f041fa
     #: "mm: prevent derefencing NULL ptr in pfn_section_valid()", v6.10, CVE-2024-41055:
-    #: absent at 6.10-rc5, present at 6.10.0); set by :data:`SINCE`.
+    #: absent at 6.10-rc5, present at 6.10.0); set by its row of :data:`ERAS`.
     pfn_section_valid_null_safe: bool = False
     #: ``pfn_to_online_page`` is a function that also tests the sub-section bit
     #: (``pfn_section_valid``) and ``SECTION_TAINT_ZONE_DEVICE`` (1f90a3477df3 and "mm: teach
     #: pfn_to_online_page() to consider subsection validity", v5.12; read at 5.12.9); before,
-    #: a macro testing only ``SECTION_IS_ONLINE`` (read at 5.11.0); set by :data:`SINCE`.
+    #: a macro testing only ``SECTION_IS_ONLINE`` (read at 5.11.0); set by its row of :data:`ERAS`.
     pfn_to_online_page_subsection: bool = False
-    #: first release of the :data:`ERAS` row this model was built from (filled in by
-    #: :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
-    row_release: tuple[int, int] = (5, 3)
+    #: which usage ``section_deactivate`` frees (kfree + NULL; a kept usage keeps its pointer)
+    #: when a section's sub-section bitmap empties: ``"unless_early"`` (v5.3-v5.4: any usage of a
+    #: section that was not early at entry, so a re-added early section kfree()s its boot array)
+    #: or ``"unless_boot"`` (v5.5+: only a usage whose page is not PageReserved, i.e. one
+    #: kzalloc'ed by ``section_activate``; "mm/memory_hotplug: Don't free usage map when
+    #: removing a re-added early section", Fixes 326e1b8f83a4; absent at 5.5-rc5, present at
+    #: 5.6.4; later-eras-hotplug.md A8, later-eras-hotplug-evidence.md §3.2).
+    usage_free_rule: str = "unless_early"
+    #: first release ``(major, minor, patch)`` of the :data:`ERAS` row this model was built from
+    #: (filled in by :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
+    row_release: tuple[int, int, int] = (5, 3, 0)
 
     @property
     def rules(self) -> str:
-        """The release whose rules are modelled, e.g. ``"5.3"``: the first release of this
-        model's row of :data:`ERAS`."""
-        return "%d.%d" % self.row_release
+        """The upstream row this release runs, e.g. ``"6.0"`` for 6.1: the first release of
+        this model's row of :data:`ERAS` (``"M.m"``, or ``"M.m.p"`` for a row starting at a
+        patch release)."""
+        return _release_name(self.row_release)
 
     @property
     def approximate(self) -> bool:
-        """True when the version is newer than the release its row describes, i.e. it runs
-        with older rules (``5.10`` runs with the v5.3 rules until later rows are added).
-        Each row describes exactly one release line: ``5.1`` and ``5.2`` are exact."""
-        return self.version[:2] > self.row_release
+        """True when the release runs on a row after :data:`MODELLED_THROUGH`: the
+        sparse/hotplug rows after 5.3 set only the switches the layers implement so far
+        (later-eras-hotplug-evidence.md §5), so part of its behaviour is still that of 5.3.
+        5.1, 5.2 and 5.3 (any patch release) are exact."""
+        return self.row_release > MODELLED_THROUGH
 
     @property
     def label(self) -> str:
-        """How reports name the model: ``"5.3 (subsection)"``, or for an approximated newer
-        release ``"5.10 (subsection era, v5.3 rules)"``."""
+        """How reports name the model: ``"5.3 (subsection)"``, or for a release on a
+        partly modelled row ``"6.1 (6.0 row; sparse/hotplug rows after 5.3 partly
+        modelled)"``."""
         return self.label_for(self.name)
 
     def label_for(self, name: str) -> str:
         """:attr:`label` with the release spelled ``name`` (e.g. as the user typed it:
-        ``"v5.3"`` -> ``"v5.3 (subsection)"``)."""
-        if self.approximate:
-            return f"{name} ({self.era} era, v{self.rules} rules)"
-        return f"{name} ({self.era})"
+        ``"v5.3"`` -> ``"v5.3 (subsection)"``).  A ``name`` with a distribution suffix
+        (``"6.8.0-45-generic"``; not a bare ``-rcN``) adds that distribution backports are
+        not modelled."""
+        notes = [f"{self.rules} row", PARTLY_MODELLED] if self.approximate else [self.era]
+        if _distribution_suffix(name):
+            notes.append(NO_BACKPORTS)
+        return f"{name} ({'; '.join(notes)})"
 
     @property
     def name(self) -> str:
@@ -203,7 +231,6 @@ _LEGACY = dict(
     subsection_memmap_kaddr_bug=False,
     early_partial_remove_frees_memmap=False,
     deactivate_writes_encoded_null=False,
-    usage_freed_unless_early=False,
     nvdimm_pads_to_sections=True,
     nvdimm_end_trunc_for_align=True,
     infoblock_minor=2,
@@ -234,7 +261,6 @@ _SUBSECTION = dict(
     subsection_memmap_kaddr_bug=True,
     early_partial_remove_frees_memmap=True,
     deactivate_writes_encoded_null=True,
-    usage_freed_unless_early=True,
     nvdimm_pads_to_sections=False,
     nvdimm_end_trunc_for_align=True,
     infoblock_minor=3,
@@ -245,34 +271,120 @@ _SUBSECTION = dict(
     memory_blocks_after_arch_add=True,
     remove_memory_ebusy=True,
     pmem_probe_falls_back_to_raw=True,
+    # v5.3 sub-section series (ba72b4c8cf60 / f46edbd1b151): ``section_deactivate`` step order
+    deactivate_order="5.3",
 )
 
-#: (first release, switches). A release uses the last row whose first release is <= it.
-#: Add later eras here (e.g. ``((5, 4), dict(_SUBSECTION, era="5.4", infoblock_minor=4))``).
-ERAS: tuple[tuple[tuple[int, int], dict], ...] = (
-    ((5, 1), _LEGACY_5_1),  # v5.1: section-granular hotplug, __remove_pages returns errors
-    ((5, 2), _LEGACY),  # v5.2: section-granular hotplug, void __remove_pages
-    ((5, 3), _SUBSECTION),  # v5.3: "mm: Sub-section memory hotplug support" (v10)
+#: The release table: ``((major, minor, patch), switches that change)``, oldest first.  Rows are
+#: cumulative (a switch not named keeps the value of the row before; the first three rows name
+#: every switch).  A release runs the last row whose first release is <= it (its
+#: :attr:`KernelModel.rules`).  One row per release of later-eras-hotplug.md A10 (+ the 6.1
+#: memory-failure rules); each switch cites its commit at the :class:`KernelModel` field and in
+#: the row's comment.  "To do" lists the A10 switches of the row that the layers do not
+#: implement yet (later-eras-hotplug-evidence.md §3.3, §5); until they are, releases after
+#: :data:`MODELLED_THROUGH` are approximate.
+ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
+    # v5.1 (checked in 5.1.15): section-granular hotplug, __remove_pages returns errors
+    ((5, 1, 0), _LEGACY_5_1),
+    # v5.2: section-granular hotplug, void __remove_pages
+    ((5, 2, 0), _LEGACY),
+    # v5.3: "mm: Sub-section memory hotplug support" (v10)
+    ((5, 3, 0), _SUBSECTION),
+    # v5.4 (read 5.3.0 -> 5.4.0): memory_failure / soft_offline_page_store use
+    # pfn_to_online_page ("mm/memory-failure.c: don't access uninitialized memmaps in
+    # memory_failure()").  To do: shrink probes online sections, update_pgdat_span, ZONE_DEVICE
+    # not shrunk, try_offline_node "spanned" (2c91f8fc6c99), block nid NUMA_NO_NODE; nvdimm
+    # infoblock_minor 4 and pmem_probe_falls_back_to_raw False (later-eras-nvdimm.md, issue 11).
+    ((5, 4, 0), dict(memory_failure="5.4")),
+    # v5.5 (read 5.4.0 -> 5.5.0-rc5): EFI_MEMORY_SP as "Soft Reserved" (262b45ae3ab4); the
+    # usage is freed only when not PageReserved ("mm/memory_hotplug: Don't free usage map when
+    # removing a re-added early section", Fixes 326e1b8f83a4; inferred: 5.5-rc5 still frees
+    # unless early, 5.6.4 has it, queued for 5.4.14 before 5.5).  To do: shrink at offline
+    # (feee6b298916), no memmap read on removal, __add_pages addressable WARN/-E2BIG, offline
+    # holes check, try_remove_memory order.
+    ((5, 5, 0), dict(efi_soft_reserve=True, usage_free_rule="unless_boot")),
+    # v5.6 (read 5.5.0-rc5 -> 5.6.4): full deactivation stores 0, not encode(NULL)
+    # (1f503443e7df "reset section's mem_map when fully deactivated", d41e2f3bd546,
+    # b943f045a9af).  To do: removable always 1, poison at offline, no all-holes scan,
+    # memunmap shrink, __remove_pages end loop, unpaired mem_hotplug_done (5.6-5.8).
+    ((5, 6, 0), dict(deactivate_order="5.6", deactivate_writes_encoded_null=False)),
+    # v5.7 (read 5.6.4 -> 5.7.14): sub-section add stores the struct-page address ("mm/sparsemem:
+    # get address to page struct instead of address to pfn").  To do: MMOP numbering and the
+    # four online-type strings, pages_correctly_probed gone, mem= only at boot, __add_pages end loop.
+    ((5, 7, 0), dict(subsection_memmap_kaddr_bug=False)),
+    # v5.8 (read 5.7.14 -> 5.8.1).  To do: node_possible check, "unmovable page" reason,
+    # driver-managed resources.
+    ((5, 8, 0), {}),
+    # v5.9 (read 5.8.1 -> 5.9.1): partial removal from an early section keeps the memmap
+    # (ef69bc9f689d); x86 bare metal with >= 64 GiB uses 2 GiB blocks (fe124c95df9e).
+    # To do: unpaired-unlock fix.
+    ((5, 9, 0), dict(early_partial_remove_frees_memmap=False, bare_metal_2g_blocks=True)),
+    # v5.10 (read 5.9.1 -> 5.10.0).  To do: online without the System RAM walk, online_pages
+    # alignment WARN, add_memory flags, no "Unable to release resource" line.
+    ((5, 10, 0), {}),
+    # v5.11 (read 5.10.0 -> 5.11.0).  To do: "Offlined Pages" at debug level (needs dmesg levels).
+    ((5, 11, 0), {}),
+    # v5.12 (read 5.11.0 -> 5.12.9): SECTION_MAP_LAST_BIT 1<<5 with SECTION_TAINT_ZONE_DEVICE
+    # (1f90a3477df3; the nid shift stays 3, so nid & 2 leaves bit 4 set after sparse_init),
+    # mhp_range_allowed in register_memory_resource (bca3feaa0764), pfn_to_online_page tests the
+    # sub-section bit (race replay).  To do: pfn_to_online_page function form in hotplug, the
+    # TAINT setter in move_pfn_range_to_zone.
+    ((5, 12, 0), dict(section_map_last_bit=1 << 5, mhp_range_allowed=True,
+                      pfn_to_online_page_subsection=True)),
+    # v5.13 (inferred: 5.12.9 lacks, 5.14.0-rc5 has; a08a2ae34613).  To do: memmap_on_memory
+    # (single block), relaxed online_pages alignment.  5.14 falls in this row (A10: no 5.14 row).
+    ((5, 13, 0), {}),
+    # v5.15 (read 5.14.0-rc5 -> 5.15.16): SECTION_NID_SHIFT 6 ("mm/sparse: set SECTION_NID_SHIFT
+    # to 6", sparse-hotplug.md §10 #17; later-eras-hotplug.md A1).  To do: online_policy /
+    # auto_movable_ratio, remove_memory nid from the last block, unknown bare parameter notice.
+    ((5, 15, 0), dict(section_nid_shift=6)),
+    # v5.18 (read 5.17.0-rc5 -> 5.18.12).  To do: the memory block stores its zone.
+    ((5, 18, 0), {}),
+    # v5.19 (read 5.18.12 -> 5.19.0).  To do: kstrtobool "true"/"false".
+    ((5, 19, 0), {}),
+    # v6.0 (read 5.19.0 -> 6.0.0-rc1, 6.0.1): section flags as an enum, SECTION_NID_SHIFT =
+    # SECTION_MAP_LAST_BIT = 5 ("mm: memory_hotplug: enumerate all supported section flags",
+    # sparse-hotplug.md §10 #19; later-eras-hotplug.md A1).  To do: Misaligned WARN in the caller,
+    # __add_pages nr 0 returns an uninitialised value.
+    ((6, 0, 0), dict(section_nid_shift=5)),
+    # v6.1: the memory-failure rules read at 6.1 (sparsemem.memory_failure); not an A10 row
+    # (no sparse/hotplug change).
+    ((6, 1, 0), dict(memory_failure="6.1")),
+    # v6.2 (read 6.1.192 -> 6.2.1).  To do: per-block hwpoison counter, -EHWPOISON on online.
+    ((6, 2, 0), {}),
+    # v6.5 (read 6.4.6 -> 6.5.0).  To do: "Misaligned" end printed with %#lx (typo fixed).
+    ((6, 5, 0), {}),
+    # v6.6 (read 6.5.0 -> 6.6.0).  To do: memmap_on_memory "force", silent fallback, altmap in
+    # the memory block.
+    ((6, 6, 0), {}),
+    # v6.8 (read 6.7.3 -> 6.8.1): HAS_MEM_MAP cleared before the usage is freed, kfree_rcu, RCU
+    # pfn_valid (5ec8e8ea8b77, f6564fce256a; CVE-2023-52489; race replay).  To do:
+    # memmap_on_memory per block, mixed-altmap removal check.
+    ((6, 8, 0), dict(deactivate_order="6.8", usage_kfree_rcu=True, pfn_valid_rcu=True)),
+    # v6.10 (bracketed: 6.10.0-rc5 lacks, 6.12.0 has): pfn_section_valid NULL check
+    # (82f0b6f041fa, CVE-2024-41055; race replay).  6.11 falls in this row.
+    ((6, 10, 0), dict(pfn_section_valid_null_safe=True)),
+    # v6.12 (read 6.10.0-rc5 -> 6.12.0): nothing new in the files read; the newest row.
+    ((6, 12, 0), {}),
 )
 
 
-#: Switches of single functions that changed after v5.3 without a row of their own in
-#: :data:`ERAS` (the rows are eras of the section/hotplug core and name the rules reports print):
-#: (first release, switch, value).  A release gets the value of the last entry whose first
-#: release is <= it, after its row; the commit of each is cited at the switch.
-SINCE: tuple[tuple[tuple[int, int], str, object], ...] = (
-    ((5, 3), "deactivate_order", "5.3"),
-    ((5, 4), "memory_failure", "5.4"),
-    ((5, 5), "efi_soft_reserve", True),
-    ((5, 6), "deactivate_order", "5.6"),
-    ((5, 12), "mhp_range_allowed", True),
-    ((5, 12), "pfn_to_online_page_subsection", True),
-    ((6, 1), "memory_failure", "6.1"),
-    ((6, 8), "deactivate_order", "6.8"),
-    ((6, 8), "usage_kfree_rcu", True),
-    ((6, 8), "pfn_valid_rcu", True),
-    ((6, 10), "pfn_section_valid_null_safe", True),  # beyond NEWEST today: takes effect with it
-)
+def _release_name(v: tuple[int, ...]) -> str:
+    """``(6, 1, 0)`` -> ``"6.1"``, ``(6, 1, 12)`` -> ``"6.1.12"``."""
+    return "%d.%d" % v[:2] if len(v) < 3 or v[2] == 0 else "%d.%d.%d" % v[:3]
+
+
+def _distribution_suffix(version: str) -> bool:
+    """True when ``version`` carries what ``uname -r`` or a distribution adds (``-45-generic``,
+    ``+``, ``.el9_4.x86_64`` after a patch level) rather than nothing or a bare ``-rcN``."""
+    m = _VERSION_RE.match(version.strip()) if isinstance(version, str) else None
+    suffix = m.group("suffix") if m else None
+    return suffix is not None and re.fullmatch(r"-rc\d+", suffix) is None
+
+
+def row_releases() -> tuple[str, ...]:
+    """The first release of every row of :data:`ERAS`, oldest first (``"5.1"`` .. ``"6.12"``)."""
+    return tuple(_release_name(first) for first, _ in ERAS)
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
@@ -298,24 +410,25 @@ def parse_version(version: str) -> tuple[int, int, int]:
 
 @lru_cache(maxsize=None)
 def kernel_model(version: str = DEFAULT_KERNEL) -> KernelModel:
-    """The behaviour switches of ``version`` (a string such as ``"5.2"`` or ``"5.3"``)."""
+    """The behaviour switches of ``version`` (a string such as ``"5.2"``, ``"6.1.12"`` or
+    ``"6.8.0-45-generic"``): the rows of :data:`ERAS` up to the release, applied in order."""
     if isinstance(version, KernelModel):
         return version
     v = parse_version(version)
-    row = first_release = None
-    for first, switches in ERAS:
-        if v[:2] >= first:
-            row, first_release = switches, first
-    assert row is not None and first_release is not None  # parse_version guarantees v >= OLDEST
-    since = {name: value for first, name, value in SINCE if v[:2] >= first}
-    return KernelModel(version=v, row_release=first_release, **{**row, **since})
+    switches: dict = {}
+    first_release = None
+    for first, row in ERAS:
+        if v >= first:
+            switches.update(row)
+            first_release = first
+    assert first_release is not None  # parse_version guarantees v >= OLDEST
+    return KernelModel(version=v, row_release=first_release, **switches)
 
 
 def newest_release() -> str:
-    """The newest modelled release, ``"6.8"`` (:data:`NEWEST`): the top of the range every
-    stateful object accepts (:func:`version_range`).  A release newer than the last row of
-    :data:`ERAS` runs with that row's rules plus the :data:`SINCE` switches of its release, and
-    says so in its label (:attr:`KernelModel.approximate`)."""
+    """The newest modelled release, ``"6.12"`` (:data:`NEWEST`): the top of the range every
+    stateful object accepts (:func:`version_range`) and the first release of the last row of
+    :data:`ERAS`."""
     return "%d.%d" % NEWEST
 
 
@@ -332,4 +445,5 @@ def as_model(kernel) -> KernelModel:
     return kernel_model(kernel)
 
 
-__all__ += ["as_model", "replace", "newest_release", "report_kernels"]
+__all__ += ["as_model", "replace", "newest_release", "report_kernels", "row_releases",
+            "MODELLED_THROUGH"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence
 
 from . import __version__
+from .kernel import version_range
 from .sysroot import SysRoot
 
 __all__ = ["UTIL_LINUX_VERSION", "size_to_human_string", "Reader", "DirReader", "LsmemOptions",
@@ -700,7 +701,8 @@ def usage(prog: str) -> str:
              "standard input when piped, else this machine's /proc/iomem when it shows real",
              "addresses, else the bundled layout.", "",
              "Options:",
-             " -k, --kernel <V>     kernel release to boot the layout with (default: 5.3)",
+             " -k, --kernel <V>     kernel release to boot the layout with (default: 5.3;",
+             f"                      modelled: {version_range()}, $(uname -r) works)",
              " -J, --json           use JSON output format",
              " -P, --pairs          use key=\"value\" output format",
              " -a, --all            list each individual memory block",

@@ -13,7 +13,7 @@ from . import hints, inputs, iomem
 from .errors import KernelBug, KernelError, errno_name
 from .explain import CHECK_SCHEMA, OBSERVATION_SCHEMA, check_findings, compare_observations, lost_capacity
 from .hints import HINT_SCHEMA
-from .kernel import ERAS, kernel_model, report_kernels
+from .kernel import kernel_model, report_kernels, row_releases
 from .layout import parse
 
 if TYPE_CHECKING:
@@ -645,7 +645,9 @@ def _add_hints(layout: Layout, kernels: Sequence[str], per_kernel: dict, states:
 
     for k in kernels:
         cache[(k, "[]", None)] = per_kernel[k]
-    releases = list(dict.fromkeys(list(kernels) + ["%d.%d" % first for first, _ in reversed(ERAS)]))
+    # the report's kernels, then every fully modelled row (a hint does not cite a partly modelled one)
+    releases = list(dict.fromkeys(list(kernels) + [r for r in reversed(row_releases())
+                                                   if not kernel_model(r).approximate]))
     if not any(hints.finding(r, lost_capacity) for rs in per_kernel.values() for r in rs):
         for rs in per_kernel.values():
             for r in rs:
