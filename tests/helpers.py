@@ -79,3 +79,16 @@ PMEM_AFTER_RAM_IN_SECTION = "100000000-203ffffff : System RAM\n204000000-2ffffff
 
 #: the banner a WARN starts with (``CUT_HERE``, include/asm-generic/bug.h)
 CUT = "------------[ cut here ]------------"
+
+
+def boot_table(T, kernel, ranges, nid: int = 0, bits: int = 46):
+    """A ``SectionTable`` class ``T`` (compiled or reference) booted the way x86 does
+    (sparse-hotplug.md §3): ``memory_present`` per pfn range, ``sparse_init``, then
+    ``subsection_map_init`` per range.  ``kernel`` is a version string or a ``KernelModel``."""
+    t = T(bits, kernel)
+    for s, e in ranges:
+        t.memory_present(nid, s, e)
+    t.sparse_init()
+    for s, e in ranges:
+        t.subsection_map_init(s, e - s)
+    return t

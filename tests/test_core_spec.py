@@ -10,6 +10,7 @@ import errno
 import numpy as np
 import pytest
 
+from helpers import boot_table
 from sparsemem import KernelBug, KernelError, SectionTable
 from sparsemem import constants as C
 
@@ -18,15 +19,7 @@ GiB = 1 << 30
 ALL = (1 << 64) - 1
 
 
-def boot(T, kernel, ranges, nid=0, bits=46):
-    """Boot a table the way x86 does (§3): memory_present per range, sparse_init, subsection_map_init."""
-    t = T(bits, kernel)
-    for s, e in ranges:
-        t.memory_present(nid, s, e)
-    t.sparse_init()
-    for s, e in ranges:
-        t.subsection_map_init(s, e - s)
-    return t
+boot = boot_table  # tests/helpers.py (sparse-hotplug.md §3)
 
 
 # ---------------------------------------------------------------- §1, §2.3 constants and helpers

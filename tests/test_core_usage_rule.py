@@ -22,6 +22,7 @@ import errno
 
 import pytest
 
+from helpers import boot_table
 from sparsemem import KernelError
 from sparsemem import constants as C
 from sparsemem import kernel as kernel_mod
@@ -41,15 +42,7 @@ def rule(request):
     return request.param
 
 
-def boot(T, model, ranges, nid=0):
-    """memory_present per range, sparse_init, subsection_map_init (sparse-hotplug.md §3)."""
-    t = T(46, model)
-    for s, e in ranges:
-        t.memory_present(nid, s, e)
-    t.sparse_init()
-    for s, e in ranges:
-        t.subsection_map_init(s, e - s)
-    return t
+boot = boot_table  # tests/helpers.py (sparse-hotplug.md §3)
 
 
 def both_rules(T, ranges):

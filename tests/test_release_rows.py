@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import boot_table
 from sparsemem import Machine
 from sparsemem import constants as C
 from sparsemem._common import encode_null
@@ -18,15 +19,7 @@ GiB = 1 << 30
 SEC48 = 0x180000            # pfn of section 48 (0x180000000, above the default layout's RAM)
 
 
-def boot(T, kernel, ranges, nid=0):
-    """Boot a table the way x86 does (§3): memory_present per range, sparse_init, subsection_map_init."""
-    t = T(46, kernel)
-    for s, e in ranges:
-        t.memory_present(nid, s, e)
-    t.sparse_init()
-    for s, e in ranges:
-        t.subsection_map_init(s, e - s)
-    return t
+boot = boot_table  # tests/helpers.py (sparse-hotplug.md §3)
 
 
 @pytest.mark.parametrize("kernel,word", [("5.5", encode_null(48)), ("5.6", 0), ("6.12", 0)])
