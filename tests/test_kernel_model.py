@@ -137,12 +137,23 @@ def test_cli_labels():
     ("section_nid_shift", "5.19", "6.0", (6, 5)),
     # 6.1: memory-failure rules read at 6.1
     ("memory_failure", "6.0", "6.1", ("5.4", "6.1")),
+    # 6.2: 5033091de814 (tests/test_hwpoison_eras.py)
+    ("hwpoison_block_counter", "6.1", "6.2", (False, True)),
     # 6.8: 5ec8e8ea8b77, f6564fce256a
     ("deactivate_order", "6.7", "6.8", ("5.6", "6.8")),
     ("usage_kfree_rcu", "6.7", "6.8", (False, True)),
     ("pfn_valid_rcu", "6.7", "6.8", (False, True)),
     # 6.10: 82f0b6f041fa
     ("pfn_section_valid_null_safe", "6.9", "6.10", (False, True)),
+    # __add_pages / __remove_pages (later-eras-hotplug.md A4.1; tests/test_add_pages_eras.py):
+    # 5.5 "add a bounds check to __add_pages", moved to register_memory_resource in 5.12 (bca3feaa0764)
+    ("add_pages_addressable_check", "5.4", "5.5", (False, True)),
+    ("add_pages_addressable_check", "5.11", "5.12", (True, False)),
+    ("remove_pages_end_loop", "5.5", "5.6", (False, True)),
+    ("add_pages_end_loop", "5.6", "5.7", (False, True)),
+    ("add_pages_err_uninitialised", "5.19", "6.0", (False, True)),
+    ("pfn_span_warn_in_caller", "5.19", "6.0", (False, True)),
+    ("pfn_span_end_hash_typo", "6.4", "6.5", (True, False)),
 ])
 def test_switch_on_both_sides_of_its_row(name, before, after, values):
     assert (getattr(kernel_model(before), name), getattr(kernel_model(after), name)) == values
@@ -157,7 +168,7 @@ def test_rows_without_an_implemented_switch_change_nothing_yet():
         m = kernel_model(v)
         return {k: val for k, val in vars(m).items() if k not in ("version", "row_release")}
     for before, row in (("5.7", "5.8"), ("5.9", "5.10"), ("5.10", "5.11"), ("5.12", "5.13"), ("5.15", "5.18"),
-                        ("5.18", "5.19"), ("6.1", "6.2"), ("6.2", "6.5"), ("6.5", "6.6"), ("6.10", "6.12")):
+                        ("5.18", "5.19"), ("6.5", "6.6"), ("6.10", "6.12")):
         assert switches(before) == switches(row), row
 
 

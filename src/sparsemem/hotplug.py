@@ -101,14 +101,29 @@ def _pa(v: int) -> str:
 # ---------------------------------------------------------------------------------------------
 # §5.1 / §5.2: adding pages
 
+def _pfn_span_text(m, pfn: int, nr_pages: int, reason: str) -> Optional[str]:
+    """The "Misaligned" WARN text for a span that is not sub-section aligned, else None.  The
+    end is inclusive; until v6.4 it is printed ``#%lx`` (the kernel's typo, ``end: #1002ff``),
+    from v6.5 ``%#lx`` (``end: 0x1002ff``; ``model.pfn_span_end_hash_typo``)."""
+    align = C.PAGES_PER_SUBSECTION
+    if not (pfn % align or nr_pages % align):
+        return None
+    last = (pfn + nr_pages - 1) & K.U64
+    end = f"#{last:x}" if m.model.pfn_span_end_hash_typo else K.hexfmt(last)
+    return f"Misaligned __{reason}_pages start: {K.hexfmt(pfn)} end: {end}"
+
+
 def check_pfn_span(m, pfn, nr_pages, reason: str) -> None:
     """``check_pfn_span(pfn, nr_pages, reason)`` (§5.1, v5.3).
 
     ``pfn`` and ``nr_pages`` must be multiples of 512 (VMEMMAP); otherwise the WARN
     ``Misaligned __<reason>_pages start: %#lx end: #%lx`` (the ``#`` typo and the inclusive
-    end are the kernel's) is logged and ``KernelError(EINVAL)`` raised.  The check does not
-    exist before v5.3 (``model.check_pfn_span`` false): then this returns without checking
-    (v5.2 widens an add to whole sections and BUG_ONs a misaligned remove instead, §7).
+    end are the kernel's; ``end: %#lx`` from v6.5) is logged and ``KernelError(EINVAL)``
+    raised.  From v6.0 (``model.pfn_span_warn_in_caller``) this function is silent and its
+    callers ``__add_pages`` / ``__remove_pages`` WARN the same text (their WARNING line names
+    them): called directly it then only raises.  The check does not exist before v5.3
+    (``model.check_pfn_span`` false): then this returns without checking (v5.2 widens an add
+    to whole sections and BUG_ONs a misaligned remove instead, §7).
     """
     pfn = _uint(pfn, "pfn")
     nr_pages = _uint(nr_pages, "nr_pages")
@@ -116,25 +131,81 @@ def check_pfn_span(m, pfn, nr_pages, reason: str) -> None:
         raise ValueError(f"reason must be 'add' or 'remove', not {reason!r}")
     if not m.model.check_pfn_span:
         return
-    align = C.PAGES_PER_SUBSECTION
-    if pfn % align or nr_pages % align:
-        text = f"Misaligned __{reason}_pages start: {K.hexfmt(pfn)} end: #{(pfn + nr_pages - 1) & K.U64:x}"
+    text = _pfn_span_text(m, pfn, nr_pages, reason)
+    if text is None:
+        return
+    if not m.model.pfn_span_warn_in_caller:
         warn(m, "mm/memory_hotplug.c check_pfn_span", text)
-        raise KernelError(errno.EINVAL, f"__{reason}_pages: {text} (pfn and nr_pages must be multiples of {align})")
+    raise KernelError(errno.EINVAL, f"__{reason}_pages: {text} (pfn and nr_pages must be multiples of "
+                                    f"{C.PAGES_PER_SUBSECTION})")
+
+
+def _pfn_span_or_warn(m, pfn: int, nr_pages: int, reason: str) -> None:
+    """The span check as ``__add_pages`` / ``__remove_pages`` run it: :func:`check_pfn_span`,
+    and from v6.0 (``model.pfn_span_warn_in_caller``) the caller's own WARN of the same text
+    (``WARN(1, "Misaligned %s start: ...", __func__, ...)``, mm/memory_hotplug.c 6.0)."""
+    try:
+        check_pfn_span(m, pfn, nr_pages, reason)
+    except KernelError:
+        if m.model.pfn_span_warn_in_caller:
+            warn(m, f"mm/memory_hotplug.c __{reason}_pages", _pfn_span_text(m, pfn, nr_pages, reason))
+        raise
+
+
+def _check_addressable(m, pfn: int, nr_pages: int) -> None:
+    """``check_hotplug_memory_addressable(pfn, nr_pages)`` (v5.5-v5.11,
+    ``model.add_pages_addressable_check``; later-eras-hotplug.md A4.1): the last byte
+    ``PFN_PHYS(pfn + nr_pages) - 1`` (64-bit arithmetic, so ``pfn + nr_pages == 0`` gives
+    U64_MAX) must fit in MAX_PHYSMEM_BITS, else WARN "Hotplugged memory exceeds maximum
+    addressable address, range=<start>-<last byte>, maximum=<(1 << (MAX_PHYSMEM_BITS + 1)) - 1>"
+    (the maximum is the kernel's, one bit too wide) and -E2BIG, before anything changes."""
+    bits = m.sections.max_physmem_bits
+    last = ((((pfn + nr_pages) & K.U64) << C.PAGE_SHIFT) - 1) & K.U64
+    if not last >> bits:
+        return
+    start = ((pfn & K.U64) << C.PAGE_SHIFT) & K.U64
+    text = (f"Hotplugged memory exceeds maximum addressable address, range={K.hexfmt(start)}-"
+            f"{K.hexfmt(last)}, maximum={K.hexfmt((1 << (bits + 1)) - 1)}")
+    warn(m, "mm/memory_hotplug.c check_hotplug_memory_addressable", text)
+    raise KernelError(errno.E2BIG, f"__add_pages(pfn {pfn:#x}, nr_pages {nr_pages:#x}): {text}")
+
+
+def _beyond_section_array(m, what: str, pfn: int, nr_pages: int) -> KernelBug:
+    """A range reaching past the last section of ``mem_section[]`` (``pfn_limit``) that no
+    check of the release stops: ``sparse_add_section`` indexes past the section array
+    (``sparse_index_init``), i.e. memory corruption (later-eras-hotplug-evidence.md §3.3)."""
+    return KernelBug(f"{what}(pfn {pfn:#x}, nr_pages {nr_pages:#x}): the range ends above the last section "
+                     f"of mem_section[] (pfn {m.sections.pfn_limit:#x}, MAX_PHYSMEM_BITS "
+                     f"{m.sections.max_physmem_bits}) and this release does not check it: "
+                     f"sparse_add_section indexes past the section array")
 
 
 def add_pages(m, nid, pfn, nr_pages, altmap=None) -> None:
-    """``__add_pages(nid, pfn, nr_pages, restrictions{altmap})`` (§5.2; legacy §7).
+    """``__add_pages(nid, pfn, nr_pages, restrictions{altmap})`` (§5.2; legacy §7;
+    later-eras-hotplug.md A4.1 for 5.5+).
 
-    1. altmap check (``base_pfn == pfn`` and ``vmem_altmap_offset <= nr_pages``), else
+    1. v5.5-v5.11 (``model.add_pages_addressable_check``): :func:`_check_addressable`, WARN
+       "Hotplugged memory exceeds maximum addressable address, ..." and -E2BIG;
+    2. altmap check (``base_pfn == pfn`` and ``vmem_altmap_offset <= nr_pages``), else
        pr_warn_once ``memory add fail, invalid altmap`` and -EINVAL; then ``altmap.alloc = 0``;
-    2. :func:`check_pfn_span` (v5.3);
-    3. the per-section ``sparse_add_section`` loop, stopping at the first error (v5.2: whole
+    3. :func:`check_pfn_span` (v5.3; from v6.0 the WARN is this function's);
+    4. the per-section ``sparse_add_section`` loop, stopping at the first error (v5.2: whole
        sections, -EEXIST swallowed).  **No rollback**: earlier pieces stay added.
-    ``nr_pages == 0`` (§5.2 corner): section-aligned non-zero pfn → no-op; pfn 0 → one piece
-    ``sparse_add_section(nid, 0, 0)`` whose mask is all 64 bits (-EEXIST on a boot section 0);
-    2 MiB- but not section-aligned → empty mask → -EINVAL.  v5.2: an unaligned pfn adds its
-    whole section; pfn 0 would loop over every section number (KernelBug).
+    A range ending above the section array that step 1 does not refuse (v5.1-v5.4, v5.12+:
+    from v5.12 only ``add_memory`` checks it, in ``register_memory_resource``) is memory
+    corruption in the kernel: KernelBug, raised before any piece is added (the kernel would
+    add the pieces below the limit first).
+    ``nr_pages == 0`` (the loop is empty):
+    * v5.3-v5.6 (§5.2 corner): section-aligned non-zero pfn → no-op; pfn 0 → one piece
+      ``sparse_add_section(nid, 0, 0)`` whose mask is all 64 bits (-EEXIST on a boot section
+      0); 2 MiB- but not section-aligned → empty mask → -EINVAL.  v5.5-v5.6 with pfn 0: step 1
+      refuses it first (``range=0x0-0xffffffffffffffff``, -E2BIG).  v5.2: an unaligned pfn
+      adds its whole section; pfn 0 would loop over every section number (KernelBug).
+    * v5.7-v5.19 (``model.add_pages_end_loop``): returns 0 for any aligned pfn (v5.7-v5.11
+      pfn 0: step 1's WARN and -E2BIG).  The same holds when ``pfn + nr_pages`` wraps.
+    * v6.0+ (``model.add_pages_err_uninitialised``): the kernel returns an uninitialised
+      ``err``, an undefined value; the simulation does not invent one and raises KernelBug
+      (nothing changed) (later-eras-hotplug.md A4.1: "flag/reject this input").
     """
     _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock=False)
 
@@ -145,9 +216,9 @@ def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
     nr_pages = _uint(nr_pages, "nr_pages")
     altmap = _altmap(altmap, m.altmap_cls)
     S = m.sections
-    if pfn + nr_pages > S.pfn_limit:
-        raise ValueError(f"__add_pages: pfn range [{pfn:#x}-{pfn + nr_pages:#x}) exceeds the "
-                         f"{S.max_physmem_bits}-bit physical address space")
+    model = m.model
+    if model.add_pages_addressable_check:
+        _check_addressable(m, pfn, nr_pages)
     if altmap is not None:
         if altmap.base_pfn != pfn or altmap.offset() > nr_pages:
             pr_once(m, "invalid altmap", "memory add fail, invalid altmap")
@@ -155,11 +226,19 @@ def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
                                             f"nr_pages {nr_pages:#x} (base_pfn must equal pfn and "
                                             f"reserve + free must not exceed nr_pages)")
         altmap.alloc = 0
-    check_pfn_span(m, pfn, nr_pages, "add")
+    _pfn_span_or_warn(m, pfn, nr_pages, "add")
+    if model.add_pages_end_loop and (pfn + nr_pages) & K.U64 <= pfn:
+        # for (; pfn < end_pfn; ...) never runs (nr_pages 0, or the end wrapped)
+        if model.add_pages_err_uninitialised:
+            raise KernelBug(f"__add_pages(pfn {pfn:#x}, nr_pages {nr_pages:#x}): the loop is empty and "
+                            f"err is never assigned (v6.0+): the return value is uninitialised")
+        return
+    if nr_pages and pfn + nr_pages > S.pfn_limit:
+        raise _beyond_section_array(m, "__add_pages", pfn, nr_pages)
     try:
         if nr_pages == 0:
             _add_pages_zero(m, nid, pfn, altmap)
-        elif m.model.memory_blocks_after_arch_add or not want_memblock:
+        elif model.memory_blocks_after_arch_add or not want_memblock:
             S.sparse_add_range(nid, pfn, nr_pages, altmap)
         else:
             # v5.2 __add_pages with MHP_MEMBLOCK_API: __add_section per whole section, then
@@ -168,7 +247,7 @@ def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
                 try:
                     S.sparse_add_section(nid, sec << C.PFN_SECTION_SHIFT, _SEC, altmap)
                 except KernelError as e:
-                    if e.errno == errno.EEXIST and m.model.add_pages_swallows_eexist:
+                    if e.errno == errno.EEXIST and model.add_pages_swallows_eexist:
                         continue
                     raise
                 m.memory_subsys.hotplug_memory_register(m, nid, sec)
@@ -177,9 +256,12 @@ def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
 
 
 def _add_pages_zero(m, nid: int, pfn: int, altmap) -> None:
+    """``nr_pages == 0`` with the section-number loop (v5.2-v5.6, §5.2 corner)."""
     S = m.sections
     if pfn and not pfn % _SEC:
         return  # end section (from pfn - 1) is below the start section: the loop is empty
+    if pfn >= S.pfn_limit:
+        raise _beyond_section_array(m, "__add_pages", pfn, 0)
     if not m.model.subsection:
         if pfn == 0:
             raise KernelBug("__add_pages(pfn 0, nr_pages 0): the v5.2 section loop runs up to "
@@ -635,10 +717,16 @@ def remove_section(m, zone, pfn: int, nr: int, altmap=None) -> bool:
         m.memory_subsys.unregister_memory_section(m, sec)
     if zone is not None:
         remove_zone(m, zone, pfn, nr)
+    early = bool(m.hwpoison) and S.early_section_nr(sec)  # before the flag is cleared
     removed = S.sparse_remove_section(pfn, nr, altmap)
     if removed and m.hwpoison:
-        # sparse_remove_section -> clear_hwpoisoned_pages (5.3, 6.1): the flags go with the memmap
-        m.hwpoison.difference_update([p for p in m.hwpoison if pfn <= p < pfn + nr])
+        # 5.3-6.1: sparse_remove_section -> clear_hwpoisoned_pages.  6.2+ no longer clears
+        # (KernelModel.hwpoison_block_counter): a flag goes only with its memmap, which
+        # section_deactivate frees for a section that empties, for any range of a hot-added
+        # section, and for part of an early one only in 5.3-5.8
+        freed = not S.valid_section_nr(sec) or not early or m.model.early_partial_remove_frees_memmap
+        if freed or not m.model.hwpoison_block_counter:
+            m.hwpoison.difference_update([p for p in m.hwpoison if pfn <= p < pfn + nr])
     return removed
 
 
@@ -657,8 +745,14 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
 
     ``zone`` is a :class:`~sparsemem.mmzone.Zone`, a zone index (resolved on the node of
     the first pfn's struct page, or node 0) or None (no span shrinking, see the module doc).
-    v5.3: :func:`check_pfn_span` -- a misaligned range WARNs and nothing happens (returns 0);
-    pieces are split at section boundaries.  v5.2: ``BUG_ON`` unless section-aligned
+    v5.3: :func:`check_pfn_span` -- a misaligned range WARNs and nothing happens (returns 0;
+    from v6.0 the WARN is ``__remove_pages``'s, from v6.5 its end reads ``0x...``);
+    pieces are split at section boundaries.  ``nr_pages == 0``: v5.3-v5.5 loop by section
+    number, so pfn 0 runs to section -1 (KernelBug) and a pfn inside a section is not modelled
+    (ValueError); from v5.6 (``model.remove_pages_end_loop``, the loop runs to ``pfn +
+    nr_pages``) it is a no-op for every aligned pfn, as is a range whose end wraps past 2^64
+    (later-eras-hotplug.md A5.4, later-eras-hotplug-evidence.md §2 item 18).  A range ending
+    above the section array otherwise raises ValueError.  v5.2: ``BUG_ON`` unless section-aligned
     (KernelBug), whole sections.  v5.1 (``model.remove_pages_stops_on_invalid``, §7): the
     loop stops at the first section that is not valid and raises its KernelError(EINVAL),
     the pieces before it staying removed (the kernel returns the error).  May raise
@@ -670,13 +764,15 @@ def remove_pages(m, zone, pfn, nr_pages, altmap=None) -> int:
     zone = _resolve_zone(m, zone, pfn)
     if m.model.check_pfn_span:
         try:
-            check_pfn_span(m, pfn, nr_pages, "remove")
+            _pfn_span_or_warn(m, pfn, nr_pages, "remove")
         except KernelError:
             return 0
     elif pfn % _SEC or nr_pages % _SEC:
         m.log("kernel BUG at mm/memory_hotplug.c:__remove_pages!")
         raise KernelBug(f"__remove_pages(pfn {pfn:#x}, nr_pages {nr_pages:#x}): BUG_ON: v5.2 requires a "
                         f"section-aligned range")
+    if m.model.remove_pages_end_loop and (pfn + nr_pages) & K.U64 <= pfn:
+        return 0  # for (; pfn < end_pfn; ...) never runs (v5.6+)
     if nr_pages == 0:
         if pfn == 0 and m.model.check_pfn_span:
             raise KernelBug("__remove_pages(pfn 0, nr_pages 0): the section loop runs up to "

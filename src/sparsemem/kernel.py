@@ -130,6 +130,17 @@ class KernelModel:
     #: v5.4, also sent to the stable series), ``"6.1"`` (read at 6.1: pages taken off the buddy, -EHWPOISON,
     #: "unhandlable page"); set by its row of :data:`ERAS`.
     memory_failure: str = "5.3"
+    #: each memory block counts its hardware-poisoned pages (``nr_hwpoison``, raised by
+    #: ``num_poisoned_pages_inc`` from ``page_handle_poison`` -- soft offline -- and from
+    #: ``action_result`` -- every ``memory_failure`` outcome but "already hardware poisoned"
+    #: and "memory outside kernel control"); ``memory_block_online`` returns -EHWPOISON, with
+    #: no dmesg line, before any work while the count is not 0; the count goes with the block
+    #: device (``remove_memory_block_devices``), and ``sparse_remove_section`` no longer calls
+    #: ``clear_hwpoisoned_pages`` (5033091de814 "mm/hwpoison: introduce per-memory_block
+    #: hwpoison counter", v6.2: absent at 6.1.192, present at 6.2.1; later-eras-hotplug.md
+    #: A5.4, A7.2, later-eras-hotplug-evidence.md §1 row 6.2, §2 item 8); set by its row of
+    #: :data:`ERAS`.
+    hwpoison_block_counter: bool = False
     #: EFI_MEMORY_SP memory becomes e820 type 0xefffffff, "Soft Reserved" in /proc/iomem and
     #: not System RAM (262b45ae3ab4 "x86/efi: EFI soft reservation to E820 enumeration",
     #: v5.5); before, it is ordinary RAM (kmem.md K §2.2); set by its row of :data:`ERAS`.
@@ -180,6 +191,37 @@ class KernelModel:
     #: removing a re-added early section", Fixes 326e1b8f83a4; absent at 5.5-rc5, present at
     #: 5.6.4; later-eras-hotplug.md A8, later-eras-hotplug-evidence.md §3.2).
     usage_free_rule: str = "unless_early"
+    #: ``__add_pages`` first runs ``check_hotplug_memory_addressable``: when ``(PFN_PHYS(pfn +
+    #: nr_pages) - 1) >> MAX_PHYSMEM_BITS`` is not 0 it WARNs "Hotplugged memory exceeds maximum
+    #: addressable address, range=%#llx-%#llx, maximum=%#llx" and returns -E2BIG ("mm/memory_hotplug:
+    #: add a bounds check to __add_pages", Alastair D'Silva; absent at 5.4.0, present at
+    #: 5.5.0-rc5 -> v5.5).  v5.12 (bca3feaa0764) moves the real check to
+    #: ``register_memory_resource`` (:attr:`mhp_range_allowed`) and leaves a ``VM_BUG_ON``
+    #: (CONFIG_DEBUG_VM only) here (later-eras-hotplug.md A4.1, later-eras-hotplug-evidence.md
+    #: §1 row 5.5, §2 items 1 and 4); set by its rows of :data:`ERAS`.
+    add_pages_addressable_check: bool = False
+    #: ``__add_pages`` loops ``for (; pfn < end_pfn; ...)`` and returns the 0 of
+    #: ``check_pfn_span`` when the loop is empty (``nr_pages == 0``); before, by section number
+    #: from ``pfn`` to ``pfn + nr_pages - 1`` (sparse-hotplug.md §5.2).  v5.7 (absent at 5.6.4,
+    #: present at 5.7.14; later-eras-hotplug.md A4.1, later-eras-hotplug-evidence.md §2 item 18).
+    add_pages_end_loop: bool = False
+    #: ``__add_pages`` no longer assigns its return value before that loop, so an empty loop
+    #: returns an uninitialised ``err`` (5.19.0 assigns it, 6.0.0-rc1 and 6.0.1 do not -> v6.0;
+    #: later-eras-hotplug.md A4.1, later-eras-hotplug-evidence.md §2 item 4).
+    add_pages_err_uninitialised: bool = False
+    #: ``__remove_pages`` loops ``for (; pfn < end_pfn; ...)``, so ``nr_pages == 0`` is a no-op
+    #: for every pfn; before, by section number (pfn 0 runs to section -1).  v5.6 (absent at
+    #: 5.5.0-rc5, present at 5.6.4; later-eras-hotplug-evidence.md §1 row 5.6, §2 item 18).
+    remove_pages_end_loop: bool = False
+    #: ``check_pfn_span`` is silent and its callers WARN "Misaligned %s start: ..." with
+    #: ``__func__`` (same text; the WARNING line names ``__add_pages``/``__remove_pages``).
+    #: v6.0 (5.19.0 WARNs in ``check_pfn_span``, 6.0.0-rc1 in the callers; sparse-hotplug.md §5.1
+    #: note as corrected, later-eras-hotplug-evidence.md §1 row 6.0).
+    pfn_span_warn_in_caller: bool = False
+    #: the "Misaligned" WARN prints its end with ``#%lx`` (``end: #1002ff``, the kernel's typo);
+    #: ``%#lx`` (``end: 0x1002ff``) from v6.5 (6.4.6 typo, 6.5.0 fixed; later-eras-hotplug.md
+    #: A4.1, later-eras-hotplug-evidence.md §1 row 6.5).
+    pfn_span_end_hash_typo: bool = True
     #: first release ``(major, minor, patch)`` of the :data:`ERAS` row this model was built from
     #: (filled in by :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
     row_release: tuple[int, int, int] = (5, 3, 0)
@@ -299,19 +341,21 @@ ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
     # v5.5 (read 5.4.0 -> 5.5.0-rc5): EFI_MEMORY_SP as "Soft Reserved" (262b45ae3ab4); the
     # usage is freed only when not PageReserved ("mm/memory_hotplug: Don't free usage map when
     # removing a re-added early section", Fixes 326e1b8f83a4; inferred: 5.5-rc5 still frees
-    # unless early, 5.6.4 has it, queued for 5.4.14 before 5.5).  To do: shrink at offline
-    # (feee6b298916), no memmap read on removal, __add_pages addressable WARN/-E2BIG, offline
-    # holes check, try_remove_memory order.
-    ((5, 5, 0), dict(efi_soft_reserve=True, usage_free_rule="unless_boot")),
+    # unless early, 5.6.4 has it, queued for 5.4.14 before 5.5); __add_pages addressable
+    # WARN/-E2BIG ("mm/memory_hotplug: add a bounds check to __add_pages").  To do: shrink at
+    # offline (feee6b298916), no memmap read on removal, offline holes check, try_remove_memory order.
+    ((5, 5, 0), dict(efi_soft_reserve=True, usage_free_rule="unless_boot", add_pages_addressable_check=True)),
     # v5.6 (read 5.5.0-rc5 -> 5.6.4): full deactivation stores 0, not encode(NULL)
     # (1f503443e7df "reset section's mem_map when fully deactivated", d41e2f3bd546,
-    # b943f045a9af).  To do: removable always 1, poison at offline, no all-holes scan,
-    # memunmap shrink, __remove_pages end loop, unpaired mem_hotplug_done (5.6-5.8).
-    ((5, 6, 0), dict(deactivate_order="5.6", deactivate_writes_encoded_null=False)),
+    # b943f045a9af); __remove_pages loops to end_pfn (nr_pages 0 is a no-op).  To do: removable
+    # always 1, poison at offline, no all-holes scan, memunmap shrink, unpaired mem_hotplug_done
+    # (5.6-5.8).
+    ((5, 6, 0), dict(deactivate_order="5.6", deactivate_writes_encoded_null=False, remove_pages_end_loop=True)),
     # v5.7 (read 5.6.4 -> 5.7.14): sub-section add stores the struct-page address ("mm/sparsemem:
-    # get address to page struct instead of address to pfn").  To do: MMOP numbering and the
-    # four online-type strings, pages_correctly_probed gone, mem= only at boot, __add_pages end loop.
-    ((5, 7, 0), dict(subsection_memmap_kaddr_bug=False)),
+    # get address to page struct instead of address to pfn"); __add_pages loops to end_pfn
+    # (nr_pages 0 returns 0).  To do: MMOP numbering and the four online-type strings,
+    # pages_correctly_probed gone, mem= only at boot.
+    ((5, 7, 0), dict(subsection_memmap_kaddr_bug=False, add_pages_end_loop=True)),
     # v5.8 (read 5.7.14 -> 5.8.1).  To do: node_possible check, "unmovable page" reason,
     # driver-managed resources.
     ((5, 8, 0), {}),
@@ -327,10 +371,11 @@ ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
     # v5.12 (read 5.11.0 -> 5.12.9): SECTION_MAP_LAST_BIT 1<<5 with SECTION_TAINT_ZONE_DEVICE
     # (1f90a3477df3; the nid shift stays 3, so nid & 2 leaves bit 4 set after sparse_init),
     # mhp_range_allowed in register_memory_resource (bca3feaa0764), pfn_to_online_page tests the
-    # sub-section bit (race replay).  To do: pfn_to_online_page function form in hotplug, the
-    # TAINT setter in move_pfn_range_to_zone.
+    # sub-section bit (race replay); __add_pages keeps only a VM_BUG_ON of the range (no
+    # addressable WARN).  To do: pfn_to_online_page function form in hotplug, the TAINT setter
+    # in move_pfn_range_to_zone.
     ((5, 12, 0), dict(section_map_last_bit=1 << 5, mhp_range_allowed=True,
-                      pfn_to_online_page_subsection=True)),
+                      pfn_to_online_page_subsection=True, add_pages_addressable_check=False)),
     # v5.13 (inferred: 5.12.9 lacks, 5.14.0-rc5 has; a08a2ae34613).  To do: memmap_on_memory
     # (single block), relaxed online_pages alignment.  5.14 falls in this row (A10: no 5.14 row).
     ((5, 13, 0), {}),
@@ -344,16 +389,19 @@ ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
     ((5, 19, 0), {}),
     # v6.0 (read 5.19.0 -> 6.0.0-rc1, 6.0.1): section flags as an enum, SECTION_NID_SHIFT =
     # SECTION_MAP_LAST_BIT = 5 ("mm: memory_hotplug: enumerate all supported section flags",
-    # sparse-hotplug.md §10 #19; later-eras-hotplug.md A1).  To do: Misaligned WARN in the caller,
-    # __add_pages nr 0 returns an uninitialised value.
-    ((6, 0, 0), dict(section_nid_shift=5)),
+    # sparse-hotplug.md §10 #19; later-eras-hotplug.md A1); the Misaligned WARN sits in
+    # __add_pages/__remove_pages, and __add_pages with nr_pages 0 returns an uninitialised value
+    # (later-eras-hotplug.md A4.1).
+    ((6, 0, 0), dict(section_nid_shift=5, pfn_span_warn_in_caller=True, add_pages_err_uninitialised=True)),
     # v6.1: the memory-failure rules read at 6.1 (sparsemem.memory_failure); not an A10 row
     # (no sparse/hotplug change).
     ((6, 1, 0), dict(memory_failure="6.1")),
-    # v6.2 (read 6.1.192 -> 6.2.1).  To do: per-block hwpoison counter, -EHWPOISON on online.
-    ((6, 2, 0), {}),
-    # v6.5 (read 6.4.6 -> 6.5.0).  To do: "Misaligned" end printed with %#lx (typo fixed).
-    ((6, 5, 0), {}),
+    # v6.2 (read 6.1.192 -> 6.2.1): per-memory-block hwpoison counter, -EHWPOISON on online,
+    # no hwpoison clearing in sparse_remove_section (5033091de814 "mm/hwpoison: introduce
+    # per-memory_block hwpoison counter").
+    ((6, 2, 0), dict(hwpoison_block_counter=True)),
+    # v6.5 (read 6.4.6 -> 6.5.0): the "Misaligned" end is printed with %#lx (typo fixed).
+    ((6, 5, 0), dict(pfn_span_end_hash_typo=False)),
     # v6.6 (read 6.5.0 -> 6.6.0).  To do: memmap_on_memory "force", silent fallback, altmap in
     # the memory block.
     ((6, 6, 0), {}),

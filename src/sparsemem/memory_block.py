@@ -51,10 +51,13 @@ class MemoryBlock:
     ``state_value`` (MEM_*), ``section_count``, ``online_type`` (v5.3 starts at 0 =
     MMOP_ONLINE_KEEP), ``phys_device`` (0 on x86), ``nid`` and the device core's
     ``dev_offline`` flag.  ``state`` is the ``state`` file's word, ``zone`` the zone name of
-    an online block (None when offline or mixed), ``removable`` the ``removable`` file."""
+    an online block (None when offline or mixed), ``removable`` the ``removable`` file.
+    ``nr_hwpoison`` is the v6.2 per-block count of hardware-poisoned pages (struct
+    memory_block ``nr_hwpoison``, :attr:`KernelModel.hwpoison_block_counter
+    <sparsemem.kernel.KernelModel.hwpoison_block_counter>`; always 0 before 6.2)."""
 
     __slots__ = ("machine", "id", "start_section_nr", "end_section_nr", "state_value", "section_count",
-                 "online_type", "phys_device", "nid", "dev_offline")
+                 "online_type", "phys_device", "nid", "dev_offline", "nr_hwpoison")
 
     def __init__(self, machine, block_id: int, state: int, section_count: int):
         spb = machine.sections_per_block
@@ -68,6 +71,7 @@ class MemoryBlock:
         self.phys_device = 0
         self.nid = 0
         self.dev_offline = state == MEM_OFFLINE
+        self.nr_hwpoison = 0
 
     @property
     def start(self) -> int:
@@ -297,8 +301,14 @@ def pages_correctly_probed(m, blk: MemoryBlock) -> bool:
 
 
 def memory_block_action(m, blk: MemoryBlock, action: int) -> int:
-    """``memory_block_action(start_section_nr, action, online_type)``: 0 or -errno."""
+    """``memory_block_action(start_section_nr, action, online_type)``: 0 or -errno.
+    From 6.2 (:attr:`KernelModel.hwpoison_block_counter
+    <sparsemem.kernel.KernelModel.hwpoison_block_counter>`) onlining a block that counts
+    hardware-poisoned pages is -EHWPOISON before any work and without a dmesg line
+    (6.2.1 drivers/base/memory.c ``memory_block_online``; later-eras-hotplug.md A7.2)."""
     if action == MEM_ONLINE:
+        if m.model.hwpoison_block_counter and blk.nr_hwpoison:
+            return -MF.EHWPOISON
         if not pages_correctly_probed(m, blk):
             return -errno.EBUSY
         try:
@@ -364,7 +374,10 @@ def device_offline(m, blk: MemoryBlock) -> int:
     return ret
 
 
-def _raise(ret: int, what: str):
+def _raise(ret: int, what: str, blk: Optional[MemoryBlock] = None):
+    if ret == -MF.EHWPOISON and blk is not None:
+        raise KernelError(-ret, f"{what}: EHWPOISON: the block counts {blk.nr_hwpoison} hardware-poisoned "
+                                f"page(s) (memory_block_online)")
     raise KernelError(-ret, f"{what}: {errno.errorcode.get(-ret, str(-ret))}")
 
 
@@ -577,7 +590,7 @@ class Sysfs:
             raise KernelError(errno.EINVAL, f"memory{blk.id}/online: invalid boolean {value!r}")
         ret = device_online(m, blk) if val else device_offline(m, blk)
         if ret < 0:
-            _raise(ret, f"memory{blk.id}/online: {'device_online' if val else 'device_offline'}")
+            _raise(ret, f"memory{blk.id}/online: {'device_online' if val else 'device_offline'}", blk)
         return count
 
     __getitem__ = read
@@ -610,5 +623,5 @@ def state_store(m, blk: MemoryBlock, value: str, count: int) -> int:
     if ret > 0:
         raise KernelError(errno.EINVAL, f"memory{blk.id}/state: block is already {blk.state}")
     if ret < 0:
-        _raise(ret, f"memory{blk.id}/state: {value.strip()}")
+        _raise(ret, f"memory{blk.id}/state: {value.strip()}", blk)
     return count

@@ -54,8 +54,20 @@ refused before its memmap is read); 6.1 (Debian linux-source-6.1) the same files
 the retries), ``memory_failure`` (``take_page_off_buddy``, -EHWPOISON, MF_MSG_UNKNOWN),
 ``memory_failure_dev_pagemap`` (``pgmap_pfn_valid``, the pmem ``memory_failure`` op answers
 -EOPNOTSUPP without a holder, then ``mf_generic_kill_procs``: -EBUSY), and the store, which
-turns -EOPNOTSUPP into success.  Releases between 5.4 and 6.0 run with the 5.4 rules, 6.2-6.8
-with the 6.1 rules (not read).
+turns -EOPNOTSUPP into success.  Releases between 5.4 and 6.0 run with the 5.4 rules, 6.2 and
+later with the 6.1 rules (6.2.1 read: the outcomes and lines of the table are those of 6.1)
+plus the 6.2 per-block count below; releases after 6.2 not re-read.
+
+From 6.2 (5033091de814 "mm/hwpoison: introduce per-memory_block hwpoison counter";
+:attr:`KernelModel.hwpoison_block_counter
+<sparsemem.kernel.KernelModel.hwpoison_block_counter>`) every page poisoned here is also
+counted by its memory block (``MemoryBlock.nr_hwpoison``, :func:`num_poisoned_pages_inc`):
+soft offline of a free page (``page_handle_poison``) and every hard outcome that prints a
+"recovery action" line (``action_result``: free, reserved and ZONE_DEVICE pages, the last
+counted only where a memory block covers the pfn), not "already hardware poisoned" nor
+"memory outside kernel control".  ``memory_block_online`` then refuses the block with
+-EHWPOISON (:func:`sparsemem.memory_block.memory_block_action`); the count goes with the
+block device on removal.
 
 Where the offline/online paths look at ``PageHWPoison``: ``has_unmovable_pages`` and
 ``test_pages_isolated`` skip a poisoned page when offlining (SKIP_HWPOISON in 5.3,
@@ -63,9 +75,11 @@ MEMORY_OFFLINE in 6.1) and ``do_migrate_range`` does not migrate it (6.1), so a 
 never keeps a block online -- but the ``PageReserved`` test comes first, so a poisoned
 reserved page still does (:func:`sparsemem.hotplug.first_unmovable_pfn`).  Onlining frees
 the pages with the flag kept (5.3 ``generic_online_page``; 6.1 ``__free_pages_core`` of
-whole MAX_ORDER chunks), so a page stays poisoned across offline and online.  Removing the
-memory clears the flags (``sparse_remove_section`` → ``clear_hwpoisoned_pages``, 5.3 and 6.1;
-:func:`sparsemem.hotplug.remove_section`).
+whole MAX_ORDER chunks), so a page stays poisoned across offline and online; from 6.2 such a
+block is not onlined at all (above).  Removing the memory clears the flags
+(``sparse_remove_section`` → ``clear_hwpoisoned_pages``, 5.3 and 6.1); from 6.2 it does not
+call ``clear_hwpoisoned_pages`` and a flag goes only with a freed memmap
+(:func:`sparsemem.hotplug.remove_section`).
 
 Not modelled: ``CAP_SYS_ADMIN`` (the simulation is root), hugetlb and THP pages, processes
 to kill, ``hwpoison_filter``, ``/proc/sys/vm/memory_failure_recovery`` 0 (a panic),
@@ -119,6 +133,18 @@ def _poison(m, pfn: int) -> None:
     m.hwpoison.add(pfn)
 
 
+def num_poisoned_pages_inc(m, pfn: int) -> None:
+    """``num_poisoned_pages_inc(pfn)`` → ``memblk_nr_poison_inc``: from 6.2 the memory block
+    that holds ``pfn``, if one exists, counts one more poisoned page (6.2.1
+    mm/memory-failure.c, drivers/base/memory.c; :attr:`KernelModel.hwpoison_block_counter
+    <sparsemem.kernel.KernelModel.hwpoison_block_counter>`).  The global
+    ``num_poisoned_pages`` (``HardwareCorrupted`` in /proc/meminfo) is not modelled."""
+    if m.model.hwpoison_block_counter:
+        blk = m.blocks.get((pfn << C.PAGE_SHIFT) // m.memory_block_size)
+        if blk is not None:
+            blk.nr_hwpoison += 1
+
+
 def soft_offline_page(m, pfn: int) -> None:
     """``soft_offline_page_store`` + ``soft_offline_page`` of the release (module docstring);
     returns on success, raises :class:`KernelError` otherwise."""
@@ -152,6 +178,7 @@ def soft_offline_page(m, pfn: int) -> None:
     if rules != "6.1":
         m.log(f"__get_any_page: {pfn:#x} free buddy page")
     _poison(m, pfn)
+    num_poisoned_pages_inc(m, pfn)  # page_handle_poison
 
 
 def memory_failure(m, pfn: int) -> None:
@@ -160,7 +187,8 @@ def memory_failure(m, pfn: int) -> None:
     rules = m.model.memory_failure
     what = "hard_offline_page"
 
-    def result(kind: str, action: str) -> None:
+    def result(kind: str, action: str) -> None:  # action_result
+        num_poisoned_pages_inc(m, pfn)
         m.log(f"Memory failure: {pfn:#x}: recovery action for {kind}: {action}")
 
     state = page_state(m, pfn)

@@ -27,6 +27,9 @@ class Printk(Protocol):
 #: consistent from run to run, so dmesg comparisons stay stable.
 WARN_SITES = {
     "check_pfn_span": ("mm/memory_hotplug.c", 320),
+    "check_hotplug_memory_addressable": ("mm/memory_hotplug.c", 287),  # v5.5-v5.11
+    "__add_pages": ("mm/memory_hotplug.c", 335),  # "Misaligned" WARN from v6.0
+    "__remove_pages": ("mm/memory_hotplug.c", 530),  # "Misaligned" WARN from v6.0
     "devm_memremap_pages": ("mm/memremap.c", 188),
     "devm_memremap_pages_release": ("mm/memremap.c", 100),
     "__remove_section": ("mm/memory_hotplug.c", 510),
