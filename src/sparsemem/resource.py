@@ -244,6 +244,13 @@ class _NotPlain(Exception):
 # the tree
 
 
+def _intersect_result(type_: int, other: int) -> int:
+    """``region_intersects``'s answer from its counts of matching and other top-level resources."""
+    if other == 0:
+        return REGION_INTERSECTS if type_ else REGION_DISJOINT
+    return REGION_MIXED if type_ else REGION_DISJOINT
+
+
 class ResourceTree:
     """``iomem_resource`` and the ``kernel/resource.c`` operations on it.
 
@@ -734,9 +741,7 @@ class ResourceTree:
                 type_ += 1
             else:
                 other += 1
-        if other == 0:
-            return REGION_INTERSECTS if type_ else REGION_DISJOINT
-        return REGION_MIXED if type_ else REGION_DISJOINT
+        return _intersect_result(type_, other)
 
     def region_intersects_ram(self, start: int, size: int) -> int:
         """``region_intersects(start, size, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE)``."""
@@ -754,9 +759,7 @@ class ResourceTree:
                     type_ += 1
                 else:
                     other += 1
-            if other == 0:
-                return REGION_INTERSECTS if type_ else REGION_DISJOINT
-            return REGION_MIXED if type_ else REGION_DISJOINT
+            return _intersect_result(type_, other)
         return self.region_intersects(start, size, IORESOURCE_SYSTEM_RAM, IORES_DESC_NONE)
 
     @staticmethod
