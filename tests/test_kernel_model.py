@@ -154,6 +154,10 @@ def test_cli_labels():
     ("add_pages_err_uninitialised", "5.19", "6.0", (False, True)),
     ("pfn_span_warn_in_caller", "5.19", "6.0", (False, True)),
     ("pfn_span_end_hash_typo", "6.4", "6.5", (True, False)),
+    # memory block sysfs (later-eras-hotplug.md A7.1; tests/test_memory_block_eras.py):
+    # 53cdc1cb29e8 (5.6), 0d6ea3ac94ca (5.19)
+    ("removable_constant", "5.5", "5.6", (False, True)),
+    ("kstrtobool_true_false", "5.18", "5.19", (False, True)),
 ])
 def test_switch_on_both_sides_of_its_row(name, before, after, values):
     assert (getattr(kernel_model(before), name), getattr(kernel_model(after), name)) == values
@@ -168,7 +172,7 @@ def test_rows_without_an_implemented_switch_change_nothing_yet():
         m = kernel_model(v)
         return {k: val for k, val in vars(m).items() if k not in ("version", "row_release")}
     for before, row in (("5.7", "5.8"), ("5.9", "5.10"), ("5.10", "5.11"), ("5.12", "5.13"), ("5.15", "5.18"),
-                        ("5.18", "5.19"), ("6.5", "6.6"), ("6.10", "6.12")):
+                        ("6.5", "6.6"), ("6.10", "6.12")):  # 5.19 sets kstrtobool_true_false
         assert switches(before) == switches(row), row
 
 

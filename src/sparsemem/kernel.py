@@ -222,6 +222,18 @@ class KernelModel:
     #: ``%#lx`` (``end: 0x1002ff``) from v6.5 (6.4.6 typo, 6.5.0 fixed; later-eras-hotplug.md
     #: A4.1, later-eras-hotplug-evidence.md §1 row 6.5).
     pfn_span_end_hash_typo: bool = True
+    #: the memory block ``removable`` file reads ``1`` always (CONFIG_MEMORY_HOTREMOVE):
+    #: ``removable_show`` no longer runs ``is_mem_section_removable`` (53cdc1cb29e8
+    #: "drivers/base/memory.c: indicate all memory blocks as removable", v5.6: 5.5.0-rc5
+    #: computes it, 5.6.4 prints the constant; later-eras-hotplug.md A7.1,
+    #: later-eras-hotplug-evidence.md §1 row 5.6); set by its row of :data:`ERAS`.
+    removable_constant: bool = False
+    #: ``kstrtobool`` (the device core ``online_store`` of ``memoryN/online``) also takes a
+    #: first character ``t``/``T`` as true and ``f``/``F`` as false, so ``true``/``false`` work
+    #: (0d6ea3ac94ca "lib/kstrtox.c: add "false"/"true" support to kstrtobool()", v5.19:
+    #: 5.18.12 -> 5.19.0; later-eras-hotplug.md A7.1, later-eras-hotplug-evidence.md §1 row
+    #: 5.19, §2 item 22); set by its row of :data:`ERAS`.
+    kstrtobool_true_false: bool = False
     #: first release ``(major, minor, patch)`` of the :data:`ERAS` row this model was built from
     #: (filled in by :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
     row_release: tuple[int, int, int] = (5, 3, 0)
@@ -347,10 +359,11 @@ ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
     ((5, 5, 0), dict(efi_soft_reserve=True, usage_free_rule="unless_boot", add_pages_addressable_check=True)),
     # v5.6 (read 5.5.0-rc5 -> 5.6.4): full deactivation stores 0, not encode(NULL)
     # (1f503443e7df "reset section's mem_map when fully deactivated", d41e2f3bd546,
-    # b943f045a9af); __remove_pages loops to end_pfn (nr_pages 0 is a no-op).  To do: removable
-    # always 1, poison at offline, no all-holes scan, memunmap shrink, unpaired mem_hotplug_done
-    # (5.6-5.8).
-    ((5, 6, 0), dict(deactivate_order="5.6", deactivate_writes_encoded_null=False, remove_pages_end_loop=True)),
+    # b943f045a9af); __remove_pages loops to end_pfn (nr_pages 0 is a no-op); removable reads 1
+    # always (53cdc1cb29e8).  To do: poison at offline, no all-holes scan, memunmap shrink,
+    # unpaired mem_hotplug_done (5.6-5.8).
+    ((5, 6, 0), dict(deactivate_order="5.6", deactivate_writes_encoded_null=False, remove_pages_end_loop=True,
+                     removable_constant=True)),
     # v5.7 (read 5.6.4 -> 5.7.14): sub-section add stores the struct-page address ("mm/sparsemem:
     # get address to page struct instead of address to pfn"); __add_pages loops to end_pfn
     # (nr_pages 0 returns 0).  To do: MMOP numbering and the four online-type strings,
@@ -385,8 +398,9 @@ ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
     ((5, 15, 0), dict(section_nid_shift=6)),
     # v5.18 (read 5.17.0-rc5 -> 5.18.12).  To do: the memory block stores its zone.
     ((5, 18, 0), {}),
-    # v5.19 (read 5.18.12 -> 5.19.0).  To do: kstrtobool "true"/"false".
-    ((5, 19, 0), {}),
+    # v5.19 (read 5.18.12 -> 5.19.0): kstrtobool takes t/T/f/F, so "true"/"false" work in
+    # memoryN/online (0d6ea3ac94ca).
+    ((5, 19, 0), dict(kstrtobool_true_false=True)),
     # v6.0 (read 5.19.0 -> 6.0.0-rc1, 6.0.1): section flags as an enum, SECTION_NID_SHIFT =
     # SECTION_MAP_LAST_BIT = 5 ("mm: memory_hotplug: enumerate all supported section flags",
     # sparse-hotplug.md §10 #19; later-eras-hotplug.md A1); the Misaligned WARN sits in

@@ -408,9 +408,12 @@ def show_removable(blk: MemoryBlock) -> str:
     ``has_unmovable_pages`` (mm/page_alloc.c 5.3), which finds a ``PageReserved`` page
     unmovable *before* it takes the ZONE_MOVABLE shortcut (reserved pages:
     :func:`sparsemem.hotplug.first_unmovable_pfn`; page allocations are not modelled, so the
-    rest is movable)."""
+    rest is movable).
+
+    From v5.6 (:attr:`KernelModel.removable_constant <sparsemem.kernel.KernelModel.removable_constant>`,
+    53cdc1cb29e8; later-eras-hotplug.md A7.1) the file reads ``1`` for every block."""
     m = blk.machine
-    if blk.state_value != MEM_ONLINE:
+    if m.model.removable_constant or blk.state_value != MEM_ONLINE:
         return "1\n"
     S = m.sections
     for nr in range(blk.start_section_nr, blk.start_section_nr + m.sections_per_block):
@@ -439,14 +442,17 @@ def _streq(value: str, want: str) -> bool:
     return value == want
 
 
-def _strtobool(value: str):
-    """v5.3 ``strtobool``: y/Y/1 → True, n/N/0 → False, on/off; else None (-EINVAL)."""
+def _strtobool(value: str, true_false: bool = False):
+    """v5.3 ``strtobool``: y/Y/1 → True, n/N/0 → False, on/off; else None (-EINVAL).
+    ``true_false`` (v5.19 ``kstrtobool``, :attr:`KernelModel.kstrtobool_true_false
+    <sparsemem.kernel.KernelModel.kstrtobool_true_false>`, 0d6ea3ac94ca; later-eras-hotplug.md
+    A7.1): t/T → True, f/F → False as well."""
     if not value:
         return None
     c = value[0]
-    if c in "yY1":
+    if c in ("yY1tT" if true_false else "yY1"):
         return True
-    if c in "nN0":
+    if c in ("nN0fF" if true_false else "nN0"):
         return False
     if c in "oO" and len(value) > 1:
         if value[1] in "nN":
@@ -585,7 +591,7 @@ class Sysfs:
             return count
         if name == "state":
             return state_store(m, blk, value, count)
-        val = _strtobool(value)
+        val = _strtobool(value, m.model.kstrtobool_true_false)
         if val is None:
             raise KernelError(errno.EINVAL, f"memory{blk.id}/online: invalid boolean {value!r}")
         ret = device_online(m, blk) if val else device_offline(m, blk)
