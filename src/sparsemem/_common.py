@@ -29,6 +29,8 @@ def index(value, what: str) -> int:
 
 def unsigned(value, what: str) -> int:
     """A non-negative integer that fits an ``unsigned long``."""
+    if type(value) is int and 0 <= value <= U64:
+        return value  # the common case, answered without a call (hot-add runs this often)
     v = index(value, what)
     if v < 0:
         raise ValueError(f"{what} must not be negative (got {v})")
@@ -45,6 +47,8 @@ def check_bits(max_physmem_bits) -> int:
 
 
 def check_nid(nid) -> int:
+    if type(nid) is int and 0 <= nid < C.MAX_NUMNODES:
+        return nid
     nid = index(nid, "nid")
     if not 0 <= nid < C.MAX_NUMNODES:
         raise ValueError(f"nid {nid} out of range 0..{C.MAX_NUMNODES - 1}")
@@ -52,6 +56,8 @@ def check_nid(nid) -> int:
 
 
 def check_zone(zone, allow_none: bool = False):
+    if type(zone) is int and 0 <= zone <= C.ZONE_DEVICE:
+        return zone
     if zone is None and allow_none:
         return None
     zone = index(zone, "zone")
@@ -62,7 +68,9 @@ def check_zone(zone, allow_none: bool = False):
 
 def check_altmap(altmap, cls):
     """``altmap`` if it is None or a ``cls`` (the core's ``VmemAltmap``), else TypeError."""
-    if altmap is not None and not isinstance(altmap, cls):
+    if altmap is None or type(altmap) is cls:
+        return altmap
+    if not isinstance(altmap, cls):
         raise TypeError(f"altmap must be a {cls.__module__}.VmemAltmap or None, not {type(altmap).__name__}")
     return altmap
 

@@ -64,29 +64,6 @@ _SEC = C.PAGES_PER_SECTION
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-# The argument checks of the _common module, with the common case (an int in range, a core
-# VmemAltmap or None) answered without a call into it: these run several times per hot-add.
-
-def _uint(v, what: str) -> int:
-    """``K.unsigned(v, what)``."""
-    return v if type(v) is int and 0 <= v <= K.U64 else K.unsigned(v, what)
-
-
-def _nid(nid) -> int:
-    """``K.check_nid(nid)``."""
-    return nid if type(nid) is int and 0 <= nid < C.MAX_NUMNODES else K.check_nid(nid)
-
-
-def _zone(zone) -> int:
-    """``K.check_zone(zone)``."""
-    return zone if type(zone) is int and 0 <= zone <= C.ZONE_DEVICE else K.check_zone(zone)
-
-
-def _altmap(altmap, cls):
-    """``K.check_altmap(altmap, cls)``."""
-    return altmap if altmap is None or type(altmap) is cls else K.check_altmap(altmap, cls)
-
-
 def _pct_hash_010x(v: int) -> str:
     """The kernel's ``%#010llx``: ``0x`` + hex, zero-padded to 10 characters in all, zero
     included (``0x00000000``: lib/vsprintf.c ``number()``, §8.1)."""
@@ -125,8 +102,8 @@ def check_pfn_span(m, pfn, nr_pages, reason: str) -> None:
     (``model.check_pfn_span`` false): then this returns without checking (v5.2 widens an add
     to whole sections and BUG_ONs a misaligned remove instead, §7).
     """
-    pfn = _uint(pfn, "pfn")
-    nr_pages = _uint(nr_pages, "nr_pages")
+    pfn = K.unsigned(pfn, "pfn")
+    nr_pages = K.unsigned(nr_pages, "nr_pages")
     if reason not in ("add", "remove"):
         raise ValueError(f"reason must be 'add' or 'remove', not {reason!r}")
     if not m.model.check_pfn_span:
@@ -211,10 +188,10 @@ def add_pages(m, nid, pfn, nr_pages, altmap=None) -> None:
 
 
 def _add_pages(m, nid, pfn, nr_pages, altmap, want_memblock: bool) -> None:
-    nid = _nid(nid)
-    pfn = _uint(pfn, "pfn")
-    nr_pages = _uint(nr_pages, "nr_pages")
-    altmap = _altmap(altmap, m.altmap_cls)
+    nid = K.check_nid(nid)
+    pfn = K.unsigned(pfn, "pfn")
+    nr_pages = K.unsigned(nr_pages, "nr_pages")
+    altmap = K.check_altmap(altmap, m.altmap_cls)
     S = m.sections
     model = m.model
     if model.add_pages_addressable_check:
@@ -314,8 +291,8 @@ def arch_add_memory(m, nid, start, size, altmap=None, *, _want_memblock: bool = 
     (:func:`arch_add_pages`).  Raises the error of ``__add_pages`` after the
     ``WARN_ON_ONCE``; added pieces stay added and ``max_pfn`` is raised (no rollback).
     """
-    start = _uint(start, "start")
-    size = _uint(size, "size")
+    start = K.unsigned(start, "start")
+    size = K.unsigned(size, "size")
     _x86_add_pages(m, nid, start >> C.PAGE_SHIFT, size >> C.PAGE_SHIFT, altmap, want_memblock=_want_memblock)
 
 
@@ -332,11 +309,11 @@ def move_pfn_range_to_zone(m, nid, zone_idx, start_pfn, nr_pages, altmap=None) -
     ``[base (+reserve if the range starts at base), base + reserve + free)`` -- the caller
     (memremap) initialises the rest (``memmap_init_zone_device``).
     """
-    nid = _nid(nid)
-    zone_idx = _zone(zone_idx)
-    pfn = _uint(start_pfn, "start_pfn")
-    nr = _uint(nr_pages, "nr_pages")
-    altmap = _altmap(altmap, m.altmap_cls)
+    nid = K.check_nid(nid)
+    zone_idx = K.check_zone(zone_idx)
+    pfn = K.unsigned(start_pfn, "start_pfn")
+    nr = K.unsigned(nr_pages, "nr_pages")
+    altmap = K.check_altmap(altmap, m.altmap_cls)
     pgdat = m.node_data(nid)
     zone = pgdat.zones[zone_idx]
     # zone
