@@ -158,6 +158,11 @@ def test_cli_labels():
     # 53cdc1cb29e8 (5.6), 0d6ea3ac94ca (5.19)
     ("removable_constant", "5.5", "5.6", (False, True)),
     ("kstrtobool_true_false", "5.18", "5.19", (False, True)),
+    # boot options (api.md "Boot options"; tests/test_bootparams.py)
+    ("online_type_strings", "5.6", "5.7", (False, True)),
+    ("memmap_on_memory_param", "5.12", "5.13", ("", "bool")),
+    ("memmap_on_memory_param", "6.5", "6.6", ("bool", "force")),
+    ("online_policy_param", "5.14", "5.15", (False, True)),
 ])
 def test_switch_on_both_sides_of_its_row(name, before, after, values):
     assert (getattr(kernel_model(before), name), getattr(kernel_model(after), name)) == values
@@ -171,8 +176,8 @@ def test_rows_without_an_implemented_switch_change_nothing_yet():
     def switches(v):
         m = kernel_model(v)
         return {k: val for k, val in vars(m).items() if k not in ("version", "row_release")}
-    for before, row in (("5.7", "5.8"), ("5.9", "5.10"), ("5.10", "5.11"), ("5.12", "5.13"), ("5.15", "5.18"),
-                        ("6.5", "6.6"), ("6.10", "6.12")):  # 5.19 sets kstrtobool_true_false
+    for before, row in (("5.7", "5.8"), ("5.9", "5.10"), ("5.10", "5.11"), ("5.15", "5.18"),
+                        ("6.10", "6.12")):  # 5.19 sets kstrtobool_true_false
         assert switches(before) == switches(row), row
 
 

@@ -28,6 +28,12 @@ NON_DEFAULT = {
     "auto_online": True,
     "iomem": PMEM,
     "phys_bits": 40,
+    "memmap_on_memory": True,
+    "online_policy": "auto-movable",
+    "auto_movable_ratio": 100,
+    "auto_movable_numa_aware": False,
+    "mem": 16 << 30,
+    "possible_nodes": [0, 1],
 }
 #: another value than NON_DEFAULT to override with (the default where there are only two)
 OVERRIDE = {
@@ -40,7 +46,27 @@ OVERRIDE = {
     "auto_online": False,
     "iomem": MOVED,
     "phys_bits": 44,
+    "memmap_on_memory": "force",
+    "online_policy": "contig-zones",
+    "auto_movable_ratio": 0,
+    "auto_movable_numa_aware": True,
+    "mem": 32 << 30,
+    "possible_nodes": [0, 2],
 }
+
+#: the kernel command-line word of each option that has one (what /proc/cmdline shows)
+WORDS = {"memmap_on_memory": "memory_hotplug.memmap_on_memory", "online_policy": "memory_hotplug.online_policy",
+         "auto_movable_ratio": "memory_hotplug.auto_movable_ratio",
+         "auto_movable_numa_aware": "memory_hotplug.auto_movable_numa_aware", "mem": "mem"}
+
+
+def _word(m, name):
+    """The value of option ``name`` as ``m.cmdline`` carries it (None: not on the line)."""
+    for w in m.cmdline.split():
+        key, _, value = w.partition("=")
+        if key == WORDS[name]:
+            return value
+    return None
 
 
 def test_every_option_is_a_boot_arg():
@@ -82,7 +108,15 @@ def test_override_takes_effect(name):
     seen = {"kernel": new.kernel, "max_physmem_bits": new.sections.max_physmem_bits,
             "memory_block_size": new.memory_block_size, "hypervisor": new.hypervisor, "core": new.core,
             "movable_node": new.movable_node, "auto_online": new.auto_online, "iomem": new.iomem_text(),
-            "phys_bits": new.phys_bits}
+            "phys_bits": new.phys_bits, "possible_nodes": sorted(new.possible_nodes)}
+    if name in WORDS:
+        # the 5.2 row has none of the module parameters: they show only on the command line
+        value = _word(new, name)
+        seen[name] = {"memmap_on_memory": {None: False, "1": True, "force": "force"},
+                      "online_policy": {None: "contig-zones", "auto-movable": "auto-movable"},
+                      "auto_movable_ratio": {None: 301, "0": 0, "100": 100},
+                      "auto_movable_numa_aware": {None: True, "N": False},
+                      "mem": {None: None, "16G": 16 << 30, "32G": 32 << 30}}[name][value]
     assert seen[name] == want[name]
 
 

@@ -234,6 +234,20 @@ class KernelModel:
     #: 5.18.12 -> 5.19.0; later-eras-hotplug.md A7.1, later-eras-hotplug-evidence.md §1 row
     #: 5.19, §2 item 22); set by its row of :data:`ERAS`.
     kstrtobool_true_false: bool = False
+    #: ``memhp_default_state=`` and ``auto_online_blocks`` know the four online-type words
+    #: ``offline``/``online``/``online_kernel``/``online_movable`` (``online_type_to_str[]``,
+    #: "mm/memory_hotplug: ..." online-type series by David Hildenbrand, v5.7: 5.6.4 knows
+    #: two, 5.7.14 four; later-eras-hotplug-evidence.md §1 row 5.7); set by its row of :data:`ERAS`.
+    online_type_strings: bool = False
+    #: ``memory_hotplug.memmap_on_memory=`` exists: ``""`` (no such parameter: dropped
+    #: silently, before 5.13), ``"bool"`` (a08a2ae34613, v5.13, inferred: 5.12.9 lacks,
+    #: 5.14.0-rc5 has), ``"force"`` (also ``force``, 6.6: 6.5.0 lacks, 6.6.0 has; later-eras-
+    #: hotplug-evidence.md §1 rows 5.13, 6.6); set by its rows of :data:`ERAS`.
+    memmap_on_memory_param: str = ""
+    #: ``memory_hotplug.online_policy=``, ``auto_movable_ratio=``, ``auto_movable_numa_aware=``
+    #: exist (v5.15: 5.14.0-rc5 lacks, 5.15.16 has; later-eras-hotplug-evidence.md §1 row
+    #: 5.15); set by its row of :data:`ERAS`.
+    online_policy_param: bool = False
     #: first release ``(major, minor, patch)`` of the :data:`ERAS` row this model was built from
     #: (filled in by :func:`kernel_model`); see :attr:`rules` and :attr:`approximate`.
     row_release: tuple[int, int, int] = (5, 3, 0)
@@ -368,7 +382,7 @@ ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
     # get address to page struct instead of address to pfn"); __add_pages loops to end_pfn
     # (nr_pages 0 returns 0).  To do: MMOP numbering and the four online-type strings,
     # pages_correctly_probed gone, mem= only at boot.
-    ((5, 7, 0), dict(subsection_memmap_kaddr_bug=False, add_pages_end_loop=True)),
+    ((5, 7, 0), dict(subsection_memmap_kaddr_bug=False, add_pages_end_loop=True, online_type_strings=True)),
     # v5.8 (read 5.7.14 -> 5.8.1).  To do: node_possible check, "unmovable page" reason,
     # driver-managed resources.
     ((5, 8, 0), {}),
@@ -391,11 +405,11 @@ ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
                       pfn_to_online_page_subsection=True, add_pages_addressable_check=False)),
     # v5.13 (inferred: 5.12.9 lacks, 5.14.0-rc5 has; a08a2ae34613).  To do: memmap_on_memory
     # (single block), relaxed online_pages alignment.  5.14 falls in this row (A10: no 5.14 row).
-    ((5, 13, 0), {}),
+    ((5, 13, 0), dict(memmap_on_memory_param="bool")),
     # v5.15 (read 5.14.0-rc5 -> 5.15.16): SECTION_NID_SHIFT 6 ("mm/sparse: set SECTION_NID_SHIFT
     # to 6", sparse-hotplug.md §10 #17; later-eras-hotplug.md A1).  To do: online_policy /
     # auto_movable_ratio, remove_memory nid from the last block, unknown bare parameter notice.
-    ((5, 15, 0), dict(section_nid_shift=6)),
+    ((5, 15, 0), dict(section_nid_shift=6, online_policy_param=True)),
     # v5.18 (read 5.17.0-rc5 -> 5.18.12).  To do: the memory block stores its zone.
     ((5, 18, 0), {}),
     # v5.19 (read 5.18.12 -> 5.19.0): kstrtobool takes t/T/f/F, so "true"/"false" work in
@@ -418,7 +432,7 @@ ERAS: tuple[tuple[tuple[int, int, int], dict], ...] = (
     ((6, 5, 0), dict(pfn_span_end_hash_typo=False)),
     # v6.6 (read 6.5.0 -> 6.6.0).  To do: memmap_on_memory "force", silent fallback, altmap in
     # the memory block.
-    ((6, 6, 0), {}),
+    ((6, 6, 0), dict(memmap_on_memory_param="force")),
     # v6.8 (read 6.7.3 -> 6.8.1): HAS_MEM_MAP cleared before the usage is freed, kfree_rcu, RCU
     # pfn_valid (5ec8e8ea8b77, f6564fce256a; CVE-2023-52489; race replay).  To do:
     # memmap_on_memory per block, mixed-altmap removal check.

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Any, ClassVar, MutableMapping, Optional
+from typing import Any, ClassVar, Iterable, MutableMapping, Optional, Union
 
 from . import _common as K
 from . import constants as C
 from . import existing, memremap
 from . import hotplug as H
 from . import memory_block as MB
+from .bootparams import memmap_waste_line, parse_boot_options
 from .errors import KernelError
 from .kernel import DEFAULT_KERNEL, as_model
 from .layout import parse
@@ -299,8 +300,11 @@ class Machine(MachineState):
 
     def __init__(self, kernel: str = DEFAULT_KERNEL, max_physmem_bits: int = 46,
                  memory_block_size: Optional[int] = None, hypervisor: bool = True, *,
-                 core: str = "compiled", movable_node: bool = False, auto_online: bool = False,
-                 iomem=None, phys_bits: Optional[int] = None):
+                 core: str = "compiled", movable_node: bool = False, auto_online: Union[bool, str] = False,
+                 iomem=None, phys_bits: Optional[int] = None, memmap_on_memory: Union[bool, str] = False,
+                 online_policy: str = "contig-zones", auto_movable_ratio: int = 301,
+                 auto_movable_numa_aware: bool = True, mem: Optional[int] = None,
+                 possible_nodes: Optional[Iterable[int]] = None):
         model = as_model(kernel)
         bits = K.check_bits(max_physmem_bits)
         if phys_bits is not None:
@@ -315,23 +319,32 @@ class Machine(MachineState):
                 raise ValueError(f"memory_block_size {bs:#x} must be a power of two between 128 MiB and 64 GiB "
                                  f"(set_memory_block_size_order)")
             memory_block_size = bs
-        for name, v in (("hypervisor", hypervisor), ("movable_node", movable_node), ("auto_online", auto_online)):
-            if not isinstance(v, bool):
-                raise TypeError(f"{name} must be a bool, not {type(v).__name__}")
+        if not isinstance(hypervisor, bool):
+            raise TypeError(f"hypervisor must be a bool, not {type(hypervisor).__name__}")
+        params = parse_boot_options(
+            model, movable_node=movable_node, auto_online=auto_online, memmap_on_memory=memmap_on_memory,
+            online_policy=online_policy, auto_movable_ratio=auto_movable_ratio,
+            auto_movable_numa_aware=auto_movable_numa_aware, mem=mem, possible_nodes=possible_nodes)
         sections = mod.SectionTable(bits, model.name)
         tree = self._layout(iomem)
         booted = tree if model.efi_soft_reserve else soft_reserved_as_ram(tree)
         # max_mem_size (``mem=`` lowers it): U64_MAX by default (§8.1); a range beyond the
         # physical address space fails at the iomem request instead (-EEXIST)
         super().__init__(model, core, sections, mod.VmemAltmap, booted, hypervisor=hypervisor,
-                         movable_node=movable_node, auto_online=auto_online, max_mem_size=K.U64)
+                         params=params, max_mem_size=K.U64 if mem is None else params.mem)
         #: ``boot_cpu_data.x86_phys_bits``: x86 ``setup_arch`` ends ``iomem_resource`` at
         #: ``(1 << x86_phys_bits) - 1`` (5.3, 6.1); by default the build limit
         self.phys_bits = bits if phys_bits is None else phys_bits
         self.sysfs = MB.Sysfs(self)
         self.boot_args = dict(kernel=self.kernel, max_physmem_bits=bits, memory_block_size=memory_block_size,
                               hypervisor=hypervisor, core=core, movable_node=movable_node,
-                              auto_online=auto_online, iomem=tree.text(), phys_bits=phys_bits)
+                              auto_online=auto_online, iomem=tree.text(), phys_bits=phys_bits,
+                              memmap_on_memory=memmap_on_memory, online_policy=online_policy,
+                              auto_movable_ratio=auto_movable_ratio,
+                              auto_movable_numa_aware=auto_movable_numa_aware, mem=mem,
+                              possible_nodes=None if possible_nodes is None else sorted(params.possible_nodes))
+        for line in params.lines:
+            self.log(line)
         self._boot(memory_block_size)
 
     # ------------------------------------------------------------------ construction
@@ -418,6 +431,8 @@ class Machine(MachineState):
         self.memory_block_size = bs
         self.sections_per_block = bs >> C.PA_SECTION_SHIFT
         self.log(f"x86/mm: Memory block size: {bs >> 20}MB")
+        if self.memmap_on_memory == "force":
+            self.log(memmap_waste_line(bs))
         MB.memory_dev_init(self, present_spans=present)
         if pmem:
             self.nvdimm = nvdimm_bus.attach(self, pmem)
@@ -557,7 +572,9 @@ class Machine(MachineState):
             "kernel": self.kernel,
             "sections": self.sections.snapshot(),
             "memory_block_size": self.memory_block_size,
-            "auto_online": self.auto_online,
+            "auto_online": self.auto_online_type,
+            "params": (self.memmap_on_memory, self.online_policy, self.auto_movable_ratio,
+                       self.auto_movable_numa_aware),
             "nodes": {nid: pg.state() for nid, pg in sorted(self.nodes.items())},
             "blocks": tuple((b.id, b.state_value, b.online_type, b.nid, b.section_count, b.dev_offline, b.zone)
                             for b in self.memory_blocks),

@@ -18,6 +18,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from . import bootparams as BP
 from . import constants as C
 from . import memory_failure as MF
 from .errors import KernelError
@@ -500,6 +501,8 @@ class Sysfs:
         p = path
         if p.startswith(self.ROOT):
             p = p[len(self.ROOT):]
+        elif p.startswith("/sys/module/"):
+            p = p[len("/sys/"):]   # the module parameters (api.md: key prefix module/memory_hotplug/)
         return p.strip("/")
 
     def _block_dir(self, name: str):
@@ -512,6 +515,8 @@ class Sysfs:
 
     def _split(self, path: str):
         p = self._relative(path)
+        if p.startswith(BP.PARAM_PREFIX) and p[len(BP.PARAM_PREFIX):] in BP.param_names(self._m.model):
+            return BP.PARAM_PREFIX, p[len(BP.PARAM_PREFIX):]
         parts = p.split("/") if p else []
         if len(parts) == 1:
             if parts[0] in ("block_size_bytes", "auto_online_blocks") or parts[0] in self._WO:
@@ -527,6 +532,8 @@ class Sysfs:
         TypeError; a name that :meth:`read` would not find (``memory01``, non-ASCII digits)
         is ENOENT, as for :meth:`read`."""
         p = self._relative(path)
+        if p == BP.PARAM_PREFIX.rstrip("/"):
+            return list(BP.param_names(self._m.model))
         if not p:
             return (["auto_online_blocks", "block_size_bytes", "hard_offline_page"]
                     + [f"memory{i}" for i in sorted(self._m.blocks)] + ["soft_offline_page"])
@@ -541,12 +548,14 @@ class Sysfs:
     def read(self, path: str) -> str:
         blk, name = self._split(path)
         m = self._m
+        if blk == BP.PARAM_PREFIX:
+            return BP.read_param(m, name)
         if blk is None:
             if name in self._WO:
                 raise KernelError(errno.EACCES, f"{self.ROOT}/{name}: Permission denied (write-only)")
             if name == "block_size_bytes":
                 return f"{m.memory_block_size:x}\n"
-            return "online\n" if m.auto_online else "offline\n"
+            return m.auto_online_type + "\n"
         if name == "state":
             s = STATE_NAMES.get(blk.state_value)
             if s is None:
@@ -574,6 +583,10 @@ class Sysfs:
         value = bytes(value).split(b"\0", 1)[0].decode("utf-8", errors="replace")
         blk, name = self._split(path)
         m = self._m
+        if blk == BP.PARAM_PREFIX:
+            if count:
+                BP.write_param(m, name, value, lambda v: _strtobool(v, m.model.kstrtobool_true_false))
+            return count
         if name not in self._RW and name not in self._WO:
             raise KernelError(errno.EACCES, f"{self.ROOT}/{path.strip('/')}: Permission denied (read-only)")
         if count == 0:
@@ -582,13 +595,15 @@ class Sysfs:
             store = MF.soft_offline_page_store if name == "soft_offline_page" else MF.hard_offline_page_store
             return store(m, value, count)
         if blk is None:
-            if _streq(value, "online"):
-                m.auto_online = True
-            elif _streq(value, "offline"):
-                m.auto_online = False
-            else:
-                raise KernelError(errno.EINVAL, f"auto_online_blocks: invalid value {value!r}")
-            return count
+            # auto_online_blocks_store: "online"/"offline" (v5.3); from v5.7 any of the four
+            # online-type words (mhp_online_type_from_str)
+            words = BP.ONLINE_TYPE_WORDS if m.model.online_type_strings else BP.ONLINE_TYPE_WORDS[:2]
+            for word in words:
+                if _streq(value, word):
+                    m.auto_online_type = word
+                    return count
+            raise KernelError(errno.EINVAL, f"auto_online_blocks: invalid value {value!r} "
+                                            f"(accepted: {', '.join(words)})")
         if name == "state":
             return state_store(m, blk, value, count)
         val = _strtobool(value, m.model.kstrtobool_true_false)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any, ClassVar, Optional, Protocol
 
+from .bootparams import BootParams
 from .kernel import KernelModel
 from .mmzone import Pgdat, Zone
 from .printk import core_warning_lines
@@ -48,8 +49,13 @@ class MachineState:
 
     Boot configuration: ``model`` (:class:`~sparsemem.kernel.KernelModel`), ``kernel`` (its
     name), ``core`` ("compiled" or "reference"), ``hypervisor``, ``movable_node``,
-    ``auto_online`` (``memhp_auto_online``, sysfs ``auto_online_blocks``) and ``boot_args``
-    (the constructor arguments that rebuild the same hardware).
+    ``auto_online_type`` (``memhp_default_online_type``, sysfs ``auto_online_blocks``: one of
+    ``offline``/``online``/``online_kernel``/``online_movable``; ``auto_online`` is it as a
+    bool), the module parameters ``memmap_on_memory``, ``online_policy``,
+    ``auto_movable_ratio``, ``auto_movable_numa_aware``, ``possible_nodes``
+    (``node_possible_map``; None: the layout's nodes), ``cmdline`` (``/proc/cmdline``) and
+    ``boot_args`` (the constructor arguments that rebuild the same hardware); what a release
+    makes of the options: :mod:`sparsemem.bootparams`.
 
     ``mm/sparse.c``: ``sections`` (the ``SectionTable`` of the chosen core) and
     ``altmap_cls`` (its ``VmemAltmap``).  Boot results: ``max_pfn``, ``memory_block_size``,
@@ -71,7 +77,13 @@ class MachineState:
     core: str
     hypervisor: bool
     movable_node: bool
-    auto_online: bool
+    auto_online_type: str
+    memmap_on_memory: Any
+    online_policy: str
+    auto_movable_ratio: int
+    auto_movable_numa_aware: bool
+    possible_nodes: Optional[frozenset]
+    cmdline: str
     boot_args: dict[str, Any]
     # mm/sparse.c
     sections: Any
@@ -106,13 +118,19 @@ class MachineState:
     memory_subsys: ClassVar[MemorySubsys]
 
     def __init__(self, model: KernelModel, core: str, sections: Any, altmap_cls: type, iomem: ResourceTree, *,
-                 hypervisor: bool, movable_node: bool, auto_online: bool, max_mem_size: int) -> None:
+                 hypervisor: bool, params: BootParams, max_mem_size: int) -> None:
         self.model = model
         self.kernel = model.name
         self.core = core
         self.hypervisor = hypervisor
-        self.movable_node = movable_node
-        self.auto_online = auto_online
+        self.movable_node = params.movable_node
+        self.auto_online_type = params.auto_online
+        self.memmap_on_memory = params.memmap_on_memory
+        self.online_policy = params.online_policy
+        self.auto_movable_ratio = params.auto_movable_ratio
+        self.auto_movable_numa_aware = params.auto_movable_numa_aware
+        self.possible_nodes = params.possible_nodes
+        self.cmdline = params.cmdline
         self.boot_args = {}
         self.sections = sections
         self.altmap_cls = altmap_cls
@@ -134,6 +152,16 @@ class MachineState:
         self.pgmap_index = None
         self.nvdimm = None
         self.nvdimm_regions = None
+
+    @property
+    def auto_online(self) -> bool:
+        """Whether hot-added memory is onlined (``auto_online_type`` is not ``offline``);
+        assigning a bool sets the type to ``online`` / ``offline``."""
+        return self.auto_online_type != "offline"
+
+    @auto_online.setter
+    def auto_online(self, value: bool) -> None:
+        self.auto_online_type = "online" if value else "offline"
 
     # ------------------------------------------------------------------ kernel log
     def sync_core_dmesg(self) -> None:
