@@ -50,6 +50,9 @@
 #define SM_SECTION_HAS_MEM_MAP     (1ULL << 1)
 #define SM_SECTION_IS_ONLINE       (1ULL << 2)
 #define SM_SECTION_IS_EARLY        (1ULL << 3)   /* v5.3+ */
+#define SM_SECTION_TAINT_ZONE_DEVICE (1ULL << 4) /* v5.12+ (1f90a3477df3): a ZONE_DEVICE range starts
+                                                  or ends inside this section; only a full
+                                                  deactivation (section_mem_map = 0) clears it */
 #define SM_SECTION_NID_SHIFT       3
 
 /* ---- §2.4 virtual layout used for the encoded memmap (no KASLR) ----------------- */
@@ -75,6 +78,11 @@
 #define SM_K_ENCODED_NULL          (1u << 5)
 #define SM_K_USAGE_FREE_UNLESS_EARLY (1u << 6) /* usage_free_rule: set "unless_early" (v5.3-v5.4),
                                                   clear "unless_boot" (v5.5+: only a slab usage) */
+#define SM_K_PROBE_ONLINE          (1u << 7)   /* shrink_probes_online_sections (v5.4+): the span probes
+                                                  take a pfn through pfn_to_online_page */
+#define SM_K_ONLINE_PAGE_FN        (1u << 8)   /* pfn_to_online_page_subsection (v5.12+): that function
+                                                  also tests the sub-section bit and the TAINT slow path */
+#define SM_K_TAINT_ZONE_DEVICE     (1u << 9)   /* section_taint_zone_device (v5.12+) */
 
 /* ---- vmemmap backing of one section's PMD slot (memremap-nvdimm.md §7.4) ----------- */
 #define SM_VMM_NONE                0   /* nothing mapped */

@@ -96,6 +96,7 @@ _CONSTANTS = dict(
     MEM_SECTION_USAGE_BYTES=SM_MEM_SECTION_USAGE_BYTES, MIGRATE_MOVABLE=SM_MIGRATE_MOVABLE,
     SECTION_MARKED_PRESENT=SM_SECTION_MARKED_PRESENT, SECTION_HAS_MEM_MAP=SM_SECTION_HAS_MEM_MAP,
     SECTION_IS_ONLINE=SM_SECTION_IS_ONLINE, SECTION_IS_EARLY=SM_SECTION_IS_EARLY,
+    SECTION_TAINT_ZONE_DEVICE=SM_SECTION_TAINT_ZONE_DEVICE,
     SECTION_NID_SHIFT=SM_SECTION_NID_SHIFT,
     VMEMMAP_BASE_4LVL=SM_VMEMMAP_BASE_4LVL, VMEMMAP_BASE_5LVL=SM_VMEMMAP_BASE_5LVL,
     PAGE_OFFSET_4LVL=SM_PAGE_OFFSET_4LVL, PAGE_OFFSET_5LVL=SM_PAGE_OFFSET_5LVL,
@@ -296,7 +297,10 @@ cdef unsigned int _kernel_flags(object model):
             | (SM_K_KADDR_BUG if model.subsection_memmap_kaddr_bug else 0)
             | (SM_K_EARLY_PARTIAL_FREE if model.early_partial_remove_frees_memmap else 0)
             | (SM_K_ENCODED_NULL if model.deactivate_writes_encoded_null else 0)
-            | (SM_K_USAGE_FREE_UNLESS_EARLY if K.usage_freed_unless_early(model) else 0))
+            | (SM_K_USAGE_FREE_UNLESS_EARLY if K.usage_freed_unless_early(model) else 0)
+            | (SM_K_PROBE_ONLINE if model.shrink_probes_online_sections else 0)
+            | (SM_K_ONLINE_PAGE_FN if model.pfn_to_online_page_subsection else 0)
+            | (SM_K_TAINT_ZONE_DEVICE if K.taint_zone_device(model) else 0))
 
 
 cdef class SectionTable:
@@ -543,12 +547,21 @@ cdef class SectionTable:
         return out
 
     def pfn_to_nid(self, pfn):
-        """Node of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent."""
+        """Node of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent.
+
+        KernelBug when v5.3-v5.8 freed that struct page (:meth:`page_zonenum`)."""
         cdef int zn = _zn(self, pfn)
         return -1 if zn < 0 else zn >> 3
 
     def page_zonenum(self, pfn):
-        """Zone index of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent."""
+        """Zone index of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent.
+
+        KernelBug when the struct page was freed while ``pfn_valid`` stays true: a v5.3-v5.8
+        partial removal from an early section (``early_partial_remove_frees_memmap``) fills
+        that part of the boot memmap with 0xFD, or unmaps its PMD once all of it is 0xFD, and a
+        later read gets garbage or faults (later-eras-hotplug-evidence.md §1 row 5.9, §3.3).
+        The same goes for the span probes, which read the struct page too; a sub-section that
+        ``memmap_init_zone`` wrote again since (a re-added range, onlined) reads normally."""
         cdef int zn = _zn(self, pfn)
         return -1 if zn < 0 else zn & 7
 
@@ -850,6 +863,63 @@ cdef class SectionTable:
         finally:
             pthread_rwlock_unlock(&self.lock)
 
+    def page_init_poison(self, pfn, nr_pages):
+        """``page_init_poison(pfn_to_page(pfn), sizeof(struct page) * nr_pages)``: the struct
+        pages of the range read as never initialised again (``page_zonenum``/``pfn_to_nid``
+        -1), as v5.6+ ``remove_pfn_range_from_zone`` leaves them after an offline
+        (later-eras-hotplug-evidence.md §1 row 5.6, "mm/memory_hotplug: poison memmap in
+        remove_pfn_range_from_zone()").  The kernel fills them with 0xFF only under
+        CONFIG_DEBUG_VM; the model's "poisoned" means "not initialised" whatever the build, as
+        for a hot-added memmap.  Per 2 MiB sub-section like :meth:`memmap_init_zone` (a
+        partially covered one counts as poisoned), only where a memmap exists; pageblock flags
+        are not struct pages and stay.  ``nr_pages`` 0 does nothing.  TypeError / ValueError
+        (range beyond the address space) before anything changes."""
+        cdef uint64_t p, left
+        _u64(pfn, "pfn", &p)
+        _u64(nr_pages, "nr_pages", &left)
+        cdef uint64_t step, nr
+        cdef sm_section *s
+        if p + left > self.pfn_limit_ or p + left < p:
+            raise ValueError(f"page_init_poison: pfn range [0x{p:x}-0x{(<object>p) + left:x}) exceeds max pfn 0x{self.pfn_limit_:x}")
+        pthread_rwlock_wrlock(&self.lock)
+        try:
+            while left:
+                step = min(left, PPS - (p & (PPS - 1)))
+                nr = p >> SM_PFN_SECTION_SHIFT
+                s = self.c_section(nr)
+                if s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP):
+                    _clear_ext(self, s, sm_subsection_mask(p, step), False)
+                p += step
+                left -= step
+        finally:
+            pthread_rwlock_unlock(&self.lock)
+
+    def section_taint_zone_device(self, pfn):
+        """``section_taint_zone_device(pfn)`` (v5.12+, mm/memory_hotplug.c): OR
+        SECTION_TAINT_ZONE_DEVICE (bit 4) into the word of ``pfn``'s section, whatever that
+        section holds; only the final ``section_mem_map = 0`` of a full deactivation clears it
+        (later-eras-hotplug-evidence.md §1 row 5.12).  RuntimeError in a kernel without the flag
+        (``model.section_taint_zone_device`` False: before v5.12 bit 4 is part of the encoded
+        memmap); TypeError / ValueError (pfn beyond the address space) before anything
+        changes; KernelBug when the section's root is not allocated (``__pfn_to_section`` is
+        NULL and the kernel dereferences it)."""
+        cdef uint64_t p, nr
+        cdef sm_section *s
+        _u64(pfn, "pfn", &p)
+        if not (self.kflags & SM_K_TAINT_ZONE_DEVICE):
+            raise RuntimeError(K.no_taint_message(self._model))
+        if p >= self.pfn_limit_:
+            raise ValueError(f"section_taint_zone_device: pfn 0x{p:x} exceeds max pfn 0x{self.pfn_limit_:x}")
+        nr = p >> SM_PFN_SECTION_SHIFT
+        s = self.c_section(nr)
+        if s == NULL:
+            raise KernelBug(f"section_taint_zone_device(pfn 0x{p:x}): __pfn_to_section is NULL (the root of "
+                            f"section {nr} is not allocated): NULL dereference")
+        pthread_rwlock_wrlock(&self.lock)
+        s.mem_map |= SM_SECTION_TAINT_ZONE_DEVICE
+        _sync(self, nr, s)
+        pthread_rwlock_unlock(&self.lock)
+
     # ------------------------------------------------------------------ span scans (§6.5)
     def find_smallest_section_pfn(self, nid, zone, start_pfn, end_pfn):
         """``find_smallest_section_pfn``: first probe in [start, end) of (nid, zone), else 0.
@@ -868,7 +938,7 @@ cdef class SectionTable:
             end = self.pfn_limit_  # no probe beyond the address space is valid
         while pfn < end:
             nr = pfn >> SM_PFN_SECTION_SHIFT
-            if not _section_valid(self, nr):
+            if not _section_probed(self, nr):
                 nxt = (nr + 1) << SM_PFN_SECTION_SHIFT
                 pfn += ((nxt - pfn + step - 1) // step) * step
                 continue
@@ -899,7 +969,7 @@ cdef class SectionTable:
         pfn = <int64_t>top
         while pfn >= 0 and <uint64_t>pfn >= start:
             nr = (<uint64_t>pfn) >> SM_PFN_SECTION_SHIFT
-            if not _section_valid(self, nr):
+            if not _section_probed(self, nr):
                 pfn -= <int64_t>((((<uint64_t>pfn) - (nr << SM_PFN_SECTION_SHIFT)) // step + 1) * step)
                 continue
             if _probe(self, <uint64_t>pfn, c_nid, c_zone):
@@ -1224,42 +1294,92 @@ cdef inline int _valid_obj(SectionTable self, object pfn) except -1:
     return sm_int_u63(pfn, &v) and self.c_pfn_valid(v)
 
 
+cdef enum:
+    ZN_FREED = -2    # _zn_c: the struct page was freed by a v5.3-v5.8 partial early removal
+
+
+cdef inline bint _memmap_freed(SectionTable self, const sm_section *s, unsigned sub) noexcept:
+    """The struct pages of sub-section ``sub`` of early, valid section ``s`` were freed by a
+    v5.3-v5.8 partial removal: its PMD is gone, or it holds the 0xFD marks and has not been
+    initialised since (the reference core's ``_memmap_freed``)."""
+    if not (self.kflags & SM_K_EARLY_PARTIAL_FREE) or not (s.mem_map & SM_SECTION_IS_EARLY):
+        return False
+    if s.vmm == SM_VMM_NONE:
+        return True
+    return _huge(s) and ((s.vmm_mask >> sub) & 1) != 0 and not ((_init_mask(self, s) >> sub) & 1)
+
+
 cdef inline int _zn_c(SectionTable self, uint64_t pfn) noexcept:
+    """The zone/nid word of ``pfn``'s struct page: -1 poisoned/absent, ZN_FREED freed."""
     cdef sm_section *s = self.c_section(pfn >> SM_PFN_SECTION_SHIFT)
     cdef unsigned sub
     cdef sm_ext *e
-    if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP) or not s.ext:
+    if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
+        return -1
+    sub = (pfn >> SM_PFN_SUBSECTION_SHIFT) & 63
+    if _memmap_freed(self, s, sub):
+        return ZN_FREED
+    if not s.ext:
         return -1
     e = self.exts[s.ext]
-    sub = (pfn >> SM_PFN_SUBSECTION_SHIFT) & 63
     if not ((e.init_mask >> sub) & 1):
         return -1
     return e.zn[sub]
 
 
+cdef int _raise_freed(SectionTable self, uint64_t pfn) except -1:
+    cdef sm_section *s = self.c_section(pfn >> SM_PFN_SECTION_SHIFT)
+    raise KernelBug(K.freed_memmap_message(pfn, s.vmm == SM_VMM_NONE))
+
+
 cdef int _zn(SectionTable self, object pfn) except -2:
     cdef int64_t v = _small_index(pfn, "pfn")
+    cdef int zn
     if v < 0 or <uint64_t>v >= self.pfn_limit_:
         return -1
-    return _zn_c(self, <uint64_t>v)
+    zn = _zn_c(self, <uint64_t>v)
+    if zn == ZN_FREED:
+        _raise_freed(self, <uint64_t>v)
+    return zn
 
 
-cdef inline bint _section_valid(SectionTable self, uint64_t nr) noexcept:
+cdef inline bint _section_probed(SectionTable self, uint64_t nr) noexcept:
+    """A section whose pfns a span probe may take: valid, and online in the v5.4+ mode."""
     cdef sm_section *s = self.c_section(nr)
-    return s != NULL and (s.mem_map & SM_SECTION_HAS_MEM_MAP) != 0
+    if s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
+        return False
+    return not (self.kflags & SM_K_PROBE_ONLINE) or (s.mem_map & SM_SECTION_IS_ONLINE) != 0
 
 
-cdef inline bint _probe(SectionTable self, uint64_t pfn, int nid, int zone) noexcept:
+cdef inline int _probe(SectionTable self, uint64_t pfn, int nid, int zone) except -1:
+    """One probe of the span scans (the reference core's ``_probe``): 1 when it matches."""
     cdef int zn
-    if self.kflags & SM_K_SUBSECTION:
+    cdef unsigned sub
+    cdef sm_section *s = self.c_section(pfn >> SM_PFN_SECTION_SHIFT)
+    cdef uint64_t both = SM_SECTION_IS_ONLINE | SM_SECTION_TAINT_ZONE_DEVICE
+    if self.kflags & SM_K_PROBE_ONLINE:
+        if s == NULL or not (s.mem_map & SM_SECTION_IS_ONLINE):
+            return 0
+        if self.kflags & SM_K_ONLINE_PAGE_FN:
+            sub = (pfn >> SM_PFN_SUBSECTION_SHIFT) & 63
+            if s.usage == SM_USAGE_NONE or not ((s.subsection_map >> sub) & 1):
+                return 0
+    elif self.kflags & SM_K_SUBSECTION:
         if not self.c_pfn_valid(pfn):
-            return False
-    elif not _section_valid(self, pfn >> SM_PFN_SECTION_SHIFT):
-        return False
+            return 0
+    elif s == NULL or not (s.mem_map & SM_SECTION_HAS_MEM_MAP):
+        return 0
     zn = _zn_c(self, pfn)
-    if zn < 0 or (zn >> 3) != nid:
-        return False
-    return zone < 0 or (zn & 7) == zone
+    if zn == ZN_FREED:
+        _raise_freed(self, pfn)
+    if zn < 0:
+        return 0
+    if ((self.kflags & SM_K_PROBE_ONLINE) and (self.kflags & SM_K_ONLINE_PAGE_FN)
+            and (zn & 7) == SM_ZONE_DEVICE and (s.mem_map & both) == both):
+        return 0    # get_dev_pagemap finds the pfn's pgmap: offline
+    if (zn >> 3) != nid:
+        return 0
+    return 1 if zone < 0 or (zn & 7) == zone else 0
 
 
 cdef list _rows(SectionTable self, bint all_fields):

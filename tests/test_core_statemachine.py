@@ -7,8 +7,13 @@ nid, memmap zone/nid, vmemmap backing), ``vmemmap_stats()``, ``pfn_valid`` and
 ``pfn_valid_many`` on probe pfns at sub-section edges, the span scans, the altmap fields, the
 return value, the dmesg lines, and the exception (type and errno) of a failing step.
 
-The CI profile runs 300 examples per machine (tests/conftest.py): v5.3, v5.2, and the v5.5+
-usage-freeing rule (``UsageUnlessBootCoreMachine``).
+One machine runs per release of :data:`KERNELS` (the one list to extend; the CI profile runs 300
+examples per machine, tests/conftest.py): v5.2 (legacy), v5.3, v5.4 (span probes through
+``pfn_to_online_page``, ``SM_K_PROBE_ONLINE``), v5.5 (the usage-freeing rule), v5.9 (early partial
+removal keeps the memmap), v5.12 (the ``pfn_to_online_page`` function and SECTION_TAINT_ZONE_DEVICE)
+and v6.0 (nid shift 5).  Rules include ``page_init_poison`` and ``section_taint_zone_device``
+(later-eras-hotplug-evidence.md §5 step 4), and every struct-page read compares its outcome, so a
+read of a memmap freed by a v5.3-v5.8 partial early removal must be a KernelBug in both cores.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 import sparsemem
 from sparsemem import KernelBug, KernelError, reference
 from sparsemem import constants as C
-from sparsemem.kernel import kernel_model, replace
+from sparsemem.kernel import kernel_model
 
 SEC = C.PAGES_PER_SECTION
 SUB = C.PAGES_PER_SUBSECTION
@@ -219,14 +224,40 @@ class CoreMachine(RuleBasedStateMachine):
         self.both("memmap_init_zone", nid, zone, start, n)
         self.compare()
 
+    @rule(start=pfn_any, n=st.integers(0, 4 * SEC))
+    def poison(self, start, n):
+        """``page_init_poison`` (v5.6+ ``remove_pfn_range_from_zone``), any range."""
+        self.both("page_init_poison", start, n)
+        self.note(start, max(n, 1))
+        self.compare()
+
+    @rule(pfn=pfn_any)
+    def taint(self, pfn):
+        """``section_taint_zone_device`` (RuntimeError in both before v5.12)."""
+        self.both("section_taint_zone_device", pfn)
+        self.compare()
+
     @rule(nid=st.integers(0, 3), zone=st.one_of(st.none(), st.integers(0, 4)), start=pfn_any,
           n=st.integers(0, 8 * SEC))
     def span_scans(self, nid, zone, start, n):
         self.both("find_smallest_section_pfn", nid, zone, start, start + n)
         self.both("find_biggest_section_pfn", nid, zone, start, start + n)
         for p in (start, start + n // 2):
-            assert self.c.pfn_to_nid(p) == self.r.pfn_to_nid(p)
-            assert self.c.page_zonenum(p) == self.r.page_zonenum(p)
+            self.both("pfn_to_nid", p)
+            self.both("page_zonenum", p)
+
+    @rule(data=st.data(), nid=st.integers(0, 3))
+    def read_struct_pages(self, data, nid):
+        """Struct-page reads at the edges of the ranges added or removed so far: after a v5.3-v5.8
+        partial removal from an early section they hit the freed boot memmap."""
+        if not self.probes:
+            return
+        for p in data.draw(st.lists(st.sampled_from(sorted(self.probes)), min_size=1, max_size=4)):
+            self.both("pfn_to_nid", p)
+            self.both("page_zonenum", p)
+            if p >= 0:
+                self.both("find_smallest_section_pfn", nid, None, p, p + 2 * SUB)
+                self.both("find_biggest_section_pfn", nid, None, p + 1, p + 2 * SUB)
 
     @rule(args=st.tuples(st.one_of(st.integers(-5, WINDOW * SEC), st.just(1 << 70), st.just(1.5), st.just("x")),
                          st.one_of(st.integers(-3, 3 * SEC), st.just(1 << 64))))
@@ -235,12 +266,18 @@ class CoreMachine(RuleBasedStateMachine):
         before = self.c.snapshot()
         self.both("sparse_add_section", 0, *args)
         self.both("sparse_remove_range", *args)
+        self.both("page_init_poison", *args)
         if not isinstance(args[0], (float, str)):
             self.note(int(args[0]), 1)
         self.compare()
         if before != self.c.snapshot():
             # only a successful call may change the state: check it really was a valid call
             assert all(isinstance(a, int) and a >= 0 for a in args)
+        before = self.c.snapshot()
+        self.both("section_taint_zone_device", args[0])
+        self.compare()
+        if before != self.c.snapshot():
+            assert isinstance(args[0], int) and args[0] >= 0
 
     @invariant()
     def sections_consistent(self):
@@ -258,32 +295,27 @@ class CoreMachine(RuleBasedStateMachine):
         assert self.c._derived_word_errors() == []
 
 
-class LegacyCoreMachine(CoreMachine):
-    kernel = "5.2"
+#: The releases the differential machine runs in, one machine each (later-eras-hotplug-evidence.md
+#: §4 "Cross-row tests": one release per row; extend this list to cover more rows).
+KERNELS = ("5.2", "5.3", "5.4", "5.5", "5.9", "5.12", "6.0")
+
+MACHINES = {k: type(f"CoreMachine_{k.replace('.', '_')}", (CoreMachine,), {"kernel": k}) for k in KERNELS}
+for _k, _machine in MACHINES.items():
+    globals()[f"TestCore_{_k.replace('.', '_')}"] = _machine.TestCase
+del _k, _machine
 
 
-def unless_boot_model():
-    """A model with the v5.5+ usage rule (later-eras-hotplug.md A8): the 5.5 row once
-    kernel.ERAS has it, until then v5.3 with only ``usage_free_rule`` changed."""
-    model = kernel_model("5.5")
-    return model if model.usage_free_rule == "unless_boot" else replace(kernel_model("5.3"),
-                                                                         usage_free_rule="unless_boot")
-
-
-class UsageUnlessBootCoreMachine(CoreMachine):
-    kernel = unless_boot_model()
-
-
-TestCoreSubsection = CoreMachine.TestCase
-TestCoreLegacy = LegacyCoreMachine.TestCase
-TestCoreUsageUnlessBoot = UsageUnlessBootCoreMachine.TestCase
-
-
-def test_the_usage_machine_runs_the_v55_rule():
-    """The third machine differs from the first in the usage rule (and in nothing else the core
-    reads until the 5.5 row exists)."""
-    assert CoreMachine.kernel == "5.3" and kernel_model("5.3").usage_free_rule == "unless_early"
-    assert UsageUnlessBootCoreMachine.kernel.usage_free_rule == "unless_boot"
+def test_the_machines_cover_every_core_switch():
+    """Between them the machines run both values of every switch the cores read (the SM_K_* bits
+    of include/sparsemem.h: sub-section era, usage rule, kaddr bug, early partial free, encoded
+    NULL, probe mode, pfn_to_online_page function, TAINT) and two early-nid shifts."""
+    models = [kernel_model(k) for k in KERNELS]
+    for switch in ("subsection", "subsection_memmap_kaddr_bug", "early_partial_remove_frees_memmap",
+                   "deactivate_writes_encoded_null", "shrink_probes_online_sections",
+                   "pfn_to_online_page_subsection", "section_taint_zone_device"):
+        assert {bool(getattr(m, switch)) for m in models} == {False, True}, switch
+    assert {m.usage_free_rule for m in models} == {"unless_early", "unless_boot"}
+    assert {m.section_nid_shift for m in models} >= {3, 5}
 
 
 def test_pickle_roundtrip_both_ways():

@@ -183,6 +183,37 @@ def usage_freed_unless_early(model) -> bool:
     return rule == "unless_early"
 
 
+def taint_zone_device(model) -> bool:
+    """``model.section_taint_zone_device`` (``SM_K_TAINT_ZONE_DEVICE`` in include/sparsemem.h),
+    checked against the word layout: SECTION_TAINT_ZONE_DEVICE is bit 4, which is a flag only
+    when ``section_map_last_bit`` is 1<<5 (v5.12+); with a narrower flag field bit 4 belongs to
+    the encoded memmap, so such a model is refused (ValueError) rather than corrupting words."""
+    on = bool(model.section_taint_zone_device)
+    if on and model.section_map_last_bit <= C.SECTION_TAINT_ZONE_DEVICE:
+        raise ValueError(f"KernelModel of kernel {model.name}: section_taint_zone_device needs "
+                         f"section_map_last_bit > 0x{C.SECTION_TAINT_ZONE_DEVICE:x}, not "
+                         f"0x{model.section_map_last_bit:x}")
+    return on
+
+
+def no_taint_message(model) -> str:
+    return (f"section_taint_zone_device: kernel {model.name} has no SECTION_TAINT_ZONE_DEVICE "
+            f"(the flag and its setter are v5.12+, 1f90a3477df3)")
+
+
+def freed_memmap_message(pfn: int, unmapped: bool) -> str:
+    """The KernelBug of a read of a struct page that a v5.3-v5.8 partial removal from an early
+    section freed (``section_deactivate`` depopulates that part of the boot memmap while
+    ``pfn_valid`` stays true: later-eras-hotplug-evidence.md §1 row 5.9, §3.3)."""
+    nr = pfn >> C.PFN_SECTION_SHIFT
+    how = ("its vmemmap PMD is unmapped: page fault" if unmapped else
+           "it reads the 0xFD filler of the vmemmap teardown (node and zone garbage; page_zone "
+           "dereferences the NODE_DATA of a node that does not exist)")
+    return (f"struct page of pfn 0x{pfn:x} (early section {nr}) was freed by a partial removal: "
+            f"v5.3-v5.8 section_deactivate frees that part of the boot memmap while pfn_valid stays "
+            f"true (fixed by ef69bc9f689d in v5.9); {how}")
+
+
 def deactivated_message(pfn: int, nr_pages: int) -> str:
     return f"section already deactivated ({hexfmt(pfn)} + {nr_pages})"
 

@@ -20,7 +20,7 @@ cdef extern from "sparsemem.h" nogil:
     const unsigned long long SM_USEMAP_BYTES, SM_MEM_SECTION_USAGE_BYTES, SM_MIGRATE_MOVABLE
     # §2.2 flag bits of section_mem_map
     const unsigned long long SM_SECTION_MARKED_PRESENT, SM_SECTION_HAS_MEM_MAP, SM_SECTION_IS_ONLINE
-    const unsigned long long SM_SECTION_IS_EARLY, SM_SECTION_NID_SHIFT
+    const unsigned long long SM_SECTION_IS_EARLY, SM_SECTION_TAINT_ZONE_DEVICE, SM_SECTION_NID_SHIFT
     # §2.4 virtual layout
     const unsigned long long SM_VMEMMAP_BASE_4LVL, SM_VMEMMAP_BASE_5LVL
     const unsigned long long SM_PAGE_OFFSET_4LVL, SM_PAGE_OFFSET_5LVL
@@ -30,6 +30,7 @@ cdef extern from "sparsemem.h" nogil:
     # behaviour switches (KernelModel fields as bits)
     const unsigned int SM_K_SUBSECTION, SM_K_SECTION_IS_EARLY, SM_K_SWALLOW_EEXIST, SM_K_KADDR_BUG
     const unsigned int SM_K_EARLY_PARTIAL_FREE, SM_K_ENCODED_NULL, SM_K_USAGE_FREE_UNLESS_EARLY
+    const unsigned int SM_K_PROBE_ONLINE, SM_K_ONLINE_PAGE_FN, SM_K_TAINT_ZONE_DEVICE
     # vmemmap backing, usage origin, poisoned zone/nid
     const int SM_VMM_NONE, SM_VMM_BOOT_PMD, SM_VMM_PMD_RAM, SM_VMM_PMD_ALTMAP, SM_VMM_PTE
     const int SM_USAGE_NONE, SM_USAGE_BOOT, SM_USAGE_SLAB

@@ -46,9 +46,10 @@ SCENARIOS = ("deactivate-vs-pfn_valid", "deactivate-vs-pfn_to_online_page")
 #: The outcome kinds, in the order :func:`explore` lists them.
 OUTCOMES = ("ok", "null-deref", "use-after-free", "stale")
 
-#: ``SECTION_TAINT_ZONE_DEVICE`` (bit 4, v5.12+: later-eras-hotplug.md A2); never set on the
-#: System RAM section of the scenario, tested by ``online_device_section``.
-_TAINT = 1 << 4
+#: ``SECTION_TAINT_ZONE_DEVICE`` (bit 4, v5.12+: later-eras-hotplug.md A2; the cores' constant,
+#: include/sparsemem.h); never set on the System RAM section of the scenario, tested by
+#: ``online_device_section``.
+_TAINT = C.SECTION_TAINT_ZONE_DEVICE
 #: The section of the scenarios: a whole section hot-added at 6 GiB (not early), and a pfn in
 #: its sub-section 5.
 SECTION_NR = 48

@@ -29,6 +29,7 @@ from .kernel import DEFAULT_KERNEL, as_model
 __all__ = ["SectionTable", "VmemAltmap"]
 
 _ALL = _U64  # all 64 sub-sections
+_HUGE = (C.VMM_BOOT_PMD, C.VMM_PMD_RAM, C.VMM_PMD_ALTMAP)  # memmap mapped by one 2 MiB PMD
 
 
 # phases of the boot protocol (§3): memory_present* -> sparse_init -> subsection_map_init*
@@ -135,6 +136,7 @@ class SectionTable:
         bits = K.check_bits(max_physmem_bits)
         self._model = as_model(kernel)
         self._usage_free_unless_early = K.usage_freed_unless_early(self._model)
+        self._taint = K.taint_zone_device(self._model)
         self._bits = bits
         self._nr_sections = 1 << (bits - C.SECTION_SIZE_BITS)
         self._pfn_limit = 1 << (bits - C.PAGE_SHIFT)
@@ -293,14 +295,33 @@ class SectionTable:
         return out
 
     def pfn_to_nid(self, pfn) -> int:
-        """Node of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent."""
+        """Node of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent.
+
+        KernelBug when v5.3-v5.8 freed that struct page (:meth:`page_zonenum`)."""
         zn = self._zn(pfn)
         return -1 if zn is None else zn >> 3
 
     def page_zonenum(self, pfn) -> int:
-        """Zone index of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent."""
+        """Zone index of ``pfn``'s struct page, or -1 if its memmap is poisoned/absent.
+
+        KernelBug when the struct page was freed while ``pfn_valid`` stays true: a v5.3-v5.8
+        partial removal from an early section (``early_partial_remove_frees_memmap``) fills
+        that part of the boot memmap with 0xFD, or unmaps its PMD once all of it is 0xFD, and a
+        later read gets garbage or faults (later-eras-hotplug-evidence.md §1 row 5.9, §3.3).
+        The same goes for the span probes, which read the struct page too; a sub-section that
+        ``memmap_init_zone`` wrote again since (a re-added range, onlined) reads normally."""
         zn = self._zn(pfn)
         return -1 if zn is None else zn & 7
+
+    def _memmap_freed(self, ms, sub: int) -> bool:
+        """The struct pages of sub-section ``sub`` of early, valid section ``ms`` were freed
+        by a v5.3-v5.8 partial removal: its PMD is gone, or it holds the 0xFD marks and has not
+        been initialised since."""
+        if not (self._model.early_partial_remove_frees_memmap and ms.mem_map & C.SECTION_IS_EARLY):
+            return False
+        if ms.vmm == C.VMM_NONE:
+            return True
+        return bool(ms.vmm in _HUGE and ms.fd_mask >> sub & 1 and not ms.init_mask >> sub & 1)
 
     def _zn(self, pfn):
         pfn = _index(pfn, "pfn")
@@ -310,6 +331,8 @@ class SectionTable:
         if ms is None or not ms.mem_map & C.SECTION_HAS_MEM_MAP:
             return None
         sub = (pfn & (C.PAGES_PER_SECTION - 1)) >> C.PFN_SUBSECTION_SHIFT
+        if self._memmap_freed(ms, sub):
+            raise KernelBug(K.freed_memmap_message(pfn, ms.vmm == C.VMM_NONE))
         if not ms.init_mask >> sub & 1:
             return None
         return ms.zn[sub]
@@ -713,15 +736,90 @@ class SectionTable:
                     shift = b * C.NR_PAGEBLOCK_BITS
                     ms.usemap = (ms.usemap & ~(0xF << shift)) | (C.MIGRATE_MOVABLE << shift)
 
+    def page_init_poison(self, pfn, nr_pages) -> None:
+        """``page_init_poison(pfn_to_page(pfn), sizeof(struct page) * nr_pages)``: the struct
+        pages of the range read as never initialised again (``page_zonenum``/``pfn_to_nid``
+        -1), as v5.6+ ``remove_pfn_range_from_zone`` leaves them after an offline
+        (later-eras-hotplug-evidence.md §1 row 5.6, "mm/memory_hotplug: poison memmap in
+        remove_pfn_range_from_zone()").  The kernel fills them with 0xFF only under
+        CONFIG_DEBUG_VM; the model's "poisoned" means "not initialised" whatever the build, as
+        for a hot-added memmap.  Per 2 MiB sub-section like :meth:`memmap_init_zone` (a
+        partially covered one counts as poisoned), only where a memmap exists; pageblock flags
+        are not struct pages and stay.  ``nr_pages`` 0 does nothing.  TypeError / ValueError
+        (range beyond the address space) before anything changes."""
+        start = _unsigned(pfn, "pfn")
+        nr = _unsigned(nr_pages, "nr_pages")
+        if start + nr > self._pfn_limit:
+            raise ValueError(f"page_init_poison: pfn range [0x{start:x}-0x{start + nr:x}) "
+                             f"exceeds max pfn 0x{self._pfn_limit:x}")
+        for p, n in K.pieces(start, nr):
+            ms = self._nr_to_section(p >> C.PFN_SECTION_SHIFT)
+            if ms is None or not ms.mem_map & C.SECTION_HAS_MEM_MAP:
+                continue
+            ms.init_mask &= ~subsection_mask(p, n)
+
+    def section_taint_zone_device(self, pfn) -> None:
+        """``section_taint_zone_device(pfn)`` (v5.12+, mm/memory_hotplug.c): OR
+        SECTION_TAINT_ZONE_DEVICE (bit 4) into the word of ``pfn``'s section, whatever that
+        section holds; only the final ``section_mem_map = 0`` of a full deactivation clears it
+        (later-eras-hotplug-evidence.md §1 row 5.12).  RuntimeError in a kernel without the flag
+        (``model.section_taint_zone_device`` False: before v5.12 bit 4 is part of the encoded
+        memmap); TypeError / ValueError (pfn beyond the address space) before anything
+        changes; KernelBug when the section's root is not allocated (``__pfn_to_section`` is
+        NULL and the kernel dereferences it)."""
+        pfn = _unsigned(pfn, "pfn")
+        if not self._taint:
+            raise RuntimeError(K.no_taint_message(self._model))
+        if pfn >= self._pfn_limit:
+            raise ValueError(f"section_taint_zone_device: pfn 0x{pfn:x} exceeds max pfn 0x{self._pfn_limit:x}")
+        nr = pfn >> C.PFN_SECTION_SHIFT
+        ms = self._nr_to_section(nr)
+        if ms is None:
+            raise KernelBug(f"section_taint_zone_device(pfn 0x{pfn:x}): __pfn_to_section is NULL (the root of "
+                            f"section {nr} is not allocated): NULL dereference")
+        ms.mem_map |= C.SECTION_TAINT_ZONE_DEVICE
+
     # ------------------------------------------------------------------ span scans (§6.5)
+    def _probed_section(self, nr: int) -> bool:
+        """A section whose pfns a span probe may take: valid, and online in the v5.4+ mode
+        (the section tests of ``pfn_valid`` / ``pfn_to_online_page``)."""
+        ms = self._nr_to_section(nr)
+        if ms is None or not ms.mem_map & C.SECTION_HAS_MEM_MAP:
+            return False
+        return not self._model.shrink_probes_online_sections or bool(ms.mem_map & C.SECTION_IS_ONLINE)
+
     def _probe(self, pfn: int, nid: int, zone) -> bool:
-        if self._model.subsection:
+        """One probe of ``find_smallest/biggest_section_pfn``: v5.2 ``valid_section``, v5.3
+        ``pfn_valid``, v5.4+ ``pfn_to_online_page`` (``shrink_probes_online_sections``): the
+        section is online; from v5.12 (``pfn_to_online_page_subsection``) also its sub-section
+        bit (``pfn_section_valid``: the usage bitmap, early or not), and in an online section
+        tainted with SECTION_TAINT_ZONE_DEVICE a pfn that ``get_dev_pagemap`` finds is not
+        online.  The core has no pgmap table: it takes a struct page of ZONE_DEVICE there for
+        a pfn a pgmap covers (``memmap_init_zone_device`` writes that zone for every pfn of a
+        pgmap).  Then the struct page is read: node, then zone."""
+        m = self._model
+        nr = pfn >> C.PFN_SECTION_SHIFT
+        ms = self._nr_to_section(nr)
+        if m.shrink_probes_online_sections:
+            if ms is None or not ms.mem_map & C.SECTION_IS_ONLINE:
+                return False
+            if m.pfn_to_online_page_subsection:
+                sub = (pfn & (C.PAGES_PER_SECTION - 1)) >> C.PFN_SUBSECTION_SHIFT
+                if ms.usage == C.USAGE_NONE or not ms.subsection_map >> sub & 1:
+                    return False
+        elif m.subsection:
             if not self.pfn_valid(pfn):
                 return False
-        elif not self.valid_section_nr(pfn >> C.PFN_SECTION_SHIFT):
+        elif not self.valid_section_nr(nr):
             return False
         zn = self._zn(pfn)
-        if zn is None or zn >> 3 != nid:
+        if zn is None:
+            return False
+        if (m.pfn_to_online_page_subsection and m.shrink_probes_online_sections and zn & 7 == C.ZONE_DEVICE
+                and ms.mem_map & (C.SECTION_IS_ONLINE | C.SECTION_TAINT_ZONE_DEVICE)
+                == C.SECTION_IS_ONLINE | C.SECTION_TAINT_ZONE_DEVICE):
+            return False  # get_dev_pagemap finds the pfn's pgmap: offline
+        if zn >> 3 != nid:
             return False
         return zone is None or zn & 7 == zone
 
@@ -742,8 +840,8 @@ class SectionTable:
         pfn = start
         while pfn < end:
             nr = pfn >> C.PFN_SECTION_SHIFT
-            if not self.valid_section_nr(nr):
-                # no probe in a section without memmap matches: go to the first one past it
+            if not self._probed_section(nr):
+                # no probe in a section without memmap (v5.4+: or offline) matches: go to the first one past it
                 pfn += -(-(((nr + 1) << C.PFN_SECTION_SHIFT) - pfn) // step) * step
                 continue
             if self._probe(pfn, nid, zone):
@@ -763,7 +861,7 @@ class SectionTable:
         pfn = end - 1
         while pfn >= start:
             nr = pfn >> C.PFN_SECTION_SHIFT
-            if pfn >= self._pfn_limit or not self.valid_section_nr(nr):
+            if pfn >= self._pfn_limit or not self._probed_section(nr):
                 # skip the probes left in this section (or above the address space)
                 low = min(nr << C.PFN_SECTION_SHIFT, self._pfn_limit)
                 pfn -= max(1, -(-(pfn - low + 1) // step)) * step if pfn >= low else step
