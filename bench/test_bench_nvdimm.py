@@ -43,3 +43,24 @@ def test_bench_infoblock_pack_unpack(benchmark):
         return sb_checksum(raw)
 
     benchmark.pedantic(run, rounds=20, iterations=10)
+
+
+@pytest.mark.parametrize("kernel", ["5.3", "6.8"])
+def test_bench_1000_namespaces_by_release(benchmark, kernel):
+    """Issue 11: create, enable and destroy 1000 fsdax namespaces in the 6.8 row vs the 5.3
+    row (compiled core; 16 MiB each, a multiple of 6.8's 16 MiB region align).  Run with
+    ``--benchmark-timer=time.process_time`` for CPU time on a shared machine; the ratio of the
+    two medians is the figure (bench/README.md), never asserted."""
+    benchmark.group = "nvdimm: 1000 x 16 MiB fsdax create+enable+destroy, by release"
+
+    def run():
+        m = Machine.from_iomem(LAYOUT, kernel=kernel)
+        r = m.regions[0]
+        nss = [r.create_namespace(size=16 * MiB) for _ in range(1000)]
+        assert all(ns.enabled for ns in nss)
+        for ns in nss:
+            ns.destroy()
+        assert r.available_size == r.size and not r.namespaces
+        return m
+
+    benchmark.pedantic(run, rounds=5, iterations=1)

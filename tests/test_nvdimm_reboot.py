@@ -101,13 +101,16 @@ def test_probe_validation_error_falls_back_to_raw(kernel):
     line = f"nd_pmem pfn0.0: alignment: {1 << 30:x} exceeds capacity {256 * MiB:x}"
     assert ns2.enabled and ns2.mode == "raw" and ns2.size == 256 * MiB
     assert ns2.error == (errno.EINVAL, line) and m2.dmesg[-1] == line
-    assert m2.model.pmem_probe_falls_back_to_raw
+    assert m2.model.probe_raw_fallback == "any"
     assert [res.name for res in ns2.resources] == ["namespace0.0"]
 
 
-def test_probe_without_raw_fallback_switch_raises_validation_error():
-    """The KernelModel switch (§4 "Deltas: v5.4"): without the fallback the probe fails and the
-    namespace stays disabled with the validation error, and no driver-core line is invented."""
+@pytest.mark.parametrize("eopnotsupp", [False, True])
+def test_probe_raw_fallback_switch_stops_only_for_eopnotsupp(eopnotsupp):
+    """The KernelModel switch (§4 "Deltas: v5.4"; later-eras-nvdimm-evidence.md R3, R8; updated:
+    it was a bool that stopped every fallback): ``"unless_eopnotsupp"`` (v5.4+) still falls back
+    for the -EINVAL of #11 (v5.4-v5.6) and leaves the namespace unbound for -EOPNOTSUPP (#11
+    from v5.7), with driver core's line for the namespace's own nd_pmem probe."""
     m = Machine.from_iomem(LAYOUT, kernel="5.3")
     ns = m.regions[0].create_namespace(size=256 * MiB)
     _rewrite(m, ns, align=1 << 30)
@@ -115,11 +118,16 @@ def test_probe_without_raw_fallback_switch_raises_validation_error():
     for old in list(m2.regions[0].namespaces):
         old.disable()
     m2.regions[0].namespaces.clear()
-    m2.model = replace(m2.model, pmem_probe_falls_back_to_raw=False)
+    m2.model = replace(m2.model, probe_raw_fallback="unless_eopnotsupp", pfn_validate_eopnotsupp=eopnotsupp)
+    mark = len(m2.dmesg)
     probe_all(m2.nvdimm)
     (ns2,) = m2.regions[0].namespaces
-    assert not ns2.enabled and ns2.error[0] == errno.EINVAL
-    assert not any("probe of" in ln for ln in m2.dmesg)
+    if eopnotsupp:
+        assert not ns2.enabled and ns2.error[0] == errno.EOPNOTSUPP
+        assert m2.dmesg[mark:][-1] == f"nd_pmem: probe of namespace0.0 failed with error -{errno.EOPNOTSUPP}"
+    else:
+        assert ns2.enabled and ns2.mode == "raw" and ns2.error[0] == errno.EINVAL
+        assert not any("probe of" in ln for ln in m2.dmesg[mark:])
 
 
 def test_reboot_page_misaligned_start_pad_never_raises():

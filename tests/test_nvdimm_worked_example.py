@@ -9,6 +9,7 @@ import pytest
 
 from helpers import PMEM_AFTER_RAM_IN_SECTION, RAM_4G_PMEM_4G, GiB, MiB
 from sparsemem.errors import KernelError
+from sparsemem.kernel import row_releases
 from sparsemem.machine import Machine
 from sparsemem.nvdimm import bus
 from sparsemem.nvdimm.infoblock import InfoBlock
@@ -140,3 +141,39 @@ def test_section_4_2_firmware_moves_legacy_block(kernel):
         assert ns.enabled and ns.error is None
         assert (ns.pgmap.start, ns.pgmap.end) == (0x2_0600_0000, 0x2_41FF_FFFF)
         assert ns.start_pad == 64 * MiB
+
+
+# ------------------------------------------------------------------ every row (issue 11)
+def _n1_expected(model):
+    """§3.4's N1 (1 GiB fsdax from 0x2_0400_0000, align 2 MiB) recomputed from the formulas of
+    MN §3.1/§3.2 and later-eras-nvdimm.md §11 for the row: (start_pad, dataoff, npfns, usable,
+    minor, page_struct_size recorded)."""
+    start = NS_START
+    if model.nvdimm_pads_to_sections:        # 5.1/5.2: section 64 holds RAM -> pad to section 65
+        sp = -(-start // (128 * MiB)) * 128 * MiB - start
+        npfns_r = -(-((GiB - sp - 8192) // 4096) // 32768) * 32768
+        dataoff = -(-(start + sp + 8192 + 64 * npfns_r) // (2 * MiB)) * 2 * MiB - (start + sp)
+        return sp, dataoff, (GiB - sp - dataoff) // 4096, GiB - sp - dataoff, 2, 0
+    psz = model.max_struct_page_size         # 128 in 6.1.0-6.1.11 (R18), else 64
+    dataoff = -(-(start + 8192 + psz * ((GiB - 8192) // 4096)) // (2 * MiB)) * 2 * MiB - start
+    minor = model.infoblock_minor
+    return 0, dataoff, (GiB - dataoff) // 4096, GiB - dataoff, minor, (psz if minor >= 4 else 0)
+
+
+@pytest.mark.parametrize("kernel", list(row_releases()) + ["6.1.5", "6.1.11"])
+def test_n1_on_every_row(kernel):
+    """The §3.4 worked example (scenario A) on every row of the table, numbers from the
+    formulas; the memmap placement is the §3.4 "After" one from 5.3 on (7 altmap PMDs, section
+    64 early, section 72's 64 MiB in RAM base pages), the 8 PMDs of "Before" in 5.1/5.2."""
+    m = Machine.from_iomem(LAYOUT_A, kernel=kernel)
+    before = m.sections.vmemmap_stats()
+    ns = m.regions[0].create_namespace(size=GiB)
+    sp, dataoff, npfns, usable, minor, psz = _n1_expected(m.model)
+    assert (ns.start, ns.start_pad, ns.dataoff, ns.npfns, ns.size) == (NS_START, sp, dataoff, npfns, usable)
+    sb = InfoBlock.unpack(m.regions[0].media.read(ns.offset + 4096, 4096))
+    assert (sb.version_minor, sb.page_struct_size, sb.dataoff, sb.npfns) == (minor, psz, dataoff, npfns)
+    d = {k: m.sections.vmemmap_stats()[k] - before[k] for k in before}
+    if m.model.nvdimm_pads_to_sections:
+        assert (d["pmds_altmap"], d["base_pages_ram"]) == (8, 0)
+    else:
+        assert (d["pmds_altmap"], d["base_pages_ram"]) == (7, 64 * MiB // 4096 * 64 // 4096)

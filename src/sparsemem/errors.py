@@ -42,10 +42,16 @@ class KernelBug(RuntimeError):
     """The real kernel would BUG(), oops or hang here; the simulation refuses instead."""
 
 
+#: the kernel's name where Python's ``errno.errorcode`` gives a userspace alias: 95 is
+#: EOPNOTSUPP in include/uapi/asm-generic/errno.h (glibc's ENOTSUP is the same number)
+_KERNEL_NAMES = {_errno.EOPNOTSUPP: "EOPNOTSUPP"}
+
+
 def errno_name(err: int) -> str:
-    """``errno_name(17) == "EEXIST"`` (accepts the kernel's negative form too)."""
+    """``errno_name(17) == "EEXIST"`` (accepts the kernel's negative form too); 95 is
+    ``"EOPNOTSUPP"``, as the kernel names it."""
     err = abs(int(err))
-    return _errno.errorcode.get(err, f"E{err}")
+    return _KERNEL_NAMES.get(err) or _errno.errorcode.get(err, f"E{err}")
 
 
 def check(rc: int, message: str = "") -> int:

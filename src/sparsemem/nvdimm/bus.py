@@ -13,7 +13,7 @@ from typing import Optional
 
 from ..errors import KernelError
 from .infoblock import DAX_SIG, PFN_SIG
-from .namespace import BTT_SIG, Namespace, error_line, map_of
+from .namespace import BTT_SIG, Namespace, error_line, log_probe_failed, map_of
 from .region import Region
 
 __all__ = ["NvdimmBus", "attach", "reboot", "reboot_from", "PMEM_NAMES"]
@@ -76,20 +76,30 @@ def attach(machine, pmem_resources, regions=None) -> NvdimmBus:
     return bus
 
 
-class _ProbeValidateError(KernelError):
-    """A failed ``nd_pfn_validate`` on the probe path (no fallback to raw in this era)."""
+class _NamespaceProbeError(KernelError):
+    """``nd_pmem_probe`` of the namespace device itself failed: the 5.7+ compat-align check of
+    ``nvdimm_namespace_common_probe`` (R10) or, from 5.4, a pfn/dax validation that returned
+    -EOPNOTSUPP (R3).  The namespace stays unbound; driver core reports it for ``nd_pmem`` and
+    the namespace (not the pfn/dax device)."""
 
 
 def _probe_namespace(ns: Namespace) -> None:
-    """``nd_pmem_probe`` order: BTT, pfn (fsdax), dax (devdax), else raw (probe path, MN §4).
+    """``nd_pmem_probe`` of a namespace device: ``nvdimm_namespace_common_probe`` (v5.7+:
+    :meth:`Namespace.check_compat_align`, before any personality, R10), then BTT, pfn (fsdax),
+    dax (devdax), else raw (probe path, MN §4).
 
-    A validation error other than -ENODEV (e.g. -ENXIO "bad offset", §4 #13): with
-    ``model.pmem_probe_falls_back_to_raw`` (v5.1-v5.3; dropped for -EOPNOTSUPP in v5.4, §4
-    "Deltas") the probe keeps going and the namespace is attached as a raw pmem device (full
-    raw size, enabled); the validator's dev_err line stays in dmesg and ``ns.error`` records
-    ``(errno, line)``.  Without the switch the error is raised (namespace left disabled).
+    A validation error other than -ENODEV (e.g. -ENXIO "bad offset", §4 #13): while
+    ``model.probe_raw_fallback`` is ``"any"`` (v5.1-v5.3) the probe keeps going and the
+    namespace is attached as a raw pmem device (full raw size, enabled); the validator's
+    dev_err line stays in dmesg and ``ns.error`` records ``(errno, line)``.  From v5.4
+    (``"unless_eopnotsupp"``, R3) -EOPNOTSUPP ends the probe instead: the namespace is left
+    unbound (raised here, recorded by :func:`probe_all`), other errors still fall back.
     """
     m = ns.machine
+    try:
+        ns.check_compat_align()
+    except KernelError as e:
+        raise _NamespaceProbeError(e.errno, e.strerror) from None
     data = ns._read_block(probe=True)       # None: the namespace is too small to hold one
     if data is not None and data[:16] == BTT_SIG:
         ns.mode = "sector"
@@ -103,9 +113,9 @@ def _probe_namespace(ns: Namespace) -> None:
         ns.mode = mode
         if vr.rc:
             mark = len(m.dmesg)
-            err = ns._validate_error(vr, _ProbeValidateError)
-            if not m.model.pmem_probe_falls_back_to_raw:
-                raise err
+            if vr.rc == -errno.EOPNOTSUPP and m.model.probe_raw_fallback == "unless_eopnotsupp":
+                raise ns._validate_error(vr, _NamespaceProbeError)
+            err = ns._validate_error(vr)
             failed = (err.errno, error_line(m.dmesg[mark:], err.strerror))
             continue
         sb = vr.sb
@@ -132,11 +142,14 @@ def probe_all(bus: NvdimmBus) -> None:
             except KernelError as e:
                 ns.enabled = False
                 ns.error = (e.errno, error_line(m.dmesg[mark:], e.strerror))
-                # driver core's line for a failing pfn/dax device probe (enable path only: a
-                # failed nd_pfn_validate is not a device probe failure)
-                if (ns.is_pfn_mode and e.errno not in (errno.ENODEV, errno.ENXIO)
-                        and not isinstance(e, _ProbeValidateError)):
-                    m.log(f"{ns.driver}: probe of {ns.pfn_dev} failed with error -{e.errno}")
+                # driver core's line for a failing probe (drivers/base/dd.c: -ENODEV and -ENXIO
+                # are dev_dbg only): the namespace's own nd_pmem probe, or the pfn/dax device's
+                # probe (the enable path) for a namespace whose block validated
+                if e.errno not in (errno.ENODEV, errno.ENXIO):
+                    if isinstance(e, _NamespaceProbeError) or not ns.is_pfn_mode:
+                        log_probe_failed(m, "nd_pmem", ns.dev, e.errno)
+                    else:
+                        log_probe_failed(m, ns.driver, ns.pfn_dev, e.errno)
             except Exception as e:  # reboot never raises for media contents
                 ns.enabled = False
                 ns.error = (errno.EINVAL, f"{ns.dev}: probe failed: {e}")

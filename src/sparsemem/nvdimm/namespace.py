@@ -17,9 +17,11 @@ import errno
 import uuid as _uuid
 from typing import Any, Optional
 
+from .. import constants as C
 from ..errors import KernelError, errno_name
 from ..memremap import DevPagemap, make_altmap, memremap_pages, memunmap_pages
 from ..printk import CUT_HERE, WARNING_PREFIX, warn_once
+from ..resource import REGION_MIXED
 from . import pfn as P
 from .infoblock import (
     DAX_SIG,
@@ -32,7 +34,8 @@ from .infoblock import (
     InfoBlock,
 )
 
-__all__ = ["Namespace", "MODES", "PFN_MODES", "BTT_SIG", "enable_error", "error_line", "pfn_mode_of", "map_of"]
+__all__ = ["Namespace", "MODES", "PFN_MODES", "BTT_SIG", "enable_error", "error_line", "pfn_mode_of", "map_of",
+           "probe_failed_line", "log_probe_failed"]
 
 MODES = ("raw", "sector", "fsdax", "devdax")
 #: the personalities that sit on a pfn/dax info-block (``nd_pfn``/``nd_dax``)
@@ -64,6 +67,27 @@ def error_line(lines, default: str = "") -> str:
         if not line.startswith((CUT_HERE, WARNING_PREFIX)):
             return line
     return lines[-1] if lines else default
+
+
+def _pr(start: int, end: int) -> str:
+    """``%pr`` of a namespace resource (IORESOURCE_MEM): ``[mem 0x...-0x... flags 0x200]``."""
+    return f"[mem {start:#010x}-{end:#010x} flags 0x200]"
+
+
+def probe_failed_line(model, driver: str, dev: str, err: int) -> str:
+    """What the driver core prints when ``driver``'s probe of ``dev`` fails with ``-err``
+    (not for -ENODEV / -ENXIO, which it only dev_dbg's): ``"<drv>: probe of <dev> failed
+    with error -N"`` (pr_warn) until v6.8, ``"<drv> <dev>: probe with driver <drv> failed
+    with error -N"`` (dev_err) from v6.9 (drivers/base/dd.c ``call_driver_probe``, R24)."""
+    if model.probe_fail_dev_err:
+        return f"{driver} {dev}: probe with driver {driver} failed with error -{err}"
+    return f"{driver}: probe of {dev} failed with error -{err}"
+
+
+def log_probe_failed(m, driver: str, dev: str, err: int) -> None:
+    """Log :func:`probe_failed_line` at its printk level: KERN_WARNING (pr_warn) until v6.8,
+    KERN_ERR (dev_err) from v6.9."""
+    m.log(probe_failed_line(m.model, driver, dev, err), "err" if m.model.probe_fail_dev_err else "warning")
 
 
 def enable_error(dev: str, err: KernelError) -> KernelError:
@@ -102,6 +126,9 @@ class Namespace:
         self.resources: list = []
         self.error: Optional[tuple[int, str]] = None
         self.version_minor: Optional[int] = None
+        #: devdax: whether the device-dax driver bound the dax device (False for a 0-size
+        #: device, issue 11 item 3); None for the other modes or before an enable
+        self.dax_enabled: Optional[bool] = None
 
     # ---------------------------------------------------------------- names
     @property
@@ -212,7 +239,7 @@ class Namespace:
         # a failed read is -ENXIO (MN §4 check #3)
         return P.nd_pfn_validate(b"" if data is None else data, sig, ns_start=self.start,
                                  ns_size=self.raw_size, ns_uuid=self.uuid, ns_name=self.dev, init=init,
-                                 region_is_pmem=True, read_error=data is None)
+                                 region_is_pmem=True, read_error=data is None, model=self.machine.model)
 
     def _validate_error(self, vr, cls=KernelError) -> KernelError:
         """A failed ``nd_pfn_validate``: log its dev_err line (if any) and return the error."""
@@ -243,10 +270,10 @@ class Namespace:
             if sp + et:
                 self._log(f"{self.dev} alignment collision, truncate {sp + et} bytes")
         rc, layout, why = P.compute_layout(model, self.start, self.raw_size, mode, self.align,
-                                           start_pad=sp, end_trunc=et)
+                                           start_pad=sp, end_trunc=et, ns_name=self.dev)
         if rc:
             if why:
-                self._log(f"{self.dev} {why}")
+                self._log(why)
             raise KernelError(-rc, f"nd_pfn_init of {self.dev}: {why or 'mode none'} (start {self.start:#x} "
                                    f"size {self.raw_size:#x} start_pad {sp:#x} end_trunc {et:#x})")
         assert layout is not None  # rc == 0
@@ -270,6 +297,7 @@ class Namespace:
         if setup.message:
             self._log(setup.message)
         off = sb.dataoff
+        shift = 0
         try:
             if self.mode == "devdax":
                 # __dax_pmem_probe: metadata reservation, then alloc_dax_region's alignment (MN §5.2)
@@ -284,15 +312,37 @@ class Namespace:
                 if not raw_align or dstart % raw_align or dsize % raw_align:
                     raise KernelError(errno.ENOMEM, f"alloc_dax_region: [mem {dstart:#x}+{dsize:#x}] not aligned "
                                                     f"to sb.align {raw_align:#x}")
-                # dev_dax_probe (drivers/dax/device.c, v5.1-v5.3) claims the dax region *before*
+                if dsize == 0:
+                    # npfns 0 (v5.3-v6.5; issue 11 item 3, later-eras-nvdimm-evidence.md §2.1):
+                    # alloc_dax_region accepts the empty range and the dax device is created, so
+                    # the nd_dax device binds; the device-dax driver then fails (v5.1-v5.9:
+                    # dev_dax_probe cannot reserve an empty region, -EBUSY; v5.10+: dax_bus_probe
+                    # refuses a 0-size device with a silent -ENXIO, R13) and maps nothing
+                    if not m.model.dax_bus_probe:
+                        m.log(f"device_dax {self.chardev}: could not reserve region "
+                              f"[mem {dstart:#010x}-{dstart - 1:#010x}]", "warning")
+                        log_probe_failed(m, "device_dax", self.chardev, errno.EBUSY)
+                    self.dax_enabled = False
+                    self._finish_pfn(sb)
+                    return
+                # dev_dax_probe (drivers/dax/device.c) claims the dax region *before*
                 # devm_memremap_pages: a busy range (e.g. System RAM hot-added inside the
-                # region) fails with -EBUSY while no section has been touched
+                # region) fails with -EBUSY while no section has been touched ("could not
+                # reserve region %pR" until v5.9, "mapping%d: %#llx-%#llx could not reserve
+                # range" per range from v5.10, R13)
                 try:
                     self._request(dstart, dsize, self.chardev)
                 except KernelError as e:
-                    self.machine.log(f"device_dax {self.chardev}: could not reserve region "
-                                     f"[mem {dstart:#010x}-{dstart + dsize - 1:#010x}]")
+                    if m.model.dax_bus_probe:      # dev_warn
+                        m.log(f"device_dax {self.chardev}: mapping0: {dstart:#x}-{dstart + dsize - 1:#x} "
+                              f"could not reserve range", "warning")
+                    else:
+                        m.log(f"device_dax {self.chardev}: could not reserve region "
+                              f"[mem {dstart:#010x}-{dstart + dsize - 1:#010x}]")
                     raise KernelError(errno.EBUSY, f"{self.chardev}: could not reserve region: {e.strerror}") from None
+                # v5.17+: compound pages of the device alignment (dev_dax_probe, R14)
+                if m.model.compound_devmap and raw_align > C.PAGE_SIZE:
+                    shift = (raw_align // C.PAGE_SIZE - 1).bit_length()      # order_base_2
             else:
                 self._request(self.start, self.raw_size, self.dev)
             altmap = None
@@ -301,7 +351,8 @@ class Namespace:
             # the range comes from on-media offsets and need not be page aligned: the kernel
             # truncates with PHYS_PFN and v5.3 then fails check_pfn_span with -EINVAL (MN §5, §6.2)
             self.pgmap = memremap_pages(m, setup.start, setup.size, type=self.mode, altmap=altmap,
-                                        dev=f"{self.driver} {self.pfn_dev}", byte_range=True, owner=self)
+                                        dev=f"{self.driver} {self.pfn_dev}", byte_range=True, owner=self,
+                                        vmemmap_shift=shift)
         except BaseException:
             # any failure (not only KernelError) leaves no resource claimed
             if self.pgmap is not None:
@@ -309,16 +360,57 @@ class Namespace:
                 self.pgmap = None
             self._release_resources()
             raise
+        if self.mode == "devdax":
+            self.dax_enabled = True
+        self._finish_pfn(sb)
+
+    def _finish_pfn(self, sb: InfoBlock) -> None:
+        """Take the settings of the block in use (a bound pfn/dax device)."""
         self.start_pad, self.end_trunc, self.dataoff = sb.start_pad, sb.end_trunc, sb.dataoff
         self.npfns, self.version_minor = sb.npfns, sb.version_minor
         self.align = sb.align
         self.map = map_of(sb.mode)
         self.pfn_uuid = sb.uuid
 
+    @property
+    def maps_pages(self) -> bool:
+        """``pmem_should_map_pages`` of the namespace device (drivers/nvdimm/namespace_devs.c,
+        read unchanged at 5.2.1, 5.3.0, 5.7.14, 6.12.0): the region has ND_REGION_PAGEMAP (an
+        e820 "Persistent Memory (legacy)" region, :attr:`Region.pagemap`) and the namespace does
+        not mix with System RAM; x86_64 maps pmem write-back (later-eras-nvdimm-evidence.md R25)."""
+        if not self.region.pagemap:
+            return False
+        return self.machine.iomem.region_intersects_ram(self.start, self.raw_size) != REGION_MIXED
+
+    def check_compat_align(self) -> None:
+        """``nvdimm_namespace_common_probe`` of the namespace device (v5.7+, R10): a namespace
+        that maps pages (:attr:`maps_pages`) must start and end on ``memremap_compat_align()``,
+        else dev_err "%pr misaligned, unable to map" and -EOPNOTSUPP, before any claim."""
+        ca = self.machine.model.compat_align
+        if ca and self.maps_pages and (self.start | self.end) % ca:
+            self.machine.log(f"nd_pmem {self.dev}: {_pr(self.start, self.end - 1)} misaligned, unable to map", "err")
+            raise KernelError(errno.EOPNOTSUPP, f"{self.dev}: [mem {self.start:#x}-{self.end - 1:#x}] is not "
+                                                f"{ca:#x} aligned: misaligned, unable to map")
+
     def _enable_raw(self) -> None:
+        """``nd_pmem_probe`` -> ``pmem_attach_disk`` of the namespace itself (raw), or
+        ``nvdimm_namespace_attach_btt`` (sector).  A raw namespace on a PAGEMAP region maps its
+        pages (``pmem_should_map_pages``: ``devm_memremap_pages`` over the whole namespace,
+        MEMORY_DEVICE_FS_DAX, no altmap, so the memmap is in RAM) in every release
+        (later-eras-nvdimm-evidence.md R25, §2.2, issue 11 item 4)."""
+        m = self.machine
+        if self.mode == "raw":
+            self.check_compat_align()
         self._request(self.start, self.raw_size, self.dev)
         if self.mode == "sector":
             self._attach_btt()
+        elif self.maps_pages:
+            try:
+                self.pgmap = memremap_pages(m, self.start, self.raw_size, type="fsdax", altmap=None,
+                                            dev=f"nd_pmem {self.dev}", byte_range=True, owner=self)
+            except BaseException:
+                self._release_resources()
+                raise
         self.start_pad = self.end_trunc = self.dataoff = self.npfns = 0
 
     def _attach_btt(self) -> None:
@@ -372,6 +464,33 @@ class Namespace:
         self.region._remove(self)
         self.media.zero(self.offset, min(INFO_BLOCK_RESERVE, self.raw_size))
 
+    def info_block(self) -> Optional[InfoBlock]:
+        """The pfn/dax info-block on the media as the booted release reads it (api.md
+        "Namespace.info_block"): the 4 KiB at namespace offset 4 KiB parsed when it carries the
+        fsdax or devdax signature, a matching checksum and this namespace's uuid as parent
+        (``nd_pfn_validate`` checks #4-#6), else None; with the compat defaults of check #7 that
+        release applies in memory (minor < 1: no padding, minor < 2: align 0, and from v5.4
+        minor < 4: ``page_size`` 4096 and ``page_struct_size`` 64 -- later-eras-nvdimm.md §12 #7b).
+        ``version_minor`` and the media bytes are as written: no release rewrites a valid block
+        (later-eras-nvdimm-evidence.md §3 #1)."""
+        if INFO_BLOCK_OFFSET + INFO_BLOCK_SIZE > self.raw_size:
+            return None
+        raw = self.media.read(self.offset + INFO_BLOCK_OFFSET, INFO_BLOCK_SIZE)
+        try:
+            sb = InfoBlock.unpack(raw)
+        except ValueError:
+            return None
+        if sb.parent_uuid != self.uuid:
+            return None
+        changes: dict[str, int] = {}
+        if sb.version_minor < 1:
+            changes.update(start_pad=0, end_trunc=0)
+        if sb.version_minor < 2:
+            changes["align"] = 0
+        if sb.version_minor < 4 and self.machine.model.pfn_validate_v14:
+            changes.update(page_size=C.PAGE_SIZE, page_struct_size=P.STRUCT_PAGE_SIZE)
+        return sb.copy(**changes) if changes else sb
+
     # ---------------------------------------------------------------- reporting
     def to_dict(self) -> dict:
         """``ndctl list -N`` fields."""
@@ -387,8 +506,10 @@ class Namespace:
             d["align"] = self.align
         if self.mode == "devdax":
             d["chardev"] = self.chardev
-            d["daxregion"] = {"id": self.region.id, "size": self.size, "align": self.align,
-                              "devices": [{"chardev": self.chardev, "size": self.size}]}
+            dev = {"chardev": self.chardev, "size": self.size}
+            if self.dax_enabled is False:
+                dev["state"] = "disabled"           # a 0-size dax device (issue 11 item 3)
+            d["daxregion"] = {"id": self.region.id, "size": self.size, "align": self.align, "devices": [dev]}
         else:
             d["blockdev"] = self.blockdev
         if not self.enabled:

@@ -2,9 +2,12 @@
 ``__nvdimm_setup_pfn`` for both eras.
 
 Spec: docs/spec/memremap-nvdimm.md ("MN") §2 (formulas), §3 (nd_pfn_init: §3.1 v5.1/v5.2,
-§3.2 v5.3), §4 (validation table, in order), §5 (pgmap range and altmap).  Version-dependent
-rules are read from the kernel model switches ``nvdimm_pads_to_sections``,
-``nvdimm_end_trunc_for_align``, ``infoblock_minor`` and ``memremap_expands_to_sections``.
+§3.2 v5.3), §4 (validation table, in order), §5 (pgmap range and altmap); the later releases:
+docs/spec/later-eras-nvdimm.md §11-§12 and later-eras-nvdimm-evidence.md rows R1-R22.
+Version-dependent rules are read from the kernel model switches ``nvdimm_pads_to_sections``,
+``nvdimm_end_trunc_for_align``, ``infoblock_minor``, ``memremap_expands_to_sections``,
+``max_struct_page_size`` (R18/R20), ``compat_align`` (R7/R8), ``pfn_validate_v14`` (R2),
+``pfn_validate_eopnotsupp`` (R8) and ``pfn_init_zero_capacity_refused`` (R22).
 
 Everything here is arithmetic on plain numbers plus the machine's iomem tree (for the
 ``region_intersects`` probe of ``trim_pfn_device``) and the other regions of the bus (for
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from .. import constants as C
 from .._common import U64
@@ -26,7 +29,6 @@ from .infoblock import (
     INFO_BLOCK_OFFSET,
     INFO_BLOCK_RESERVE,
     INFO_BLOCK_SIZE,
-    MAX_STRUCT_PAGE_SIZE,
     PFN_MODE_NONE,
     PFN_MODE_PMEM,
     PFN_MODE_RAM,
@@ -48,8 +50,15 @@ SZ_2M = C.PMD_SIZE
 SZ_1G = 1 << 30
 #: ``nd_pfn_supported_alignments`` on x86_64 with THP and PUD THP (MN §2).
 SUPPORTED_ALIGNMENTS = (SZ_4K, SZ_2M, SZ_1G)
-#: ``PFN_DEFAULT_ALIGNMENT`` with CONFIG_TRANSPARENT_HUGEPAGE (MN §2).
+#: ``PFN_DEFAULT_ALIGNMENT`` with CONFIG_TRANSPARENT_HUGEPAGE (MN §2); from v5.4
+#: ``nd_pfn_default_alignment()`` decides it at run time (``has_transparent_hugepage()``, R4) and
+#: from v6.6 the 1 GiB entry of the list asks ``has_transparent_pud_hugepage()`` (R23): on every
+#: modelled x86_64 machine (PSE, PUD THP) the same 2 MiB and list, so no switch.
 DEFAULT_ALIGN = SZ_2M
+#: ``sizeof(struct page)`` of the modelled x86_64 kernels (S, MN §0): what check 9b compares a
+#: block's ``page_struct_size`` with.  No boot option makes it larger, so the v6.1.12 refusal
+#: "Memory debug options prevent using pmem for the page map" (S > 64, R20) is not reachable.
+STRUCT_PAGE_SIZE = 64
 
 
 def aup(x: int, a: int) -> int:
@@ -128,13 +137,22 @@ class PfnLayout:
 
 
 def compute_layout(model, ns_start: int, ns_size: int, mode: int, align: int, *, start_pad: int = 0,
-                   end_trunc: int = 0) -> tuple[int, Optional[PfnLayout], Optional[str]]:
-    """Steps 5-8 of ``nd_pfn_init`` (MN §3.1 pre-series with the given trim, §3.2 v5.3).
+                   end_trunc: int = 0, ns_name: str = "namespace0.0") -> tuple[int, Optional[PfnLayout],
+                                                                               Optional[str]]:
+    """Steps 5-8 of ``nd_pfn_init`` (MN §3.1 pre-series with the given trim, §3.2 v5.3, and
+    later-eras-nvdimm.md §11: the 5.7 start check, the 6.1.0-6.1.11 128-byte reservation, the
+    6.6 zero-capacity refusal).
 
     Returns ``(0, layout, None)`` or ``(-errno, None, reason)``; ``reason`` is the dev_err text
-    (``"unable to satisfy requested alignment"``) or None.
+    the kernel prints on the pfn/dax device (it names the namespace ``ns_name``, e.g.
+    ``"namespace0.0 unable to satisfy requested alignment"`` or, from v5.7, ``"namespace0.0:
+    start 0x0000000200100000 misaligned to 0x200000"``), or None.
     """
-    a = max(align, SZ_2M)
+    compat = model.compat_align
+    if compat and ns_start % compat:
+        # v5.7 (R7): checked before end_trunc/dataoff; "%s: start %pa misaligned to %#lx", -EINVAL
+        return -errno.EINVAL, None, f"{ns_name}: start 0x{ns_start:016x} misaligned to {compat:#x}"
+    a = max(align, compat or SZ_2M)
     if model.nvdimm_pads_to_sections:                       # MN §3.1 steps 4-8
         sp, et = start_pad, end_trunc
         reserve_size = ns_size - sp - et                    # npfns_r counts the trimmed size ...
@@ -148,18 +166,22 @@ def compute_layout(model, ns_start: int, ns_size: int, mode: int, align: int, *,
         reserve_size = ns_size
         npfns_r_align = 1
         ram_align = a
-        fail_trunc = 0                                      # step 8 ignores end_trunc (DERIVED)
+        # step 8 ignores end_trunc before v6.6 (so npfns may be 0); v6.6 tests dataoff against
+        # size - end_trunc (e96d9a938e89, R22)
+        fail_trunc = et if model.pfn_init_zero_capacity_refused else 0
     base = ns_start + sp
     npfns_r = aup(max(reserve_size - SZ_8K, 0) // SZ_4K, npfns_r_align)
     if mode == PFN_MODE_PMEM:
-        dataoff = aup(base + SZ_8K + MAX_STRUCT_PAGE_SIZE * npfns_r, a) - base
+        # MAX_STRUCT_PAGE_SIZE: 64, 128 in v6.1.0-v6.1.11 (R18, R20)
+        dataoff = aup(base + SZ_8K + model.max_struct_page_size * npfns_r, a) - base
     elif mode == PFN_MODE_RAM:
         dataoff = aup(base + SZ_8K, ram_align) - base
     else:
         return -errno.ENXIO, None, None
     if dataoff + fail_trunc >= ns_size:
-        return -errno.ENXIO, None, "unable to satisfy requested alignment"
-    # v5.3 may underflow here (dataoff + end_trunc > size, §3.2 step 8): u64 as in the kernel
+        return -errno.ENXIO, None, f"{ns_name} unable to satisfy requested alignment"
+    # dataoff < size - end_trunc here in v5.3+ (with a = max(align, 2 MiB) for both), so npfns
+    # is 0 at worst (later-eras-nvdimm-evidence.md §3 #3); u64 as in the kernel regardless
     npfns = _phys_pfn_u64(ns_size - dataoff - sp - et)
     return 0, PfnLayout(sp, et, dataoff, npfns, npfns_r, model.infoblock_minor), None
 
@@ -172,7 +194,9 @@ class ValidateResult:
 
     rc: int
     sb: Optional[InfoBlock]
-    check: int
+    #: the check of MN §4 / later-eras-nvdimm.md §12 that decided: 1-14, or "9a" "9b" "9c"
+    #: "13a" "13b" "13c" for the checks later releases added
+    check: Union[int, str]
     message: Optional[str] = None
     #: the on-media ``align`` field after the compat defaults of #7 (0 for a minor < 2 block),
     #: *before* the #9 substitution by 2^ilog2(dataoff): what ``alloc_dax_region`` uses (MN §5.2).
@@ -181,14 +205,24 @@ class ValidateResult:
 
 def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size: int, ns_uuid: bytes,
                     ns_name: str = "namespace0.0", region_is_pmem: bool = True, init: Optional[dict] = None,
-                    read_error: bool = False) -> ValidateResult:
-    """``nd_pfn_validate`` (MN §4), checks in the table's order; never raises on bad media.
+                    read_error: bool = False, model=None, default_align: int = DEFAULT_ALIGN) -> ValidateResult:
+    """``nd_pfn_validate`` (MN §4; later releases: later-eras-nvdimm.md §12), checks in the
+    kernel's order; never raises on bad media.
 
     ``data``: the 4096 bytes at namespace offset 4096 (None = no buffer/namespace, check #1).
     ``init``: None for the probe path (settings adopted from media, #10a), else a dict with the
     configured ``uuid`` (16 bytes), ``align`` and ``mode`` (#10b, #10c).
+    ``model``: the booted release's :class:`~sparsemem.kernel.KernelModel` (None: the v5.3
+    rules): from v5.4 checks 9a-9c (``pfn_validate_v14``, R2), from v5.7 -EOPNOTSUPP for
+    10c-13 (``pfn_validate_eopnotsupp``) and 13a/13b (``compat_align``, R8), from v6.6 13c
+    (``pfn_init_zero_capacity_refused``, R22).  ``default_align``: ``nd_pfn->align`` of a
+    probe-path device (the default 2 MiB), printed first by 9c.
     Check #14 (bad-block clearing) is a no-op: the simulation keeps no bad-block list.
     """
+    v14 = model is not None and model.pfn_validate_v14
+    opnotsupp = model is not None and model.pfn_validate_eopnotsupp
+    compat = model.compat_align if model is not None else 0
+    small = model is not None and model.pfn_init_zero_capacity_refused
     if data is None:
         return ValidateResult(-errno.ENODEV, None, 1)
     if not region_is_pmem:
@@ -204,7 +238,9 @@ def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size
     sb = InfoBlock.unpack(raw, verify=False)
     if sb.parent_uuid != bytes(ns_uuid):
         return ValidateResult(-errno.ENODEV, sb, 6)
-    sb = _compat_defaults_valid(sb)                                 # #7 (apply_compat_defaults)
+    # #7 (apply_compat_defaults; the minor < 4 page fields are what 5.4+ assumes, #7b, and
+    # nothing before 5.4 reads them)
+    sb = _compat_defaults_valid(sb)
     if sb.mode not in (PFN_MODE_RAM, PFN_MODE_PMEM):
         return ValidateResult(-errno.ENXIO, sb, 8)
     raw_align = sb.align                                             # #9
@@ -216,19 +252,40 @@ def nd_pfn_validate(data: Optional[bytes], sig: bytes, *, ns_start: int, ns_size
     # field-width check (this copy is never packed back to media)
     sb = _copy_valid(sb)
     sb.align = align
+    if v14:                                                          # 9a-9c (v5.4, R2)
+        if sb.mode == PFN_MODE_PMEM and sb.page_size > C.PAGE_SIZE:
+            return ValidateResult(-errno.EOPNOTSUPP, sb, "9a", f"init failed, page size mismatch {sb.page_size}",
+                                  raw_align)
+        if sb.mode == PFN_MODE_PMEM and sb.page_struct_size < STRUCT_PAGE_SIZE:
+            return ValidateResult(-errno.EOPNOTSUPP, sb, "9b",
+                                  f"init failed, struct page size mismatch {sb.page_struct_size}", raw_align)
+        if align not in SUPPORTED_ALIGNMENTS and raw[:16] == DAX_SIG:
+            nd_align = default_align if init is None else init["align"]
+            return ValidateResult(-errno.EOPNOTSUPP, sb, "9c", f"init failed, alignment mismatch: {nd_align}:{align}",
+                                  raw_align)
     if init is not None:
         if sb.uuid != bytes(init["uuid"]):
             return ValidateResult(-errno.ENODEV, sb, 10, raw_align=raw_align)
         if init["align"] != align or init["mode"] != sb.mode:
-            return ValidateResult(-errno.EINVAL, sb, 10, "init failed, settings mismatch", raw_align)
+            return ValidateResult(-errno.EOPNOTSUPP if opnotsupp else -errno.EINVAL, sb, 10,
+                                  "init failed, settings mismatch", raw_align)
     if align > ns_size:
-        return ValidateResult(-errno.EINVAL, sb, 11, f"alignment: {align:x} exceeds capacity {ns_size:x}",
-                              raw_align)
+        return ValidateResult(-errno.EOPNOTSUPP if opnotsupp else -errno.EINVAL, sb, 11,
+                              f"alignment: {align:x} exceeds capacity {ns_size:x}", raw_align)
     if sb.dataoff >= ns_size:
-        return ValidateResult(-errno.EBUSY, sb, 12, f"pfn array size exceeds capacity of {ns_name}", raw_align)
+        return ValidateResult(-errno.EOPNOTSUPP if opnotsupp else -errno.EBUSY, sb, 12,
+                              f"pfn array size exceeds capacity of {ns_name}", raw_align)
     if (align and (ns_start + sb.dataoff + sb.start_pad) % align) or sb.dataoff % SZ_4K:
-        return ValidateResult(-errno.ENXIO, sb, 13, f"bad offset: {sb.dataoff:#x} dax disabled align: {align:#x}",
-                              raw_align)
+        return ValidateResult(-errno.EOPNOTSUPP if opnotsupp else -errno.ENXIO, sb, 13,
+                              f"bad offset: {sb.dataoff:#x} dax disabled align: {align:#x}", raw_align)
+    if compat:                                                       # 13a, 13b (v5.7, R8)
+        if (ns_start + sb.start_pad) % compat:
+            return ValidateResult(-errno.EOPNOTSUPP, sb, "13a", "resource start misaligned", raw_align)
+        if (ns_start + ns_size - sb.end_trunc) % compat:
+            return ValidateResult(-errno.EOPNOTSUPP, sb, "13b", "resource end misaligned", raw_align)
+    # 13c (v6.6, R22): res_size - start_pad - end_trunc in unsigned arithmetic
+    if small and sb.dataoff >= (ns_size - sb.start_pad - sb.end_trunc) & U64:
+        return ValidateResult(-errno.EOPNOTSUPP, sb, "13c", "bad offset with small namespace", raw_align)
     return ValidateResult(0, sb, 14, raw_align=raw_align)
 
 
@@ -286,10 +343,13 @@ def nvdimm_setup_pfn(model, sb: InfoBlock, ns_start: int, ns_size: int) -> tuple
 
 def new_block(model, sig: bytes, uuid: bytes, parent_uuid: bytes, layout: PfnLayout, mode: int,
               align: int) -> InfoBlock:
-    """The block ``nd_pfn_init`` fills (MN §3.1 step 8 / §3.2 step 9)."""
+    """The block ``nd_pfn_init`` fills (MN §3.1 step 8 / §3.2 step 9; from v5.4 version 1.4 with
+    ``page_size`` 4096 and ``page_struct_size`` = MAX_STRUCT_PAGE_SIZE, later-eras-nvdimm.md §11.1,
+    §11.4: 128 in v6.1.0-v6.1.11, also for map=mem blocks)."""
+    psz = model.max_struct_page_size if model.infoblock_minor >= 4 else None
     return InfoBlock.new(sig, uuid, parent_uuid, dataoff=layout.dataoff, npfns=layout.npfns, mode=mode,
                          start_pad=layout.start_pad, end_trunc=layout.end_trunc, align=align,
-                         version_minor=model.infoblock_minor)
+                         version_minor=model.infoblock_minor, page_struct_size=psz)
 
 
 def new_block_bytes(model, sig: bytes, uuid: bytes, parent_uuid: bytes, layout: PfnLayout, mode: int,

@@ -4,6 +4,16 @@ Every top-level "Persistent Memory" / "Persistent Memory (legacy)" iomem range i
 (api.md "Machine").  Capacity is allocated the way ndctl asks the kernel for it: the lowest
 free extent that fits the requested size; with ``size=None`` the largest free extent (the
 lowest one on a tie).  ``available_size`` is the total free capacity, as sysfs shows it.
+
+From v5.7 a region has an ``align`` attribute (later-eras-nvdimm-evidence.md R9, R15, R19;
+drivers/nvdimm/region_devs.c ``default_align`` / ``align_store``, dimm_devs.c
+``nd_pmem_available_dpa`` / ``nd_pmem_max_contiguous_dpa``, namespace_devs.c ``space_valid`` /
+``__size_store``): a new namespace's size must be a multiple of it, free space is trimmed inward
+to it and ``available_size`` counts every allocation widened outward to it, rounded down.  The
+model has no DIMMs: an NFIT ("Persistent Memory") region is one mapping whose DPA offsets are the
+region offsets; an e820 ("Persistent Memory (legacy)") region has no mapping and the
+ND_REGION_PAGEMAP flag (drivers/nvdimm/e820.c), and keeps the 4 KiB allocation of the project
+(the kernel offers only its one label-less namespace there).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import errno
 import uuid as _uuid
 from typing import Optional
 
-from .._common import strict_int
+from .._common import kstrtox, strict_int
 from ..errors import KernelError
 from . import pfn as P
 from .infoblock import INFO_BLOCK_SIZE, uuid_bytes
@@ -21,6 +31,10 @@ from .media import Media
 from .namespace import BTT_SIG, MODE_ALIASES, MODES, PFN_MODES, Namespace, enable_error
 
 __all__ = ["Region"]
+
+
+#: MEMREMAP_COMPAT_ALIGN_MAX (include/linux/memremap.h, v5.7): the default region align
+_COMPAT_ALIGN_MAX = 16 << 20
 
 
 def _uuid_arg(value) -> bytes:
@@ -38,6 +52,9 @@ class Region:
         self.res = res  # the iomem resource the region lives in
         self.media = media if media is not None else Media(size)
         self.namespaces: list[Namespace] = []
+        #: the value stored in the ``align`` attribute (None: the default); not on the media, so
+        #: a reboot starts from the default again
+        self._align: Optional[int] = None
 
     @property
     def end(self) -> int:
@@ -47,22 +64,120 @@ class Region:
     def dev(self) -> str:
         return f"region{self.id}"
 
+    @property
+    def model(self):
+        return self.bus.machine.model
+
+    @property
+    def pagemap(self) -> bool:
+        """ND_REGION_PAGEMAP: an e820 region (``Persistent Memory (legacy)``, drivers/nvdimm/e820.c
+        registers it with the flag and no mappings); NFIT regions never set it."""
+        return self.res.name == "Persistent Memory (legacy)"
+
+    @property
+    def mappings(self) -> int:
+        """``ndr_mappings``: 0 for an e820 region, 1 for an NFIT region (no DIMM interleave is
+        modelled)."""
+        return 0 if self.pagemap else 1
+
+    # ---------------------------------------------------------------- align (v5.7+)
+    def default_align(self) -> Optional[int]:
+        """``default_align`` of the booted release: None before v5.7; 16 MiB
+        (MEMREMAP_COMPAT_ALIGN_MAX), from v5.18 4 KiB for a region under 16 MiB; times the
+        mappings when they do not divide it (never, with 0 or 1 mapping)."""
+        rule = self.model.region_align
+        if not rule:
+            return None
+        a = _COMPAT_ALIGN_MAX
+        if rule == "16m_small_4k" and self.size < _COMPAT_ALIGN_MAX:
+            a = P.SZ_4K
+        w = max(1, self.mappings)
+        return a * w if a % w else a
+
+    @property
+    def align(self) -> Optional[int]:
+        """The region's ``align`` attribute (api.md "Region.align"): the value stored, else
+        :meth:`default_align`; None before v5.7 (the attribute does not exist)."""
+        if not self.model.region_align:
+            return None
+        return self._align if self._align is not None else self.default_align()
+
+    @align.setter
+    def align(self, value) -> None:
+        self.store_align(value)
+
+    def store_align(self, value) -> None:
+        """Write ``value`` (an int, or the text written to sysfs: ``kstrtoul(buf, 0)``) into
+        the ``align`` attribute (``align_store``, R9/R19).  ``KernelError``: ENOENT before v5.7
+        (no attribute), EINVAL for text that does not parse, ERANGE past 64 bits, ENXIO for a
+        region without mappings (e820) in v5.7-v6.0, EINVAL unless value / mappings is a power
+        of two of at least 4 KiB, the mappings divide the value and it is at most the region
+        size.  A refused value changes nothing."""
+        if not self.model.region_align:
+            raise KernelError(errno.ENOENT, f"{self.dev}: no align attribute in {self.model.name} (from 5.7)")
+        if isinstance(value, str):
+            val = kstrtox(value)
+            if val is None:
+                raise KernelError(errno.EINVAL, f"{self.dev}/align: {value!r} is not a number")
+        else:
+            val = strict_int(value, "align", minimum=0)
+        if val >= 1 << 64:
+            raise KernelError(errno.ERANGE, f"{self.dev}/align: {val:#x} does not fit an unsigned long")
+        if not self.mappings and not self.model.region_align_store_unmapped:
+            raise KernelError(errno.ENXIO, f"{self.dev}/align: a region without mappings has no settable "
+                                           f"align before 6.1")
+        w = max(1, self.mappings)
+        dpa, rem = divmod(val, w)
+        if dpa < P.SZ_4K or dpa & (dpa - 1) or val > self.size or rem:
+            raise KernelError(errno.EINVAL, f"{self.dev}/align: {val:#x} is not a power of two of at least "
+                                            f"4 KiB (per mapping) no larger than the region ({self.size:#x})")
+        self._align = val
+
+    def _space_align(self) -> int:
+        """The allocation granularity: ``dpa_align`` = align / mappings of an NFIT region from
+        v5.7, else 4 KiB (PAGE_SIZE x mappings before v5.7; e820 regions are not allocated)."""
+        a = self.align
+        if a is None or not self.mappings:
+            return P.SZ_4K
+        return a // self.mappings
+
     # ---------------------------------------------------------------- capacity
-    def free_extents(self) -> list[tuple[int, int]]:
-        """``(offset, size)`` of each free extent, region-relative, in address order."""
-        used = sorted((ns.offset, ns.raw_size) for ns in self.namespaces)
+    def _gaps(self) -> list[tuple[int, int]]:
+        used = sorted([(ns.offset, ns.raw_size) for ns in self.namespaces])
         out, pos = [], 0
         for off, sz in used:
             if off > pos:
                 out.append((pos, off - pos))
-            pos = max(pos, off + sz)
+            if off + sz > pos:
+                pos = off + sz
         if pos < self.size:
             out.append((pos, self.size - pos))
         return out
 
+    def free_extents(self) -> list[tuple[int, int]]:
+        """``(offset, size)`` of each free extent, region-relative, in address order; from v5.7
+        each trimmed inward to the region's align (``space_valid``)."""
+        gaps = self._gaps()
+        a = self._space_align()
+        if a <= P.SZ_4K:
+            return gaps
+        out = []
+        for off, sz in gaps:
+            s, e = P.aup(off, a), P.adn(off + sz, a)
+            if e > s:
+                out.append((s, e - s))
+        return out
+
     @property
     def available_size(self) -> int:
-        return sum(sz for _, sz in self.free_extents())
+        """Free capacity as sysfs ``available_size`` shows it: the free extents before v5.7;
+        from v5.7 ``nd_pmem_available_dpa``: the region size less every namespace widened
+        outward to the align (overlaps counted twice, as the kernel does), rounded down."""
+        a = self._space_align()
+        if a <= P.SZ_4K:
+            return sum(sz for _, sz in self._gaps())
+        busy = sum(P.aup(ns.offset + ns.raw_size, a) - P.adn(ns.offset, a) for ns in self.namespaces)
+        return P.adn(self.size - busy, a) if busy < self.size else 0
 
     @property
     def max_available_extent(self) -> int:
@@ -129,8 +244,10 @@ class Region:
         else:
             align = None
             map = "dev"
-        extents = self.free_extents()
         if offset is not None:
+            # a label that already says where the namespace is: the kernel does not re-check
+            # labels against the align (later-eras-nvdimm-evidence.md R9 "upgrade effect")
+            extents = self._gaps()
             strict_int(offset, "offset", minimum=0)
             if size is None:
                 size = next((o + sz - offset for o, sz in extents if o <= offset < o + sz), 0)
@@ -142,10 +259,18 @@ class Region:
                                                f"extent of the region")
             off = offset
         elif size is None:
+            extents = self.free_extents()
             if not extents:
                 raise KernelError(errno.ENOSPC, f"{self.dev}: no free capacity")
             off, size = max(extents, key=lambda e: (e[1], -e[0]))
         else:
+            extents = self.free_extents()
+            ralign = self.align if self.mappings else None
+            if ralign is not None and size % ralign:
+                # ndctl validate_namespace_options refuses it before writing sysfs; the kernel's
+                # __size_store would say "%llu is not %ldK aligned" (dev_dbg) with -EINVAL (R9)
+                raise KernelError(errno.EINVAL, f"{self.dev}: align setting is {ralign:#x} size {size:#x} "
+                                                f"is misaligned")
             if size % P.SZ_4K:
                 raise KernelError(errno.EINVAL, f"{self.dev}: size {size:#x} is not a multiple of 4 KiB")
             fit = [e for e in extents if e[1] >= size]
@@ -184,9 +309,12 @@ class Region:
 
     # ---------------------------------------------------------------- reporting
     def to_dict(self) -> dict:
-        return {"dev": self.dev, "size": self.size, "available_size": self.available_size,
-                "max_available_extent": self.max_available_extent, "type": "pmem",
-                "resource": self.start, "namespaces": [ns.to_dict() for ns in self.namespaces]}
+        d = {"dev": self.dev, "size": self.size}
+        if self.align is not None:
+            d["align"] = self.align        # ndctl list -R shows the attribute where it exists (5.7+)
+        d.update({"available_size": self.available_size, "max_available_extent": self.max_available_extent,
+                  "type": "pmem", "resource": self.start, "namespaces": [ns.to_dict() for ns in self.namespaces]})
+        return d
 
     def snapshot(self) -> dict:
         return {"id": self.id, "start": self.start, "size": self.size, "free": tuple(self.free_extents()),
