@@ -104,8 +104,9 @@ def test_memmap_block_reads_removable_0_and_refuses_offline(kernel):
     """5.2/5.3 removable_show → is_mem_section_removable → has_unmovable_pages: the reserved
     memmap pages make the block read 0; offlining fails in start_isolate_page_range with
     -EBUSY, after has_unmovable_pages dumped the first reserved page (REPORT_FAILURE) and
-    __offline_pages logged "failure to isolate range"; nothing changes."""
-    m = Machine(kernel)
+    __offline_pages logged "failure to isolate range" (pr_debug: Machine(dyndbg=True));
+    nothing changes."""
+    m = Machine(kernel, dyndbg=True)
     blk = _block_of(m, _ram_end(m) - 1)
     assert m.sysfs[f"memory{blk}/removable"] == "0\n"
     before = m.snapshot()

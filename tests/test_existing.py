@@ -147,9 +147,11 @@ def test_soft_reserved_and_cxl_kmem_memory():
     assert sum(b.size for b in hot) == 8 * GiB + 16 * GiB
     assert all(str(b.state) == "online" and b.zone == "Movable" for b in hot)
     iomem = m.iomem_text()
+    # the 6.8 kmem names its memory "System RAM (kmem)" (K §1 row 5.8; the hmem device and the
+    # CXL region are the release's devices, sparsemem.dax)
     assert "240000000-43fffffff : Soft Reserved\n  240000000-43fffffff : dax1.0\n" \
-           "    240000000-43fffffff : System RAM\n" in iomem
-    assert "    1050000000-144fffffff : dax0.0\n      1050000000-144fffffff : System RAM\n" in iomem
+           "    240000000-43fffffff : System RAM (kmem)\n" in iomem
+    assert "    1050000000-144fffffff : dax0.0\n      1050000000-144fffffff : System RAM (kmem)\n" in iomem
     rep = build_report([load_layout(str(EX / "hmem-cxl-kmem.iomem.txt"))], ["6.8"])["layouts"][0]
     assert [(k["dev"], k["parent"], k["size"], k["result"]) for k in rep["kmem"]] == [
         ("dax1.0", "Soft Reserved", 8 * GiB, "ok"), ("dax0.0", "CXL Window 0", 16 * GiB, "ok")]

@@ -105,8 +105,20 @@ def test_rows_are_the_report_for_every_release(path):
         kmem = [bool((next(x for x in reg["results"] if x["kernel"] == k)["namespace"] or {}).get("kmem"))
                 for reg in regions]
         want_to = [w[:5] + (0,) + w[6:] if km else w for w, km in zip(want, kmem)]
+        # from 5.7 a namespace of an e820 (legacy, ND_REGION_PAGEMAP) region that does not start
+        # and end on 2 MiB is refused at boot by nvdimm_namespace_common_probe, before its pfn
+        # probe, although it could be created (later-eras-nvdimm-evidence.md R10, §2.2 (a)):
+        # such a namespace does not come back under the same release (added for issue 11)
+        booted = Machine(k, iomem=lay.text)
+        compat = booted.model.compat_align
+        stops = []
+        for reg in regions:
+            ns = next(x for x in reg["results"] if x["kernel"] == k)["namespace"]
+            stops.append(bool(compat and ns and booted.regions[reg["index"]].pagemap
+                              and (ns["start"] | (ns["end"] + 1)) % compat))
+        want_to = [(w[0], 0, False) + w[3:5] + (0,) + w[6:] if st else w for w, st in zip(want_to, stops)]
         assert got_to == want_to, (path.name, k)
-        assert all(_col(r, "errno_to") is None for r in rows)
+        assert [_col(r, "errno_to") for r in rows] == ["EOPNOTSUPP" if st else None for st in stops]
 
 
 @pytest.mark.parametrize("path", LAYOUTS, ids=lambda p: p.name[:40])

@@ -119,7 +119,7 @@ def test_state_and_online_attribute_semantics(kernel):
 
 
 def test_failing_transitions_leave_state(kernel):
-    m = Machine(kernel)
+    m = Machine(kernel, dyndbg=True)   # the pr_debug line below (dynamic debug)
     m.add_memory(0, HOT, BLK)
     before = m.snapshot()
     m.inject_memory_notifier_error("MEM_GOING_OFFLINE", -16)
@@ -231,7 +231,7 @@ def test_remove_memory_added_but_never_onlined_still_works(kernel):
 
 # ------------------------------------------------------------------ add_memory order of checks (§8.1)
 def test_add_memory_error_order(kernel):
-    m = Machine(kernel)
+    m = Machine(kernel, dyndbg=True)   # the pr_debug lines below (dynamic debug)
     before = m.snapshot()
     with pytest.raises(KernelError) as e:                 # overlap wins over misalignment
         m.add_memory(0, 0x100100000, BLK)
@@ -280,7 +280,7 @@ def test_add_memory_new_node_and_offline_node(kernel):
 
 @pytest.mark.parametrize("kernel", ["5.2", "5.3"])
 def test_add_memory_beyond_physmem_is_eexist(kernel):
-    m = Machine(kernel)
+    m = Machine(kernel, dyndbg=True)   # the pr_debug line below (dynamic debug)
     assert m.max_mem_size == (1 << 64) - 1                # U64_MAX by default (§8.1)
     before = m.snapshot()
     with pytest.raises(KernelError) as e:
@@ -518,7 +518,7 @@ def test_pfn_to_online_page_macro(kernel):
 def test_printk_hex_of_zero_keeps_the_prefix():
     """lib/vsprintf.c ``number()`` prints the ``0x`` of ``%#lx`` / ``%#010llx`` for zero too
     (``0x0``, ``0x00000000``), unlike glibc's bare ``0`` (issue #10 correction of §5.1 and §8.1)."""
-    m = Machine(kernel="5.3")
+    m = Machine(kernel="5.3", dyndbg=True)   # the offline pr_debug line (dynamic debug)
     with pytest.raises(KernelError):
         H.check_pfn_span(m, 0, 100, "add")
     assert "Misaligned __add_pages start: 0x0 end: #63" in m.dmesg

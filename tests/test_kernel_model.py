@@ -25,9 +25,12 @@ from sparsemem.kernel import (
     version_range,
 )
 
-#: later-eras-hotplug.md A10 (corrected: + 5.19, - 5.14) and the 6.1 memory-failure row
+#: later-eras-hotplug.md A10 (corrected: + 5.19, - 5.14) and the 6.1 memory-failure row, and the
+#: nvdimm-only rows 5.17, 6.1.12 and 6.9 (later-eras-nvdimm-evidence.md R14, R20, R24), and the
+#: kmem rows 5.14, 6.3 and 6.4 (kmem-evidence.md §1)
 A10_ROWS = ("5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7", "5.8", "5.9", "5.10", "5.11", "5.12", "5.13",
-            "5.15", "5.18", "5.19", "6.0", "6.1", "6.2", "6.5", "6.6", "6.8", "6.10", "6.12")
+            "5.14", "5.15", "5.17", "5.18", "5.19", "6.0", "6.1", "6.1.12", "6.2", "6.3", "6.4", "6.5", "6.6",
+            "6.8", "6.9", "6.10", "6.12")
 
 
 def test_one_row_per_release_keyed_by_major_minor_patch():
@@ -41,8 +44,11 @@ def test_one_row_per_release_keyed_by_major_minor_patch():
 
 @pytest.mark.parametrize("version,rules", [
     ("5.1", "5.1"), ("5.2.21", "5.2"), ("5.3", "5.3"), ("5.3.7", "5.3"), ("5.4", "5.4"), ("5.10", "5.10"),
-    ("5.14", "5.13"), ("5.16", "5.15"), ("5.17", "5.15"), ("6.1", "6.1"), ("6.3", "6.2"), ("6.4", "6.2"),
-    ("6.7", "6.6"), ("6.9", "6.8"), ("6.11", "6.10"), ("6.12", "6.12"),
+    ("5.14", "5.14"), ("5.16", "5.15"), ("5.17", "5.17"), ("6.1", "6.1"), ("6.3", "6.3"), ("6.4", "6.4"),
+    ("6.7", "6.6"), ("6.9", "6.9"), ("6.11", "6.10"), ("6.12", "6.12"),
+    # the stable 6.1.12 row (9f55a0a2d94f): 6.1.11 and Debian's ABI-numbered 6.1.0-18 run 6.1
+    ("6.1.11", "6.1"), ("6.1.12", "6.1.12"), ("6.1.12-rc1", "6.1.12"), ("6.1.20", "6.1.12"),
+    ("6.1.0-18-amd64", "6.1"), ("6.2", "6.2"),
 ])
 def test_release_runs_the_last_row_at_or_before_it(version, rules):
     assert kernel_model(version).rules == rules
@@ -56,9 +62,11 @@ def test_rules_approximate_and_labels():
     assert kernel_model("5.3").label == "5.3 (subsection)"
     assert kernel_model("5.2").label == "5.2 (legacy)"
     assert kernel_model("5.10").label == "5.10 (5.10 row; sparse/hotplug rows after 5.3 partly modelled)"
-    assert kernel_model("6.3").label == "6.3 (6.2 row; sparse/hotplug rows after 5.3 partly modelled)"
+    assert kernel_model("6.3").label == "6.3 (6.3 row; sparse/hotplug rows after 5.3 partly modelled)"
     assert kernel_model("6.12").label == "6.12 (6.12 row; sparse/hotplug rows after 5.3 partly modelled)"
-    assert kernel_model("6.1.12").label == "6.1.12 (6.1 row; sparse/hotplug rows after 5.3 partly modelled)"
+    # 6.1.12 starts its own (stable, nvdimm-only) row since issue 11: 9f55a0a2d94f, evidence R20
+    assert kernel_model("6.1.12").label == "6.1.12 (6.1.12 row; sparse/hotplug rows after 5.3 partly modelled)"
+    assert kernel_model("6.1.11").label == "6.1.11 (6.1 row; sparse/hotplug rows after 5.3 partly modelled)"
 
 
 @pytest.mark.parametrize("typed,label", [
@@ -67,7 +75,7 @@ def test_rules_approximate_and_labels():
     ("5.3.0-28-generic", "5.3.0-28-generic (subsection; distribution backports not modelled)"),
     ("6.8.0-45-generic", "6.8.0-45-generic (6.8 row; sparse/hotplug rows after 5.3 partly modelled; "
                          "distribution backports not modelled)"),
-    ("5.14.0-427.13.1.el9_4.x86_64", "5.14.0-427.13.1.el9_4.x86_64 (5.13 row; sparse/hotplug rows after 5.3 "
+    ("5.14.0-427.13.1.el9_4.x86_64", "5.14.0-427.13.1.el9_4.x86_64 (5.14 row; sparse/hotplug rows after 5.3 "
                                      "partly modelled; distribution backports not modelled)"),
     ("6.6.30+", "6.6.30+ (6.6 row; sparse/hotplug rows after 5.3 partly modelled; distribution backports "
                 "not modelled)"),
@@ -163,6 +171,34 @@ def test_cli_labels():
     ("memmap_on_memory_param", "5.12", "5.13", ("", "bool")),
     ("memmap_on_memory_param", "6.5", "6.6", ("bool", "force")),
     ("online_policy_param", "5.14", "5.15", (False, True)),
+    # kmem and device-dax (kmem-evidence.md §1; tests/test_kmem.py)
+    ("kmem_hot_remove", "5.2", "5.3", (False, True)),
+    ("e820_pmem_phys_target_node", "5.6", "5.7", (False, True)),
+    ("kmem_driver_managed", "5.7", "5.8", (False, True)),
+    ("kmem_per_range", "5.9", "5.10", (False, True)),
+    ("bind_returns_probe_error", "5.13", "5.14", (False, True)),
+    ("kmem_memory_group", "5.14", "5.15", ("", "bytes")),
+    ("hmem_resource_desc", "5.19", "6.0", (False, True)),
+    ("hmem_active", "6.0", "6.1", (False, True)),
+    ("dax_kmem_default", "6.2", "6.3", (False, True)),
+    ("kmem_memory_group", "6.3", "6.4", ("bytes", "pages")),
+    ("kmem_memmap_on_memory", "6.7", "6.8", (False, True)),
+    # memory blocks and online/offline checks (later-eras-hotplug.md A7; tests/test_blocks_eras.py)
+    ("offline_holes_check", "5.4", "5.5", (False, True)),
+    ("mmop_numbering", "5.6", "5.7", ("keep", "offline0")),
+    ("pages_correctly_probed", "5.6", "5.7", (True, False)),
+    ("online_walks_system_ram", "5.9", "5.10", (True, False)),
+    ("onoffline_alignment", "5.9", "5.10", ("", "section")),
+    ("onoffline_alignment", "5.12", "5.13", ("section", "pageblock")),
+    ("block_stores_zone", "5.17", "5.18", (False, True)),
+    # the top half of hotplug (later-eras-hotplug-evidence.md §1; tests/test_top_half_eras.py)
+    ("remove_memory_unpaired_unlock", "5.5", "5.6", (False, True)),
+    ("mem_limit_boot_only", "5.6", "5.7", (False, True)),
+    ("node_possible_check", "5.7", "5.8", (False, True)),
+    ("remove_memory_unpaired_unlock", "5.8", "5.9", (True, False)),
+    ("release_failure_message", "5.9", "5.10", (True, False)),
+    ("offlined_pages_loglevel", "5.10", "5.11", ("info", "debug")),
+    ("remove_memory_has_nid", "5.14", "5.15", (True, False)),
 ])
 def test_switch_on_both_sides_of_its_row(name, before, after, values):
     assert (getattr(kernel_model(before), name), getattr(kernel_model(after), name)) == values
@@ -176,8 +212,11 @@ def test_rows_without_an_implemented_switch_change_nothing_yet():
     def switches(v):
         m = kernel_model(v)
         return {k: val for k, val in vars(m).items() if k not in ("version", "row_release")}
-    for before, row in (("5.7", "5.8"), ("5.9", "5.10"), ("5.10", "5.11"), ("5.15", "5.18"),
-                        ("6.10", "6.12")):  # 5.19 sets kstrtobool_true_false
+    # 5.10 and 5.18 set online/offline switches (tests/test_blocks_eras.py), 5.19
+    # kstrtobool_true_false
+    # 5.8 sets node_possible_check and kmem_driver_managed (tests/test_kmem.py), 5.11
+    # offlined_pages_loglevel (tests/test_top_half_eras.py)
+    for before, row in (("6.10", "6.12"),):
         assert switches(before) == switches(row), row
 
 

@@ -34,6 +34,9 @@ NON_DEFAULT = {
     "auto_movable_numa_aware": False,
     "mem": 16 << 30,
     "possible_nodes": [0, 1],
+    "numa": [(0x300000000, 0x340000000, 1)],
+    "efi_soft_reserve": False,
+    "dyndbg": True,
 }
 #: another value than NON_DEFAULT to override with (the default where there are only two)
 OVERRIDE = {
@@ -52,6 +55,9 @@ OVERRIDE = {
     "auto_movable_numa_aware": True,
     "mem": 32 << 30,
     "possible_nodes": [0, 2],
+    "numa": [(0x300000000, 0x340000000, 2)],
+    "efi_soft_reserve": True,
+    "dyndbg": False,
 }
 
 #: the kernel command-line word of each option that has one (what /proc/cmdline shows)
@@ -108,7 +114,10 @@ def test_override_takes_effect(name):
     seen = {"kernel": new.kernel, "max_physmem_bits": new.sections.max_physmem_bits,
             "memory_block_size": new.memory_block_size, "hypervisor": new.hypervisor, "core": new.core,
             "movable_node": new.movable_node, "auto_online": new.auto_online, "iomem": new.iomem_text(),
-            "phys_bits": new.phys_bits, "possible_nodes": sorted(new.possible_nodes)}
+            "phys_bits": new.phys_bits, "possible_nodes": sorted(new.possible_nodes),
+            "numa": [tuple(x) for x in new.numa],
+            "efi_soft_reserve": "efi=nosoftreserve" not in new.cmdline.split(),
+            "dyndbg": new.dyndbg and 'dyndbg="file mm/memory_hotplug.c +p"' in new.cmdline}
     if name in WORDS:
         # the 5.2 row has none of the module parameters: they show only on the command line
         value = _word(new, name)

@@ -159,7 +159,7 @@ def test_lsmem_after_hotplug_states(scratch):
     boot layouts do not show (two nodes, offline ranges, zone lists of offline blocks)."""
     need_lsmem()
     for kernel in KERNELS:
-        m = Machine(kernel)
+        m = Machine(kernel, possible_nodes=[0, 1])   # node 1 possible (5.8+ node_possible check)
         m.add_memory(0, 0x180000000, 4 << 27)
         m.add_memory(1, 0x200000000, 2 << 27)
         m.sysfs["memory49/state"] = "online_movable"
@@ -278,9 +278,10 @@ def need_unshare():
 
 
 @contextlib.contextmanager
-def mounted(layout_text: str, kernel: str, tmp_path, save: bool = True):
-    """``sparsemem sysfs mount`` in the background; yields (mount point, pickle path); unmounts
-    and checks that the server stopped cleanly (exit 0) and saved the machine."""
+def mounted(layout_text: str, kernel: str, tmp_path, save: bool = True, dyndbg: bool = False):
+    """``sparsemem sysfs mount`` in the background (``--dyndbg``: the pr_debug lines are logged);
+    yields (mount point, pickle path); unmounts and checks that the server stopped cleanly
+    (exit 0) and saved the machine."""
     layout = tmp_path / f"layout-{kernel}.txt"
     layout.write_text(layout_text)
     mnt = tmp_path / f"mnt-{kernel}"
@@ -290,6 +291,8 @@ def mounted(layout_text: str, kernel: str, tmp_path, save: bool = True):
     args = [sys.executable, "-m", "sparsemem", "sysfs", "mount", str(layout), str(mnt), "--kernel", kernel]
     if save:
         args += ["--save", str(saved)]
+    if dyndbg:
+        args.append("--dyndbg")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 30
@@ -490,7 +493,8 @@ def test_kernel_selftest_through_the_mount(kernel, ratio, selftest_script, tmp_p
     need_unshare()
     if shutil.which("bc") is None:
         pytest.skip("the selftest needs bc (apt-get install bc)")
-    with mounted(DEFAULT_IOMEM, kernel, tmp_path) as (mnt, saved):
+    # dyndbg: the "failed due to notifier failure" pr_debug lines name the blocks tried
+    with mounted(DEFAULT_IOMEM, kernel, tmp_path, dyndbg=True) as (mnt, saved):
         before = {b: (mnt / MEMORY_DIR / b / "removable").read_text()
                   for b in os.listdir(mnt / MEMORY_DIR) if b.startswith("memory")}
         opts = f"-r {ratio}" if ratio else ""

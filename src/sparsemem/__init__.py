@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the lazy names below, typed for a user's type checker
     from . import race as race
     from ._sparsecore import SectionTable as SectionTable
     from ._sparsecore import VmemAltmap as VmemAltmap
+    from .dax import DaxDevice as DaxDevice
+    from .hotplug import MHP_MEMMAP_ON_MEMORY as MHP_MEMMAP_ON_MEMORY
+    from .hotplug import MHP_NONE as MHP_NONE
     from .machine import Machine as Machine
     from .memremap import DevPagemap as DevPagemap
 
@@ -31,6 +34,10 @@ _LAZY = {
     "VmemAltmap": "sparsemem._sparsecore",
     "Machine": "sparsemem.machine",
     "DevPagemap": "sparsemem.memremap",
+    "DaxDevice": "sparsemem.dax",
+    # add_memory(..., flags=): include/linux/memory_hotplug.h mhp_t bits (api.md "Boot options")
+    "MHP_NONE": "sparsemem.hotplug",
+    "MHP_MEMMAP_ON_MEMORY": "sparsemem.hotplug",
 }
 #: modules reached as attributes of the package (``sparsemem.race.explore``), imported on use
 _LAZY_MODULES = ("race",)

@@ -14,6 +14,13 @@ A release parses each word as the kernel does (``init/main.c`` ``unknown_bootopt
 - ``memhp_default_state=`` accepts any word and ignores one it does not know (before 5.7
   ``online_kernel`` and ``online_movable``).
 
+``dyndbg`` (not a module parameter) puts the two words a user adds to see the debug prints of
+memory hotplug on the command line: ``dyndbg="file mm/memory_hotplug.c +p"`` (the boot-time
+query of ``lib/dynamic_debug.c`` ``ddebug_dyndbg_boot_param_cb``: the ``pr_debug`` lines of
+that file) and ``mminit_loglevel=1`` (``mm/mm_init.c``: the ``mminit::`` warnings of
+``mminit_dprintk``, CONFIG_DEBUG_MEMORY_INIT=y in Debian's 6.1/6.12 configs); both known to
+every release 5.1 .. 6.12.
+
 Wrong Python types and values no release accepts are ``TypeError``/``ValueError`` before
 anything boots (api.md "Errors").  The module parameter files
 ``/sys/module/memory_hotplug/parameters/*`` are served from here (:func:`param_names`,
@@ -31,7 +38,8 @@ from ._common import kstrtox
 from .errors import KernelError
 from .kernel import KernelModel
 
-__all__ = ["BootParams", "parse_boot_options", "ONLINE_TYPE_WORDS", "ONLINE_POLICIES", "PARAM_PREFIX",
+__all__ = ["BootParams", "parse_boot_options", "check_numa", "ONLINE_TYPE_WORDS", "ONLINE_POLICIES",
+           "PARAM_PREFIX", "DYNDBG_WORDS",
            "param_names", "read_param", "write_param", "memparse_text", "memmap_waste_line"]
 
 #: the words of ``memhp_default_state=`` / ``auto_online_blocks`` (``online_type_to_str[]``, v5.7)
@@ -40,6 +48,8 @@ ONLINE_TYPE_WORDS = ("offline", "online", "online_kernel", "online_movable")
 ONLINE_POLICIES = ("contig-zones", "auto-movable")
 #: where :class:`~sparsemem.memory_block.Sysfs` serves the module parameters (api.md)
 PARAM_PREFIX = "module/memory_hotplug/parameters/"
+#: the command-line words of ``dyndbg=True`` (module docstring)
+DYNDBG_WORDS = ('dyndbg="file mm/memory_hotplug.c +p"', "mminit_loglevel=1")
 #: ``MAX_NUMNODES`` of an x86_64 distribution build (CONFIG_NODES_SHIFT=10)
 MAX_NUMNODES = 1 << 10
 
@@ -54,7 +64,8 @@ class BootParams:
     ``auto_movable_ratio``, ``auto_movable_numa_aware``: the 5.15 parameters (their defaults
     before 5.15, where they do nothing).  ``mem``: the ``mem=`` limit in bytes or None.
     ``possible_nodes``: ``node_possible_map`` as a frozenset, or None for "the nodes of the
-    layout".  ``cmdline``: ``/proc/cmdline``.  ``lines``: the boot log lines the options cause.
+    layout".  ``dyndbg``: the debug prints of memory hotplug are enabled (module docstring).
+    ``cmdline``: ``/proc/cmdline``.  ``lines``: the boot log lines the options cause.
     """
 
     auto_online: str = "offline"
@@ -65,8 +76,14 @@ class BootParams:
     mem: Optional[int] = None
     possible_nodes: Optional[frozenset] = None
     movable_node: bool = False
+    dyndbg: bool = False
     cmdline: str = ""
     lines: list = field(default_factory=list)
+    #: ``numa=``: the firmware's memory affinity (SRAT) as ``((start, end, nid), ...)``, ``end``
+    #: exclusive, sorted (kmem.md K §2.1, :func:`sparsemem.dax.phys_to_target_node`); ``()``: none
+    numa: tuple = ()
+    #: ``efi_soft_reserve``: EFI_MEMORY_SP memory becomes Soft Reserved (False: ``efi=nosoftreserve``)
+    efi_soft_reserve: bool = True
 
 
 def memparse_text(n: int) -> str:
@@ -90,7 +107,8 @@ def _check_bool(name: str, v) -> bool:
 
 def parse_boot_options(model: KernelModel, *, movable_node=False, auto_online=False, memmap_on_memory=False,
                        online_policy="contig-zones", auto_movable_ratio=301, auto_movable_numa_aware=True,
-                       mem=None, possible_nodes=None) -> BootParams:
+                       mem=None, possible_nodes=None, dyndbg=False, numa=None,
+                       efi_soft_reserve=True) -> BootParams:
     """Check the options (TypeError/ValueError naming the option and its accepted values) and
     return what ``model``'s release makes of them (module docstring)."""
     p = BootParams(movable_node=_check_bool("movable_node", movable_node))
@@ -157,8 +175,9 @@ def parse_boot_options(model: KernelModel, *, movable_node=False, auto_online=Fa
     if mem is not None:
         if isinstance(mem, bool) or not isinstance(mem, int):
             raise TypeError(f"mem must be an int (bytes) or None, not {type(mem).__name__}")
-        if mem <= 0:
-            raise ValueError(f"mem must be a positive number of bytes (mem=), not {mem}")
+        if not 0 < mem <= 0xFFFFFFFFFFFFFFFF:
+            # parse_memopt: mem=0 is refused (-EINVAL, nothing removed); memparse is 64-bit
+            raise ValueError(f"mem must be a number of bytes between 1 and 2**64 - 1 (mem=), not {mem}")
         p.mem = mem
         words.append(f"mem={memparse_text(mem)}")
 
@@ -171,13 +190,61 @@ def parse_boot_options(model: KernelModel, *, movable_node=False, auto_online=Fa
             if isinstance(n, bool) or not isinstance(n, int):
                 raise TypeError(f"possible_nodes must hold ints, not {type(n).__name__}")
             if not 0 <= n < MAX_NUMNODES:
-                raise ValueError(f"possible node {n} is outside 0..{MAX_NUMNODES - 1} (MAX_NUMNODES)")
+                raise ValueError(f"possible_nodes: node {n} is outside 0..{MAX_NUMNODES - 1} (MAX_NUMNODES)")
             nodes.append(n)
-        if not nodes:
-            raise ValueError("possible_nodes must name at least one node (node 0 holds the boot CPU)")
+        if 0 not in nodes:
+            # x86 numa_register_memblks: node_possible_map holds every node of the boot memory
+            raise ValueError(f"possible_nodes must include node 0 (the node of the boot memory and "
+                             f"the boot CPU), not {sorted(nodes)}")
         p.possible_nodes = frozenset(nodes)
+
+    if _check_bool("dyndbg", dyndbg):
+        p.dyndbg = True
+        words.extend(DYNDBG_WORDS)
+    p.numa = check_numa(numa)
+    if p.numa and p.possible_nodes is None:
+        # x86 numa_init: node_possible_map = numa_nodes_parsed, every SRAT node (memory-only
+        # nodes included; arch/x86/mm/numa.c numa_register_memblks 5.3, 6.1)
+        p.possible_nodes = frozenset({0} | {nid for _, _, nid in p.numa})
+    # efi=nosoftreserve (arch/x86/platform/efi/efi.c, 5.5+): EFI_MEMORY_SP stays conventional RAM
+    p.efi_soft_reserve = _check_bool("efi_soft_reserve", efi_soft_reserve)
+    if not efi_soft_reserve:
+        words.append("efi=nosoftreserve")
     p.cmdline = " ".join(words)
     return p
+
+
+def check_numa(numa) -> tuple:
+    """The ``numa=`` boot option checked: ``None`` or an iterable of ``(start, end, nid)``
+    (bytes, ``end`` exclusive, as ``struct numa_memblk``) -> a sorted tuple.  TypeError for
+    wrong types; ValueError for an empty range, a node outside ``0..MAX_NUMNODES-1``, or two
+    nodes' ranges that overlap (x86 ``numa_cleanup_meminfo`` refuses that: "NUMA: node %d
+    [mem ...] overlaps with node %d [mem ...]", -EINVAL, and the kernel falls back to one
+    dummy node)."""
+    if numa is None:
+        return ()
+    if isinstance(numa, (str, bytes, dict)) or not hasattr(numa, "__iter__"):
+        raise TypeError(f"numa must be a list of (start, end, nid) tuples, not {type(numa).__name__}")
+    out = []
+    for item in numa:
+        if not isinstance(item, (tuple, list)) or len(item) != 3:
+            raise TypeError(f"numa entries must be (start, end, nid) tuples, not {item!r}")
+        for v in item:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"numa entry {tuple(item)!r}: start, end and nid must be ints")
+        start, end, nid = item
+        if not 0 <= start < end <= 1 << 64:
+            raise ValueError(f"numa entry [{start:#x}, {end:#x}) for node {nid} is empty or outside the "
+                             f"64-bit address space (end is exclusive)")
+        if not 0 <= nid < MAX_NUMNODES:
+            raise ValueError(f"numa node {nid} is outside 0..{MAX_NUMNODES - 1} (MAX_NUMNODES)")
+        out.append((start, end, nid))
+    out.sort()
+    for (s0, e0, n0), (s1, e1, n1) in zip(out, out[1:]):
+        if s1 < e0 and n0 != n1:
+            raise ValueError(f"NUMA: node {n1} [mem {s1:#010x}-{e1 - 1:#010x}] overlaps with node {n0} "
+                             f"[mem {s0:#010x}-{e0 - 1:#010x}]")
+    return tuple(out)
 
 
 def memmap_waste_line(memory_block_size: int) -> str:
@@ -226,8 +293,10 @@ def read_param(m, name: str) -> str:
 
 def write_param(m, name: str, value: str, strtobool) -> None:
     """Store one parameter as its setter does (0644 files; ``memmap_on_memory`` is 0444):
-    ``sysfs_match_string`` for the policy, ``kstrtouint`` (base 0) for the ratio, the release's
-    ``kstrtobool`` (``strtobool``, the caller's parser) for numa-awareness; -EINVAL otherwise."""
+    ``sysfs_match_string`` for the policy, ``kstrtouint`` (base 0; -ERANGE above UINT_MAX) for
+    the ratio, the release's ``kstrtobool`` (``strtobool``, the caller's parser) for
+    numa-awareness; -EINVAL otherwise (kernel/params.c ``param_set_uint``/``param_set_bool``,
+    mm/memory_hotplug.c 5.15.16 ``set_online_policy``)."""
     if name not in param_names(m.model):
         raise _no_such(name)
     if name == "memmap_on_memory":
@@ -239,9 +308,12 @@ def write_param(m, name: str, value: str, strtobool) -> None:
                                             f"(expected {' or '.join(ONLINE_POLICIES)})")
         m.online_policy = text
     elif name == "auto_movable_ratio":
+        # param_set_uint -> kstrtouint(val, 0): -EINVAL unparsable, -ERANGE above UINT_MAX
         n = kstrtox(value)
-        if n is None or n > 0xFFFFFFFF:
+        if n is None:
             raise KernelError(errno.EINVAL, f"auto_movable_ratio: invalid unsigned int {value!r}")
+        if n > 0xFFFFFFFF:
+            raise KernelError(errno.ERANGE, f"auto_movable_ratio: {value!r} is above 4294967295 (uint)")
         m.auto_movable_ratio = n
     else:
         b = strtobool(value)

@@ -91,6 +91,13 @@ examples:
   sparsemem report layouts/*.txt --jsonl > results.jsonl
   sparsemem report --plot map.png
   sparsemem report layouts/*.txt --plot maps/
+  sparsemem report layout.txt --kernel 5.2 --kernel 6.8 --upgrade
+
+--upgrade: after the report, per layout, the namespaces made under the first kernel (the
+existing configuration and the default namespaces, as above), booted under each later kernel
+with the same media and then rolled back: per namespace and kernel the result (ok, ERRNO:
+the dmesg line, raw-fallback, dax-unbound), usable, metadata, memmap in pmem / RAM, and
+whether the rollback comes up as created.
 """
 
 _SYSFS_EPILOG = """\
@@ -188,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plot", metavar="FILE.png|DIR/",
                    help="also draw the physical address map around every region (needs matplotlib); "
                         "DIR/ (or an existing directory) writes one PNG per layout")
+    r.add_argument("--upgrade", action="store_true",
+                   help="also show what happens to the namespaces made under the first --kernel "
+                        "when the machine is rebooted with the same media under each later one "
+                        "(and rolled back): usable size, metadata, memmap in pmem and RAM, errors; "
+                        "needs two or more kernels")
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a progress bar on stderr (default: only when stderr is a terminal and "
                         "there is more than one layout)")
@@ -214,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--kernel", "-k", type=_kernel_arg, default=DEFAULT_KERNEL, metavar="V",
                         help=f"kernel version to model (default: {DEFAULT_KERNEL})")
     sm.add_argument("--save", metavar="FILE", help="pickle the final machine into FILE at unmount")
+    sm.add_argument("--dyndbg", action="store_true",
+                    help="boot with dynamic debug for memory hotplug (Machine(dyndbg=True)): the kernel's "
+                         "pr_debug lines, such as why an offline failed, reach the saved machine's dmesg")
 
     f = sub.add_parser("fleet", formatter_class=fmt, epilog=_FLEET_EPILOG,
                        help="upgrade every host of an inventory from K1 to K2 (on Dask)",
@@ -376,6 +391,7 @@ def format_report(rep: dict) -> str:
         if not lay["regions"]:
             lines.append("  no pmem regions in this layout")
             lines.extend(_kmem_lines(lay))
+            lines.extend(_dax_lines(lay))
             lines.extend(_observation_lines(lay))
             continue
         for reg in lay["regions"]:
@@ -444,8 +460,34 @@ def format_report(rep: dict) -> str:
         lines.append("")
         lines.extend(textwrap.wrap(line, width=_WIDTH, subsequent_indent="  ", break_on_hyphens=False))
         lines.extend(_kmem_lines(lay))
+        lines.extend(_dax_lines(lay))
         lines.extend(_observation_lines(lay))
+        lines.extend(_upgrade_lines(lay))
     return "\n".join(lines) + "\n"
+
+
+def _upgrade_lines(lay: dict) -> list[str]:
+    """``--upgrade``: per namespace made under the first kernel, one line per later kernel."""
+    up = lay.get("upgrade")
+    if not up:
+        return []
+    out = ["", f"upgrade: namespaces made under {up['from']}, rebooted under {', '.join(up['to'])} and back"]
+    if not up["namespaces"]:
+        out.append("  no namespace was made")
+    for row in up["namespaces"]:
+        c = row["created"]
+        out.append(f"  {row['dev']} ({row['mode']}) under {up['from']}: usable {format_size(c['usable'])}, "
+                   f"metadata {format_size(c['metadata'])}, memmap pmem {format_size(c['memmap']['pmem'])} "
+                   f"RAM {format_size(c['memmap']['ram'])}")
+        for b in row["booted"]:
+            what = b["result"] if b["result"] in ("ok", "raw-fallback", "dax-unbound") else \
+                f"{b['result']}: {b['message']}"
+            text = (f"{b['kernel']}: {what}; usable {format_size(b['usable'])}, metadata "
+                    f"{format_size(b['metadata'])}, memmap pmem {format_size(b['memmap']['pmem'])} RAM "
+                    f"{format_size(b['memmap']['ram'])}; back to {up['from']}: "
+                    f"{'as created' if b['rollback'] else 'differs'}")
+            out.extend(textwrap.wrap(text, width=_WIDTH, initial_indent="    ", subsequent_indent="      "))
+    return out
 
 
 def _kmem_lines(lay: dict) -> list[str]:
@@ -460,6 +502,28 @@ def _kmem_lines(lay: dict) -> list[str]:
         text = (f"{k['kernel']}: {k['dev'] or 'System RAM'} in {k['parent']} {_hex_range(k['start'], k['end'])} "
                 f"{format_size(k['end'] + 1 - k['start'])}: {what}; {k['blocks']} blocks ({k['online']} online), "
                 f"memmap in RAM {format_size(k['memmap']['ram'])}")
+        out.extend(textwrap.wrap(text, width=_WIDTH, initial_indent="  ", subsequent_indent="    "))
+    return out
+
+
+def _dax_lines(lay: dict) -> list[str]:
+    """Every dax device per kernel as System RAM (kmem.md K §9): what becomes System RAM, what
+    alignment and metadata lose, the memmap in DRAM or in the device, the zones, the failure."""
+    ds = lay.get("dax") or []
+    if not ds:
+        return []
+    out = ["", "dax devices as System RAM (daxctl reconfigure-device --mode=system-ram)"]
+    for d in ds:
+        head = (f"{d['kernel']}: {d['dev']} ({d['kind']}, node {d['target_node']}, was {d['mode_before']}) "
+                f"{_hex_range(d['start'], d['end'])} {format_size(d['size'])}: ")
+        if d["result"] != "ok":
+            text = head + f"{d['result']}: {d['message']}"
+        else:
+            zones = ", ".join(f"{n} {z}" for z, n in sorted(d["zones"].items())) or "no blocks"
+            text = head + (f"{format_size(d['kmem_bytes'])} System RAM in {d['blocks']} blocks ({zones}); "
+                           f"lost to alignment {format_size(d['lost_alignment'])}, metadata "
+                           f"{format_size(d['lost_metadata'])}; memmap in RAM {format_size(d['memmap_dram'])}"
+                           + (f", in the device {format_size(d['memmap_self'])}" if d["memmap_self"] else ""))
         out.extend(textwrap.wrap(text, width=_WIDTH, initial_indent="  ", subsequent_indent="    "))
     return out
 
@@ -663,6 +727,9 @@ def _plot_name(directory: str, lay: dict, used: set) -> str:
 
 def _cmd_report(args) -> int:
     kernels = list(dict.fromkeys(args.kernel or DEFAULT_KERNELS))
+    if args.upgrade and len(kernels) < 2:
+        raise _Fail("argument --upgrade: needs two or more different --kernel values (the first is "
+                    "the one the namespaces are made under)", status=2)
     if args.files.count("-") > 1:
         raise _Fail("standard input ('-') can be read only once", status=2)
     plot_mod = plot_kind = None
@@ -703,7 +770,8 @@ def _cmd_report(args) -> int:
                         lay.input.notes.append(f"existing namespaces also from {beside} (the ndctl JSON "
                                                f"beside the layout)")
                 try:
-                    rep = report_layout(lay, kernels, keep_state=plot_mod is not None and not summary_only)
+                    rep = report_layout(lay, kernels, keep_state=plot_mod is not None and not summary_only,
+                                        upgrade=args.upgrade)
                 except (ValueError, OSError) as exc:
                     # the simulation refused the layout while booting it: name the file
                     raise _Fail(_boot_error([lay], exc)) from None
@@ -800,7 +868,7 @@ def _boot_error(layouts, exc) -> str:
     return f"{names}: {msg}"
 
 
-def _boot_layout(path: str, kernel: Optional[str]):
+def _boot_layout(path: str, kernel: Optional[str], dyndbg: bool = False):
     """The machine booted from the layout file ``path`` (``_Fail`` naming the file if not)."""
     from .machine import Machine  # noqa: PLC0415 -- start-up: the simulator, 30 ms, only to boot
 
@@ -811,7 +879,7 @@ def _boot_layout(path: str, kernel: Optional[str]):
         raise _Fail(f"argument --kernel/-k: {exc}", status=2) from None
     lay = _load_one(path)
     try:
-        return Machine.from_iomem(lay.text, kernel=kernel)
+        return Machine.from_iomem(lay.text, kernel=kernel, dyndbg=dyndbg)
     except (ValueError, OSError) as exc:
         raise _Fail(_boot_error([lay], exc)) from None
 
@@ -840,7 +908,7 @@ def _cmd_sysfs(args) -> int:
         raise _Fail(str(exc)) from None
     if args.save and not os.access(os.path.dirname(os.path.abspath(args.save)), os.W_OK):
         raise _Fail(f"{args.save}: cannot write there")
-    machine = _boot_layout(args.file, args.kernel)
+    machine = _boot_layout(args.file, args.kernel, dyndbg=args.dyndbg)
     print(f"{PROG}: serving {args.file} (kernel {machine.kernel}) at {args.dest}; "
           f"stop with 'umount {args.dest}' or Ctrl-C", file=sys.stderr, flush=True)
     try:

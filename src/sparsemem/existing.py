@@ -63,14 +63,16 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from . import constants as C
+from . import dax
 from . import hotplug as H
 from .errors import KernelError
-from .memremap import memunmap_pages
+from .kernel import as_model
 from .nvdimm.bus import PMEM_NAMES
 from .resource import IORESOURCE_BUSY, IORESOURCE_SYSTEM_RAM, RESOURCE_MAX
 
 __all__ = ["ExistingNamespace", "ExistingRam", "ExistingConfig", "read_config", "parse_ndctl_json",
-           "adopt", "adopt_namespace", "adopt_ram", "kmem_bind", "kmem_of", "Adopted"]
+           "adopt", "adopt_namespace", "adopt_ram", "kmem_bind", "kmem_of", "Adopted", "adopt_device_ram",
+           "implied_numa", "with_implied_numa"]
 
 _DEV_RE = re.compile(r"^(namespace|pfn|btt|dax)(\d+)\.(\d+)$")
 _MODE_OF_CLAIM = {"namespace": "fsdax", "pfn": "fsdax", "btt": "sector", "dax": "devdax"}
@@ -410,47 +412,20 @@ def _pa(v: int) -> str:
 
 
 def kmem_bind(machine, ns, nid: int = 0, online: Optional[str] = "online_movable") -> tuple[int, int]:
-    """``daxctl reconfigure-device --mode=system-ram`` of the devdax namespace ``ns``'s dax
-    device with the 5.1-5.9 kmem probe (K §3, K §5.1, K §8.1); returns the hot-added ``(start,
-    size)``.  ``KernelError`` (EBUSY when no memory block fits or the range is claimed, the
-    hot-add's error otherwise) leaves the device unbound, as daxctl leaves it."""
+    """``daxctl reconfigure-device --mode=system-ram --force`` of the devdax namespace ``ns``'s
+    dax device (:meth:`sparsemem.dax.DaxDevice.reconfigure`: the release's kmem probe, K §5,
+    and daxctl's onlining, K §8.1; ``online``: ``"online_movable"`` (the default),
+    ``"online"`` (``--no-movable``) or None (``--no-online``)); returns the hot-added ``(start,
+    size)``.  ``KernelError`` as daxctl reports it, leaving what it leaves (an unbound device
+    after a failed kmem bind).  ``nid`` is not used: kmem adds to the device's target node."""
     if ns.mode != "devdax" or not ns.enabled:
         raise KernelError(errno.ENXIO, f"{ns.dev}: not an enabled devdax namespace")
-    m = machine
-    name = ns.chardev
-    bs = m.memory_block_size
-    s = ns.start + ns.start_pad + ns.dataoff
-    e = ns.end - ns.end_trunc                  # exclusive
-    kstart = -(-s // bs) * bs
-    ksize = (((e - s) - (kstart - s)) & RESOURCE_MAX) & ~(bs - 1) & RESOURCE_MAX
-    # unbind device_dax: its claim and its ZONE_DEVICE mapping go (K §3)
-    if ns.pgmap is not None:
-        memunmap_pages(m, ns.pgmap, owner=ns)
-        ns.pgmap = None
-    for res in [r for r in ns.resources if r.name == name]:
-        if res.parent is not None:
-            m.iomem.release(res)
-        ns.resources.remove(res)
-    try:
-        if not ksize or kstart + ksize - 1 > RESOURCE_MAX:
-            raise KernelError(errno.EBUSY, f"{name}: no memory block fits in [mem {s:#x}-{e - 1:#x}]")
-        dax = m.iomem.request(kstart, ksize, name, parent=ns.region.res)
-    except (KernelError, ValueError) as exc:
-        m.log(f"kmem {name}: could not reserve region [{_pa(kstart)}-{_pa(kstart + ksize)}]")
-        m.log(f"kmem: probe of {name} failed with error -{errno.EBUSY}")
-        raise KernelError(errno.EBUSY, f"kmem {name}: could not reserve region: "
-                                       f"{getattr(exc, 'strerror', None) or exc}") from None
-    dax.flags = IORESOURCE_SYSTEM_RAM          # "System RAM, not busy" (K §5.1 step 4)
-    try:
-        _hot_add(m, nid, kstart, ksize, dax)
-    except KernelError as exc:
-        m.iomem.release(dax)
-        if exc.errno not in (errno.ENODEV, errno.ENXIO):
-            m.log(f"kmem: probe of {name} failed with error -{exc.errno}")
-        raise
-    if online:
-        _online(m, kstart, ksize, online)
-    return kstart, ksize
+    dev = next((d for d in dax.devices(machine) if d.namespace is ns), None)
+    if dev is None:
+        raise KernelError(errno.ENXIO, f"{ns.dev}: no dax device")
+    dev.reconfigure("system-ram", online=online is not None, movable=online != "online", force=True)
+    ranges = dev.kmem_ranges()
+    return (ranges[0][0], sum(n for _, n in ranges)) if ranges else (0, 0)
 
 
 def _online(m, start: int, size: int, online_type: str) -> None:
@@ -504,11 +479,10 @@ def _container(m, start: int, end: int):
 
 def _hot_add(m, nid: int, start: int, size: int, parent) -> None:
     """``add_memory`` of ``[start, start + size)`` with its "System RAM" resource under
-    ``parent`` (the kmem claim, K §5.1 steps 4-5): -E2BIG above ``max_mem_size`` (§8.1), then
-    ``add_memory_resource``; the resource goes again on failure."""
-    if start + size > m.max_mem_size:
-        raise KernelError(errno.E2BIG, f"add_memory: [mem {start:#x}-{start + size - 1:#x}] ends above "
-                                       f"max_mem_size {m.max_mem_size:#x}")
+    ``parent`` (the kmem claim, K §5.1 steps 4-5): -E2BIG above ``max_mem_size`` (§8.1; kmem
+    is a module, so from 5.7 ``mem=`` no longer applies: :func:`sparsemem.hotplug.check_mem_limit`),
+    then ``add_memory_resource``; the resource goes again on failure."""
+    H.check_mem_limit(m, start, size)
     res = m.iomem.request(start, size, "System RAM", IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY, parent=parent)
     try:
         H.add_memory_resource(m, nid, res)
@@ -560,6 +534,50 @@ def kmem_of(machine, ns) -> Optional[tuple[int, int]]:
     return None
 
 
+def adopt_device_ram(machine, ram: ExistingRam) -> None:
+    """Device memory the dump shows as System RAM (a Soft Reserved range, a CXL region, a pmem
+    range): when the booted release has a dax device over it (:mod:`sparsemem.dax`), that
+    device is put in system-ram mode and its blocks onlined as ``daxctl reconfigure-device
+    --mode=system-ram --force`` does (a device the release bound to kmem at boot, 6.3+, only
+    gets its blocks onlined, ``daxctl online-memory``); otherwise :func:`adopt_ram` hot-adds
+    the range as the dump shows it."""
+    dev = dax.find(machine, ram.start, ram.start + ram.size - 1)
+    if dev is None:
+        adopt_ram(machine, ram)
+    elif dev.mode != "system-ram":
+        dev.reconfigure("system-ram", force=True)
+    else:
+        dev.online_memory()
+
+
+def with_implied_numa(tree, kernel, kw: dict) -> dict:
+    """The boot options ``kw`` plus the ``numa`` a dump implies (:func:`implied_numa`) when
+    ``kw`` has none, for a machine booting the layout ``tree`` under ``kernel``."""
+    if kw.get("numa") is not None:
+        return kw
+    soft = as_model(kernel).efi_soft_reserve and kw.get("efi_soft_reserve", True) is not False
+    implied = implied_numa(tree, soft)
+    return {**kw, "numa": implied} if implied else kw
+
+
+def implied_numa(tree, kernel_soft_reserve: bool = True) -> list[tuple[int, int, int]]:
+    """The ``numa=`` ranges a dump implies (kmem.md K §2.1, K §2.2): kmem only adds memory with
+    a target node, so a Soft Reserved (``kernel_soft_reserve``: a release that has it) or legacy
+    pmem range above the boot RAM that shows System RAM below it had an SRAT range of its own;
+    each gets a memory-only node, 1, 2, ... in address order.  Used by
+    :meth:`Machine.from_iomem <sparsemem.machine.Machine.from_iomem>` when no ``numa`` is given."""
+    tops = tree.root.children
+    ram_end = max((r.end + 1 for r in tops if r.name == "System RAM"), default=0)
+    out: list[tuple[int, int, int]] = []
+    for res in tops:
+        inner = [c for c in res.children if c.name == "Soft Reserved"] if res.name.startswith("hmem.") else [res]
+        for r in inner:
+            kind_ok = (r.name == "Soft Reserved" and kernel_soft_reserve) or r.name == "Persistent Memory (legacy)"
+            if kind_ok and r.start >= ram_end and _ram_children(r):
+                out.append((r.start, r.end + 1, len(out) + 1))
+    return out
+
+
 def adopt(machine, config: ExistingConfig) -> list[Adopted]:
     """Adopt everything of ``config`` on ``machine`` (device RAM first, then the namespaces in
     order); never raises for what the kernel refuses: each :class:`Adopted` holds the error,
@@ -567,7 +585,7 @@ def adopt(machine, config: ExistingConfig) -> list[Adopted]:
     out = []
     for ram in config.ram:
         try:
-            adopt_ram(machine, ram)
+            adopt_device_ram(machine, ram)
             out.append(Adopted(ram))
         except KernelError as exc:
             out.append(Adopted(ram, error=exc))

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Iterable, MutableMapping, Optional, Union
 
 from . import _common as K
 from . import constants as C
-from . import existing, memremap
+from . import dax, existing, memremap
 from . import hotplug as H
 from . import memory_block as MB
 from .bootparams import memmap_waste_line, parse_boot_options
@@ -239,6 +239,47 @@ def soft_reserved_as_ram(tree: ResourceTree) -> ResourceTree:
     return parse("\n".join(lines) + "\n")
 
 
+def mem_remove_line(limit: int) -> str:
+    """The KERN_DEBUG record of x86 ``parse_memopt`` (``mem=``): ``e820__range_remove(limit,
+    ULLONG_MAX - limit, E820_TYPE_RAM, 1)`` prints the range it drops, which ends at
+    ``ULLONG_MAX - 1`` (arch/x86/kernel/e820.c 5.3 and 6.1)."""
+    return f"e820: remove [mem {limit:#010x}-{K.U64 - 1:#010x}] usable"
+
+
+def ram_below(tree: ResourceTree, limit: int) -> ResourceTree:
+    """What ``mem=limit`` leaves of the boot layout (arch/x86/kernel/e820.c ``parse_memopt``,
+    5.3 and 6.1): the RAM at and above ``limit`` leaves the e820 table
+    (``e820__range_remove`` of type ``E820_TYPE_RAM``), and ``e820__reserve_resources`` builds
+    ``/proc/iomem`` from that table, so a top-level "System RAM" range that starts at or above
+    ``limit`` is gone and one that crosses it ends at ``limit - 1`` (its children are cut the
+    same way).  Every other range (Reserved, ACPI, persistent memory, Soft Reserved) stays.
+    Returns ``tree`` itself when no RAM reaches ``limit``.
+
+    Not modelled: the ``user-defined physical RAM map:`` table that ``e820__finish_early_params``
+    prints (pr_info, one ``user: [mem ...] TYPE`` line per entry), as the BIOS-e820 table is
+    not logged either; ``/sys/firmware/memmap`` (from ``e820_table_firmware``) keeps the
+    removed RAM."""
+    tops = [r for r in tree.root.children if r.name == "System RAM" and r.end >= limit]
+    if not tops:
+        return tree
+    tree = tree.copy()
+
+    def cut(res) -> None:
+        for child in list(res.children):
+            if child.start >= limit:
+                tree.release(child)
+            elif child.end >= limit:
+                cut(child)
+        res.end = limit - 1
+
+    for res in [r for r in tree.root.children if r.name == "System RAM" and r.end >= limit]:
+        if res.start >= limit:
+            tree.release(res)
+        else:
+            cut(res)
+    return tree
+
+
 def probe_memory_block_size(model, boot_mem_end: int, hypervisor: bool) -> int:
     """x86 ``probe_memory_block_size`` (§1.1) for a boot memory end in bytes."""
     if boot_mem_end < MEM_SIZE_FOR_LARGE_BLOCK:
@@ -271,24 +312,37 @@ def _core_module(core: str):
 _CORES: dict = {}
 
 
+def _altmap_state(altmap) -> Optional[tuple]:
+    """A memory block's altmap (memmap_on_memory, v6.6+) as ``snapshot()`` compares it."""
+    if altmap is None:
+        return None
+    return (altmap.base_pfn, altmap.reserve, altmap.free, altmap.align, altmap.alloc)
+
+
 class Machine(MachineState):
     """One simulated x86_64 machine: the state (:class:`~sparsemem.state.MachineState`), boot
     and the public façade (boot and reboot: docs/machine.md).
 
     ``Machine(kernel="5.3", max_physmem_bits=46, memory_block_size=None, hypervisor=True, *,
-    core="compiled", movable_node=False, auto_online=False, iomem=None, phys_bits=None)``
+    core="compiled", movable_node=False, auto_online=False, iomem=None, phys_bits=None, ...)``
     (``phys_bits``: the CPU's physical address width, ``x86_phys_bits``, 36..52; None: the
     build limit ``max_physmem_bits``; it ends ``iomem_resource`` and so bounds hot-add); ``iomem`` is
     ``/proc/iomem`` text (or e820 dmesg lines, or a parsed :class:`ResourceTree`), default
-    :data:`DEFAULT_IOMEM`.
+    :data:`DEFAULT_IOMEM`.  The kernel command-line options (``memmap_on_memory``,
+    ``online_policy``, ``auto_movable_ratio``, ``auto_movable_numa_aware``, ``mem``,
+    ``possible_nodes``, ``dyndbg``, ...) are read per release by :mod:`sparsemem.bootparams`
+    (docs/machine.md "Boot options"); ``mem`` also removes the RAM at and above it from the
+    boot layout (:func:`ram_below`).
 
     ``dmesg`` (list of str): the kernel log records of this machine, one per line, without
-    timestamps or log levels.  It records what a kernel built with dynamic debug enabled
-    for mm/memory_hotplug.c would show: the pr_debug lines ``online_pages [mem ...]
-    failed``, ``memory offlining [mem ...] failed due to ...`` and ``Unable to reserve
-    System RAM region: ...`` (§5.5, §5.6, §8.1) are kept, unprefixed, although a default
-    v5.3 kernel does not print them; likewise the ``mminit::...`` line that follows the
-    ``mminit_validate_memmodel_limits`` WARN (CONFIG_DEBUG_MEMORY_INIT).  WARNs appear as
+    timestamps; each has a printk level (:func:`sparsemem.printk.level_of`).  By default it
+    shows what a distribution kernel prints (CONFIG_DYNAMIC_DEBUG=y, nothing enabled): **no**
+    ``pr_debug`` line -- ``online_pages [mem ...] failed``, ``memory offlining [mem ...]
+    failed due to ...``, ``Unable to reserve System RAM region: ...`` (§5.5, §5.6, §8.1),
+    from 5.11 ``Offlined Pages N`` -- and no ``mminit::...`` line after the
+    ``mminit_validate_memmodel_limits`` WARN (``mminit_loglevel``).  ``dyndbg=True`` (the
+    command-line words ``dyndbg="file mm/memory_hotplug.c +p" mminit_loglevel=1``) shows
+    them, unprefixed; nothing else changes.  WARNs appear as
     ``------------[ cut here ]------------``, the message (``WARN(cond, fmt)`` only), then
     ``WARNING: CPU: 0 PID: 1 at <file>:<line> <symbol>+0x0/0x100`` with nominal line
     numbers and offsets (:data:`sparsemem.printk.WARN_SITES`, §5.1).
@@ -304,7 +358,8 @@ class Machine(MachineState):
                  iomem=None, phys_bits: Optional[int] = None, memmap_on_memory: Union[bool, str] = False,
                  online_policy: str = "contig-zones", auto_movable_ratio: int = 301,
                  auto_movable_numa_aware: bool = True, mem: Optional[int] = None,
-                 possible_nodes: Optional[Iterable[int]] = None):
+                 possible_nodes: Optional[Iterable[int]] = None, dyndbg: bool = False,
+                 numa: Optional[Iterable] = None, efi_soft_reserve: bool = True):
         model = as_model(kernel)
         bits = K.check_bits(max_physmem_bits)
         if phys_bits is not None:
@@ -324,14 +379,18 @@ class Machine(MachineState):
         params = parse_boot_options(
             model, movable_node=movable_node, auto_online=auto_online, memmap_on_memory=memmap_on_memory,
             online_policy=online_policy, auto_movable_ratio=auto_movable_ratio,
-            auto_movable_numa_aware=auto_movable_numa_aware, mem=mem, possible_nodes=possible_nodes)
+            auto_movable_numa_aware=auto_movable_numa_aware, mem=mem, possible_nodes=possible_nodes,
+            dyndbg=dyndbg, numa=numa, efi_soft_reserve=efi_soft_reserve)
         sections = mod.SectionTable(bits, model.name)
         tree = self._layout(iomem)
-        booted = tree if model.efi_soft_reserve else soft_reserved_as_ram(tree)
+        # EFI_MEMORY_SP: Soft Reserved from 5.5 unless efi=nosoftreserve (kmem.md K §2.2)
+        booted = tree if model.efi_soft_reserve and params.efi_soft_reserve else soft_reserved_as_ram(tree)
+        if params.mem is not None:
+            booted = ram_below(booted, params.mem)
         # max_mem_size (``mem=`` lowers it): U64_MAX by default (§8.1); a range beyond the
         # physical address space fails at the iomem request instead (-EEXIST)
         super().__init__(model, core, sections, mod.VmemAltmap, booted, hypervisor=hypervisor,
-                         params=params, max_mem_size=K.U64 if mem is None else params.mem)
+                         params=params, max_mem_size=K.U64 if params.mem is None else params.mem)
         #: ``boot_cpu_data.x86_phys_bits``: x86 ``setup_arch`` ends ``iomem_resource`` at
         #: ``(1 << x86_phys_bits) - 1`` (5.3, 6.1); by default the build limit
         self.phys_bits = bits if phys_bits is None else phys_bits
@@ -342,9 +401,14 @@ class Machine(MachineState):
                               memmap_on_memory=memmap_on_memory, online_policy=online_policy,
                               auto_movable_ratio=auto_movable_ratio,
                               auto_movable_numa_aware=auto_movable_numa_aware, mem=mem,
-                              possible_nodes=None if possible_nodes is None else sorted(params.possible_nodes))
+                              possible_nodes=None if params.possible_nodes is None else sorted(params.possible_nodes),
+                              dyndbg=dyndbg, numa=[tuple(x) for x in params.numa] or None,
+                              efi_soft_reserve=efi_soft_reserve)
+        if params.mem is not None:
+            # setup_arch -> parse_early_param -> parse_memopt (before start_kernel's parse_args)
+            self.log(mem_remove_line(params.mem), "debug")
         for line in params.lines:
-            self.log(line)
+            self.log(line, "err")
         self._boot(memory_block_size)
 
     # ------------------------------------------------------------------ construction
@@ -363,7 +427,8 @@ class Machine(MachineState):
         if text is None:
             raise TypeError("from_iomem() needs the layout text")
         tree = cls._layout(text)
-        m = cls(kernel, iomem=tree, **kw)
+        # kmem memory in the dump implies an SRAT range for it (existing.implied_numa)
+        m = cls(kernel, iomem=tree, **existing.with_implied_numa(tree, kernel, kw))
         config = existing.read_config(tree, [(r.start, r.size) for r in m.regions], namespaces,
                                       block_size=m.memory_block_size, booted=m.iomem)
         if config:
@@ -421,7 +486,7 @@ class Machine(MachineState):
                 lo_, hi_ = rs if rs > zs else zs, re_ if re_ < ze else ze
                 if lo_ < hi_:
                     in_zone += hi_ - lo_
-            z.present_pages = in_zone
+            z.present_pages = z.present_early_pages = in_zone   # calculate_node_totalpages (5.15)
             S.memmap_init_zone(0, zi, z.zone_start_pfn, z.spanned_pages)
         self.sync_core_dmesg()
         if bs_override is not None:
@@ -430,12 +495,14 @@ class Machine(MachineState):
             bs = probe_memory_block_size(self.model, self.max_pfn << C.PAGE_SHIFT, self.hypervisor)
         self.memory_block_size = bs
         self.sections_per_block = bs >> C.PA_SECTION_SHIFT
-        self.log(f"x86/mm: Memory block size: {bs >> 20}MB")
+        self.log(f"x86/mm: Memory block size: {bs >> 20}MB", "info")
         if self.memmap_on_memory == "force":
-            self.log(memmap_waste_line(bs))
+            self.log(memmap_waste_line(bs), "info")
         MB.memory_dev_init(self, present_spans=present)
         if pmem:
             self.nvdimm = nvdimm_bus.attach(self, pmem)
+        # device-dax: hmem (Soft Reserved) and CXL RAM devices, bound as the release binds them
+        dax.attach(self)
 
     # ------------------------------------------------------------------ compatibility
     @property
@@ -487,13 +554,22 @@ class Machine(MachineState):
         return self.iomem.text(privileged)
 
     @property
+    def dax_devices(self) -> list:
+        """The device-dax instances in name order (api.md "Device memory as System RAM";
+        :mod:`sparsemem.dax`): devdax namespaces, Soft Reserved ranges (hmem, 5.5+) and CXL RAM
+        regions (6.3+), each a :class:`sparsemem.dax.DaxDevice`."""
+        return dax.devices(self)
+
+    @property
     def regions(self) -> list:
         return self.nvdimm.regions if self.nvdimm else []
 
     # ------------------------------------------------------------------ System RAM hotplug
-    def add_memory(self, nid, start, size) -> None:
-        """``add_memory`` (§8.1); see :func:`sparsemem.hotplug.add_memory`."""
-        H.add_memory(self, nid, start, size)
+    def add_memory(self, nid, start, size, *, flags=0) -> None:
+        """``add_memory`` (§8.1); ``flags``: ``sparsemem.MHP_NONE`` or
+        ``sparsemem.MHP_MEMMAP_ON_MEMORY`` (memmap inside the added range, as the release
+        supports it); see :func:`sparsemem.hotplug.add_memory`."""
+        H.add_memory(self, nid, start, size, flags=flags)
 
     def remove_memory(self, nid, start, size) -> None:
         """``remove_memory`` (§6.6); see :func:`sparsemem.hotplug.remove_memory`."""
@@ -527,9 +603,9 @@ class Machine(MachineState):
             self.memory_notifier_error_inject.pop(action, None)
 
     # ------------------------------------------------------------------ device memory
-    def memremap_pages(self, start, size, *, type="fsdax", altmap=None):
+    def memremap_pages(self, start, size, *, type="fsdax", altmap=None, vmemmap_shift=0):
         """``devm_memremap_pages``; see :func:`sparsemem.memremap.memremap_pages`."""
-        return memremap.memremap_pages(self, start, size, type=type, altmap=altmap)
+        return memremap.memremap_pages(self, start, size, type=type, altmap=altmap, vmemmap_shift=vmemmap_shift)
 
     def memunmap_pages(self, pgmap) -> None:
         """``devm_memremap_pages_release``; see :func:`sparsemem.memremap.memunmap_pages`."""
@@ -576,7 +652,8 @@ class Machine(MachineState):
             "params": (self.memmap_on_memory, self.online_policy, self.auto_movable_ratio,
                        self.auto_movable_numa_aware),
             "nodes": {nid: pg.state() for nid, pg in sorted(self.nodes.items())},
-            "blocks": tuple((b.id, b.state_value, b.online_type, b.nid, b.section_count, b.dev_offline, b.zone)
+            "blocks": tuple((b.id, b.state_value, b.online_type, b.nid, b.section_count, b.dev_offline, b.zone,
+                             b.nr_vmemmap_pages, _altmap_state(b.altmap))
                             for b in self.memory_blocks),
             "iomem": self.iomem.state(),
             "pgmaps": tuple((getattr(p, "start", None), getattr(p, "end", None), getattr(p, "type", None))

@@ -26,9 +26,11 @@ from .hotplug import (
     MEM_GOING_OFFLINE,
     MEM_OFFLINE,
     MEM_ONLINE,
-    MMOP_ONLINE_KEEP,
-    ONLINE_TYPES,
+    adjust_present_page_count,
     first_unmovable_pfn,
+    mhp_deinit_memmap_on_memory,
+    mhp_init_memmap_on_memory,
+    mmop,
     offline_pages,
     online_pages,
     test_pages_in_a_zone,
@@ -41,7 +43,8 @@ __all__ = [
     "remove_memory_block_devices", "hotplug_memory_register", "unregister_memory_section",
     "link_mem_sections", "walk_memory_blocks", "device_online", "device_offline",
     "memory_subsys_online", "memory_subsys_offline", "memory_block_change_state",
-    "memory_block_action", "pages_correctly_probed", "STATE_NAMES",
+    "memory_block_action", "pages_correctly_probed", "STATE_NAMES", "online_memmap_on_memory",
+    "offline_memmap_on_memory",
 ]
 
 STATE_NAMES = {MEM_ONLINE: "online", MEM_OFFLINE: "offline", MEM_GOING_OFFLINE: "going-offline"}
@@ -49,16 +52,26 @@ STATE_NAMES = {MEM_ONLINE: "online", MEM_OFFLINE: "offline", MEM_GOING_OFFLINE: 
 
 class MemoryBlock:
     """``struct memory_block`` (§8.2): ``id``, ``start_section_nr``, ``end_section_nr``,
-    ``state_value`` (MEM_*), ``section_count``, ``online_type`` (v5.3 starts at 0 =
-    MMOP_ONLINE_KEEP), ``phys_device`` (0 on x86), ``nid`` and the device core's
-    ``dev_offline`` flag.  ``state`` is the ``state`` file's word, ``zone`` the zone name of
-    an online block (None when offline or mixed), ``removable`` the ``removable`` file.
+    ``state_value`` (MEM_*), ``section_count``, ``online_type`` (an ``MMOP_*`` number of the
+    release, :func:`sparsemem.hotplug.mmop`: it starts at the kzalloc 0, MMOP_ONLINE_KEEP in
+    v5.3-v5.6 and MMOP_OFFLINE from v5.7), ``phys_device`` (0 on x86), ``nid`` and the device
+    core's ``dev_offline`` flag.  ``state`` is the ``state`` file's word, ``zone`` the zone name
+    of an online block (None when offline or mixed), ``removable`` the ``removable`` file.
+    ``stored_zone`` is the v5.18 ``mem->zone`` (:attr:`KernelModel.block_stores_zone
+    <sparsemem.kernel.KernelModel.block_stores_zone>`): a :class:`~sparsemem.mmzone.Zone` or
+    None (always None before 5.18); from 5.18 ``zone`` is its name for an online block.
     ``nr_hwpoison`` is the v6.2 per-block count of hardware-poisoned pages (struct
     memory_block ``nr_hwpoison``, :attr:`KernelModel.hwpoison_block_counter
-    <sparsemem.kernel.KernelModel.hwpoison_block_counter>`; always 0 before 6.2)."""
+    <sparsemem.kernel.KernelModel.hwpoison_block_counter>`; always 0 before 6.2).
+    ``nr_vmemmap_pages``: the pages at the block's start that hold its own memmap
+    (memmap_on_memory, v5.13+; 0 otherwise): v5.13-v6.5 the ``struct memory_block`` field,
+    v6.6+ the ``free`` of ``altmap``, the block's ``struct vmem_altmap`` (None otherwise;
+    :attr:`KernelModel.memmap_on_memory_rules
+    <sparsemem.kernel.KernelModel.memmap_on_memory_rules>`, later-eras-hotplug.md A6)."""
 
     __slots__ = ("machine", "id", "start_section_nr", "end_section_nr", "state_value", "section_count",
-                 "online_type", "phys_device", "nid", "dev_offline", "nr_hwpoison")
+                 "online_type", "phys_device", "nid", "dev_offline", "nr_hwpoison", "stored_zone",
+                 "nr_vmemmap_pages", "altmap")
 
     def __init__(self, machine, block_id: int, state: int, section_count: int):
         spb = machine.sections_per_block
@@ -70,9 +83,16 @@ class MemoryBlock:
         self.section_count = section_count
         self.online_type = 0
         self.phys_device = 0
-        self.nid = 0
+        # a boot block (made online) was linked to node 0 at boot (register_one_node ->
+        # link_mem_sections; the model boots one node); a hot-added one keeps the model's
+        # block_nid_init until link_mem_sections: 0 before v5.4, NUMA_NO_NODE (-1) from v5.4
+        # (init_memory_block, 2c91f8fc6c99; later-eras-hotplug-evidence.md §1 row 5.4)
+        self.nid = 0 if state == MEM_ONLINE else machine.model.block_nid_init
         self.dev_offline = state == MEM_OFFLINE
         self.nr_hwpoison = 0
+        self.stored_zone = None    # mem->zone (5.18); boot blocks: MemoryBlocks sets it
+        self.nr_vmemmap_pages = 0  # memmap_on_memory (5.13): set by hotplug after creation
+        self.altmap = None         # mem->altmap (6.6)
 
     @property
     def start(self) -> int:
@@ -99,6 +119,8 @@ class MemoryBlock:
     def zone(self):
         if self.state_value != MEM_ONLINE:
             return None
+        if self.machine.model.block_stores_zone:
+            return None if self.stored_zone is None else self.stored_zone.name
         found = test_pages_in_a_zone(self.machine, self.start_pfn, self.start_pfn + self.nr_pages)
         return None if found is None else found[0].name
 
@@ -122,10 +144,14 @@ class MemoryBlocks(MutableMapping):
     machine has thousands of them, and most runs never look at one.  Iteration is in
     ascending id."""
 
-    __slots__ = ("_m", "_made", "_counts", "_present", "_spb")
+    __slots__ = ("_m", "_made", "_counts", "_present", "_spb", "_early_zones")
 
-    def __init__(self, m, boot_counts: Optional[dict] = None, *, present_nrs=None, sections_per_block: int = 1):
+    def __init__(self, m, boot_counts: Optional[dict] = None, *, present_nrs=None, sections_per_block: int = 1,
+                 early_zones: tuple = ()):
         self._m = m
+        # (nid, zone index, start pfn, end pfn) of the zones populated at boot, for the v5.18
+        # mem->zone of a boot block made later (early_node_zone_for_memory_block)
+        self._early_zones = early_zones
         self._made: dict[int, MemoryBlock] = {}
         # id -> section_count of the boot blocks not made yet (MEM_ONLINE); the dict is taken
         # over.  With ``present_nrs`` (the ascending present section numbers, an array or a
@@ -154,7 +180,23 @@ class MemoryBlocks(MutableMapping):
         if blk is None:
             count = self._boot.pop(block_id)     # KeyError: no such block
             blk = self._made[block_id] = MemoryBlock(self._m, block_id, MEM_ONLINE, count)
+            if self._m.model.block_stores_zone:
+                blk.stored_zone = self._early_zone(blk)
         return blk
+
+    def _early_zone(self, blk: MemoryBlock):
+        """``early_node_zone_for_memory_block(mem, nid)`` (drivers/base/memory.c 5.18.12, via
+        ``memory_block_add_nid`` when the boot node is registered): the one zone of the block's
+        node that was populated at boot and whose span intersects the block, None when there
+        are none or several (e.g. DMA and DMA32 in block 0)."""
+        lo, hi = blk.start_pfn, blk.start_pfn + blk.nr_pages
+        found = None
+        for nid, idx, start, end in self._early_zones:
+            if nid == blk.nid and start < hi and lo < end:
+                if found is not None:
+                    return None
+                found = self._m.nodes[nid].zones[idx]
+        return found
 
     def get(self, block_id: int, default=None):
         blk = self._made.get(block_id)
@@ -198,8 +240,12 @@ def memory_dev_init(m, present_nrs=None, *, present_spans: Optional[list] = None
         present_nrs = present_spans
     elif present_nrs is None:
         present_nrs = m.sections.present_section_nrs()
-    # the counts per block are made on first use: most runs never look at a boot block
-    m.blocks = MemoryBlocks(m, present_nrs=present_nrs, sections_per_block=m.sections_per_block)
+    # the counts per block are made on first use: most runs never look at a boot block; so is
+    # the v5.18 zone of a boot block, from the zones as they are now, at boot
+    early = tuple((pg.nid, z.idx, z.zone_start_pfn, z.zone_end_pfn) for pg in m.nodes.values()
+                  for z in pg.zones if z.present_pages)
+    m.blocks = MemoryBlocks(m, present_nrs=present_nrs, sections_per_block=m.sections_per_block,
+                            early_zones=early)
 
 
 def create_memory_block_devices(m, start: int, size: int) -> None:
@@ -306,22 +352,84 @@ def memory_block_action(m, blk: MemoryBlock, action: int) -> int:
     From 6.2 (:attr:`KernelModel.hwpoison_block_counter
     <sparsemem.kernel.KernelModel.hwpoison_block_counter>`) onlining a block that counts
     hardware-poisoned pages is -EHWPOISON before any work and without a dmesg line
-    (6.2.1 drivers/base/memory.c ``memory_block_online``; later-eras-hotplug.md A7.2)."""
+    (6.2.1 drivers/base/memory.c ``memory_block_online``; later-eras-hotplug.md A7.2).
+    Before 5.7 (:attr:`KernelModel.pages_correctly_probed
+    <sparsemem.kernel.KernelModel.pages_correctly_probed>`) an online first runs
+    :func:`pages_correctly_probed` (-EBUSY).  From 5.18 (:attr:`KernelModel.block_stores_zone
+    <sparsemem.kernel.KernelModel.block_stores_zone>`; drivers/base/memory.c 5.18.12
+    ``memory_block_online``/``memory_block_offline``) the online picks the zone here and stores
+    it in ``blk.stored_zone`` when it succeeds; the offline of a block without a stored zone
+    (several zones) is -EINVAL before any work and without a line, else it hands the stored
+    zone to ``offline_pages`` and clears it when it succeeds.  A block with its memmap inside
+    (``blk.nr_vmemmap_pages``, memmap_on_memory, v5.13+) goes through
+    :func:`online_memmap_on_memory` / :func:`offline_memmap_on_memory`, its zone chosen here for
+    the whole block."""
+    stores_zone = m.model.block_stores_zone
+    nr_vmemmap = blk.nr_vmemmap_pages
     if action == MEM_ONLINE:
         if m.model.hwpoison_block_counter and blk.nr_hwpoison:
             return -MF.EHWPOISON
-        if not pages_correctly_probed(m, blk):
+        if m.model.pages_correctly_probed and not pages_correctly_probed(m, blk):
             return -errno.EBUSY
+        zone = (zone_for_pfn_range(m, blk.online_type, blk.nid, blk.start_pfn, blk.nr_pages)
+                if stores_zone or nr_vmemmap else None)
         try:
-            online_pages(m, blk.start_pfn, blk.nr_pages, blk.online_type, blk.nid)
+            if nr_vmemmap:
+                online_memmap_on_memory(m, blk, zone)
+            else:
+                online_pages(m, blk.start_pfn, blk.nr_pages, blk.online_type, blk.nid, zone=zone)
         except KernelError as e:
             return -e.errno
+        if stores_zone:
+            blk.stored_zone = zone
         return 0
+    if stores_zone and blk.stored_zone is None:
+        return -errno.EINVAL
     try:
-        offline_pages(m, blk.start_pfn, blk.nr_pages)
+        if nr_vmemmap:
+            offline_memmap_on_memory(m, blk, blk.stored_zone if stores_zone else None)
+        else:
+            offline_pages(m, blk.start_pfn, blk.nr_pages, blk.stored_zone if stores_zone else None)
     except KernelError as e:
         return -e.errno
+    blk.stored_zone = None
     return 0
+
+
+def online_memmap_on_memory(m, blk: MemoryBlock, zone) -> None:
+    """``memory_block_online`` of a block whose first ``P = blk.nr_vmemmap_pages`` pages hold its
+    memmap (drivers/base/memory.c 5.14.0-rc5, 6.6.0, 6.8.1): ``zone`` is chosen for the whole
+    block; ``mhp_init_memmap_on_memory`` puts the P pages into it; ``online_pages`` onlines the
+    rest (their present pages, the pages the buddy gets: ``nr_pages - P``); only then are the P
+    pages counted present (``adjust_present_page_count``), so the zone and node gain the whole
+    block.  A failed ``online_pages`` undoes the P pages (``mhp_deinit_memmap_on_memory``) and
+    raises its error."""
+    nr_vmemmap = blk.nr_vmemmap_pages
+    start = blk.start_pfn
+    mhp_init_memmap_on_memory(m, start, nr_vmemmap, zone)
+    try:
+        online_pages(m, start + nr_vmemmap, blk.nr_pages - nr_vmemmap, blk.online_type, blk.nid, zone=zone)
+    except KernelError:
+        mhp_deinit_memmap_on_memory(m, start, nr_vmemmap)
+        raise
+    adjust_present_page_count(m, zone, start, nr_vmemmap)
+
+
+def offline_memmap_on_memory(m, blk: MemoryBlock, zone) -> None:
+    """``memory_block_offline`` of such a block (same releases): the P pages leave the present
+    count of the zone of the block's first page first, then ``offline_pages`` over the rest
+    (``zone``: the v5.18 stored zone, or None); if it fails they are counted back and its error
+    raised, else ``mhp_deinit_memmap_on_memory`` takes them out of the zone."""
+    nr_vmemmap = blk.nr_vmemmap_pages
+    start = blk.start_pfn
+    first = m.page_zone(start)
+    adjust_present_page_count(m, first, start, -nr_vmemmap)
+    try:
+        offline_pages(m, start + nr_vmemmap, blk.nr_pages - nr_vmemmap, zone)
+    except KernelError:
+        adjust_present_page_count(m, first, start, nr_vmemmap)
+        raise
+    mhp_deinit_memmap_on_memory(m, start, nr_vmemmap)
 
 
 def memory_block_change_state(m, blk: MemoryBlock, to: int, frm: int) -> int:
@@ -336,19 +444,29 @@ def memory_block_change_state(m, blk: MemoryBlock, to: int, frm: int) -> int:
 
 
 def memory_subsys_online(m, blk: MemoryBlock) -> int:
+    """``memory_subsys_online``: a block whose ``online_type`` is MMOP_OFFLINE (the ``online``
+    file, or nothing stored) onlines as MMOP_ONLINE (``ONLINE_KEEP`` before 5.7: the v5.3
+    test ``< 0`` is the same, MMOP_OFFLINE being the only negative type), and the type is
+    reset to MMOP_OFFLINE afterwards, also on failure (-1 before 5.7, 0 from 5.7:
+    drivers/base/memory.c 5.6.4, 5.7.14)."""
     if blk.state_value == MEM_ONLINE:
         return 0
-    if blk.online_type < 0:
-        blk.online_type = MMOP_ONLINE_KEEP
+    T = mmop(m.model)
+    if blk.online_type == T.OFFLINE:
+        blk.online_type = T.ONLINE
     ret = memory_block_change_state(m, blk, MEM_ONLINE, MEM_OFFLINE)
-    blk.online_type = -1
+    blk.online_type = T.OFFLINE
     return ret
 
 
 def memory_subsys_offline(m, blk: MemoryBlock) -> int:
+    """``memory_subsys_offline``: before 5.7 a block with a section that is not present is
+    -EINVAL here, with no line (``section_count``; gone in 5.7.14 with
+    :attr:`KernelModel.pages_correctly_probed <sparsemem.kernel.KernelModel.pages_correctly_probed>`,
+    so such a block reaches ``offline_pages`` and its ``memory holes`` test)."""
     if blk.state_value == MEM_OFFLINE:
         return 0
-    if blk.section_count != m.sections_per_block:
+    if m.model.pages_correctly_probed and blk.section_count != m.sections_per_block:
         return -errno.EINVAL
     return memory_block_change_state(m, blk, MEM_OFFLINE, MEM_ONLINE)
 
@@ -386,14 +504,20 @@ def _raise(ret: int, what: str, blk: Optional[MemoryBlock] = None):
 # attribute files (§8.6)
 
 def show_valid_zones(m, blk: MemoryBlock) -> str:
+    """``valid_zones_show``: an online block's zone (``test_pages_in_a_zone``; from 5.18 the
+    stored ``mem->zone``), ``none`` for several; an offline block's zone for MMOP_ONLINE
+    (``ONLINE_KEEP`` before 5.7; from 5.15 it follows ``online_policy``, so ``auto-movable`` may
+    print ``Movable Normal``), then those for MMOP_ONLINE_KERNEL and MMOP_ONLINE_MOVABLE that
+    differ from it (drivers/base/memory.c 5.3.0, 5.15.16, 5.18.12)."""
     start, nr = blk.start_pfn, blk.nr_pages
     if blk.state_value == MEM_ONLINE:
-        zone = blk.zone  # test_pages_in_a_zone over the block (blk.machine is m)
+        zone = blk.zone  # test_pages_in_a_zone over the block, or mem->zone (blk.machine is m)
         return "none\n" if zone is None else zone + "\n"
     nid = blk.nid
-    default = zone_for_pfn_range(m, MMOP_ONLINE_KEEP, nid, start, nr)
+    T = mmop(m.model)
+    default = zone_for_pfn_range(m, T.ONLINE, nid, start, nr)
     out = default.name
-    for t in (ONLINE_TYPES["online_kernel"], ONLINE_TYPES["online_movable"]):
+    for t in (T.KERNEL, T.MOVABLE):
         z = zone_for_pfn_range(m, t, nid, start, nr)
         if z is not default:
             out += " " + z.name
@@ -480,8 +604,8 @@ class Sysfs:
     (``MemoryBlock.online_type``, used by a later online).  ``state_store``
     (drivers/base/memory.c, v5.1-v5.3; §8.6) stores the requested type before
     ``device_online``, which refuses a block that is already online (-EINVAL) and keeps it;
-    a state change that fails (e.g. an injected MEM_GOING_ONLINE error) resets it to -1 in
-    ``memory_subsys_online``.
+    a state change that fails (e.g. an injected MEM_GOING_ONLINE error) resets it to
+    MMOP_OFFLINE in ``memory_subsys_online`` (-1 before v5.7, 0 from v5.7).
     """
 
     ROOT = "/sys/devices/system/memory"
@@ -628,12 +752,16 @@ class Sysfs:
 
 
 def state_store(m, blk: MemoryBlock, value: str, count: int) -> int:
-    """``state_store`` (§8.6): online types set ``online_type`` then ``device_online``;
-    "offline" → ``device_offline``; a positive return (already in that state) is -EINVAL."""
+    """``state_store`` (§8.6): online types set ``online_type`` (the release's ``MMOP_*``
+    number, :func:`sparsemem.hotplug.mmop`) then ``device_online``; "offline" →
+    ``device_offline``; a positive return (already in that state) is -EINVAL.  The four words
+    are the same in every release (5.3.0 compares them one by one after taking the lock,
+    5.7.14 looks them up in ``online_type_to_str[]`` before: the outcome is the same)."""
+    T = mmop(m.model)
     online_type = None
-    for word, t in ONLINE_TYPES.items():
+    for word in ("online", "online_kernel", "online_movable"):
         if _streq(value, word):
-            online_type = t
+            online_type = T.of(word)
     if online_type is not None:
         blk.online_type = online_type
         ret = device_online(m, blk)

@@ -1,7 +1,8 @@
 """Device memory: ``devm_memremap_pages`` / release / ``get_dev_pagemap`` (kernel/memremap.c of
 v5.1/v5.2, mm/memremap.c of v5.3) over the :class:`~sparsemem.state.MachineState`.  Spec:
-docs/spec/memremap-nvdimm.md ("MN") §6, §6.5, §6.6, §7; era differences and failure
-semantics: docs/memremap.md.
+docs/spec/memremap-nvdimm.md ("MN") §6, §6.5, §6.6, §7; later releases: later-eras-nvdimm.md
+§13-§15 and later-eras-nvdimm-evidence.md rows R5, R12 (texts, ``memremap_msgs``) and R14
+(``vmemmap_shift``, ``compound_devmap``); era differences and failure semantics: docs/memremap.md.
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ class DevPagemap:
     """
 
     __slots__ = ("type", "start", "end", "altmap", "nid", "dev", "mapped_start", "mapped_size",
-                 "pfn_first", "pfn_end", "init_start_pfn", "live", "owner", "memmap_ram")
+                 "pfn_first", "pfn_end", "init_start_pfn", "live", "owner", "memmap_ram", "vmemmap_shift")
 
-    def __init__(self, type, start, end, altmap, nid, dev, mapped_start, mapped_size):
+    def __init__(self, type, start, end, altmap, nid, dev, mapped_start, mapped_size, vmemmap_shift=0):
         self.type = type
         self.start = start
         self.end = end
@@ -75,6 +76,8 @@ class DevPagemap:
         self.live = True
         self.owner = None
         self.memmap_ram = 0
+        #: ``pgmap->vmemmap_shift`` (v5.17+): pages are compound pages of 2^shift base pages
+        self.vmemmap_shift = vmemmap_shift
 
     @property
     def size(self) -> int:
@@ -93,7 +96,7 @@ class DevPagemap:
         return {
             "dev": self.dev, "type": self.type, "start": self.start, "end": self.end,
             "mapped_start": self.mapped_start, "mapped_size": self.mapped_size,
-            "pfn_first": self.pfn_first, "pfn_end": self.pfn_end,
+            "pfn_first": self.pfn_first, "pfn_end": self.pfn_end, "vmemmap_shift": self.vmemmap_shift,
             "altmap": None if a is None else dict(base_pfn=a.base_pfn, reserve=a.reserve, free=a.free,
                                                   align=a.align, alloc=a.alloc),
         }
@@ -194,8 +197,30 @@ def type_name(v) -> str:
     return builtins.type(v).__name__
 
 
+def _site(machine) -> str:
+    """The function the memremap WARNs name (their WARNING line): ``devm_memremap_pages``
+    (v5.1-v5.3), ``memremap_pages`` (v5.4-v5.9), ``pagemap_range`` (v5.10+; R5, R12)."""
+    fn = {"5.3": "devm_memremap_pages", "5.4": "memremap_pages"}.get(machine.model.memremap_msgs, "pagemap_range")
+    return f"{machine.model.memremap_file} {fn}"
+
+
+def _check_shift(machine, vmemmap_shift) -> int:
+    """``vmemmap_shift`` of :func:`memremap_pages`: an int >= 0, and 0 before v5.17
+    (``compound_devmap``; api.md: a nonzero value before 5.17 is a ValueError naming the
+    release)."""
+    if builtins.type(vmemmap_shift) is not int:
+        strict_int(vmemmap_shift, "vmemmap_shift", minimum=0)
+    if not 0 <= vmemmap_shift < 64:
+        raise ValueError(f"vmemmap_shift must be in [0, 64), not {vmemmap_shift}")
+    if vmemmap_shift and not machine.model.compound_devmap:
+        raise ValueError(f"vmemmap_shift={vmemmap_shift}: ZONE_DEVICE compound pages (pgmap->vmemmap_shift) "
+                         f"exist from 5.17; this machine runs {machine.model.name}")
+    return vmemmap_shift
+
+
 def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altmap=None, nid: int = 0,
-                   dev: Optional[str] = None, byte_range: bool = False, owner=None) -> DevPagemap:
+                   dev: Optional[str] = None, byte_range: bool = False, owner=None,
+                   vmemmap_shift: int = 0) -> DevPagemap:
     """``devm_memremap_pages`` (MN §6.1 v5.1/v5.2, §6.2 v5.3): map ``[start, start+size)`` as
     ZONE_DEVICE memory and return its :class:`DevPagemap`.
 
@@ -219,10 +244,18 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     (the public API) a misaligned range is a ``ValueError``.  A range that ends beyond the
     machine's physical address space is a ``ValueError`` raised before anything (the pfn
     index included) is touched.
+
+    The texts follow ``model.memremap_msgs`` (R5, R12): v5.4 drops the device prefix of the
+    conflict WARN and names ``memremap_pages`` in the RAM one; v5.10 prints ``"attempted on %s
+    region %#llx-%#llx"`` from ``pagemap_range``.  ``vmemmap_shift`` (v5.17+, R14) is recorded
+    in the pgmap; the memmap it would save from v5.19 (compound-page dedup in the cores,
+    later-eras-nvdimm-evidence.md §6 step 9) is not modelled: the vmemmap is populated as before.
     """
     _check_args(start, size, type, altmap, nid, byte_range)
+    _check_shift(machine, vmemmap_shift)
     m = machine.model
-    devp = f"{dev}: " if dev else ""
+    # 5.1-5.3 dev_WARN names the device; from 5.4 a plain WARN (R5)
+    devp = f"{dev}: " if dev and m.memremap_msgs == "5.3" else ""
     end = start + size - 1
     if m.memremap_expands_to_sections:
         a0, a1 = _sec_dn(start), _sec_up(end + 1)           # MN §6.1 step 1
@@ -238,8 +271,7 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
         other = idx.load(probe)         # get_dev_pagemap (probe is a pfn >= 0)
         if other is not None and other.live:
             # dev_WARN: banner, message, WARNING line
-            printk.warn(machine, f"{machine.model.memremap_file} devm_memremap_pages",
-                    f"{devp}Conflicting mapping in same section")
+            printk.warn(machine, _site(machine), f"{devp}Conflicting mapping in same section")
             raise KernelError(errno.ENOMEM,
                               f"devm_memremap_pages {_pr(start, end)}: pfn {probe:#x} is already mapped by "
                               f"{other.dev or 'a pgmap'} [mem {other.start:#x}-{other.end:#x}]: "
@@ -248,12 +280,15 @@ def memremap_pages(machine, start: int, size: int, *, type: str = "fsdax", altma
     is_ram = machine.iomem.region_intersects_ram(a0, a1 - a0)
     if is_ram != REGION_DISJOINT:
         word = "mixed" if is_ram == REGION_MIXED else "ram"
-        line = f"devm_memremap_pages attempted on {word} region {_pr(start, end)}"
-        printk.warn_once(machine, ("devm_memremap_pages", "ram"),
-                     f"{machine.model.memremap_file} devm_memremap_pages", line)
+        if m.memremap_msgs == "5.10":       # pagemap_range: range start and inclusive end
+            line = f"attempted on {word} region {start:#x}-{end:#x}"
+        else:                               # "%s attempted on %s region %pr" with __func__
+            fn = "devm_memremap_pages" if m.memremap_msgs == "5.3" else "memremap_pages"
+            line = f"{fn} attempted on {word} region {_pr(start, end)}"
+        printk.warn_once(machine, ("devm_memremap_pages", "ram"), _site(machine), line)
         raise KernelError(errno.ENXIO, f"{line}: [mem {a0:#x}-{a1 - 1:#x}] "
                                        f"{'overlaps' if is_ram == REGION_INTERSECTS else 'mixes'} System RAM")
-    pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0)
+    pg = DevPagemap(type, start, end, altmap, nid, dev, a0, a1 - a0, vmemmap_shift)
     pg.owner = owner
     lo, hi = C.PHYS_PFN(start), C.PHYS_PFN(end)
     idx.store_range(lo, hi, pg)                               # step 4 (exact range)
@@ -288,6 +323,10 @@ def memunmap_pages(machine, pgmap: DevPagemap, *, owner=None) -> None:
     ``"<dev>: devm_memremap_pages_release: failed to free all reserved pages"`` (once per
     boot) if altmap pages are still allocated.
     Device-private memory is removed with ``__remove_pages`` and a NULL altmap (MN §6.3).
+    Spans: v5.3 shrinks the ZONE_DEVICE zone and the node during the removal; from v5.4 the
+    ZONE_DEVICE zone and so the node keep the range (``model.shrink_skips_zone_device``); from
+    v5.6 ``remove_pfn_range_from_zone`` runs first and poisons the range's memmap
+    (``model.shrink_at_memunmap``; later-eras-hotplug.md A9).
 
     A pgmap mapped for a driver (``owner`` given to :func:`memremap_pages`, e.g. a bound fsdax
     or devdax namespace) is released only by that owner: the kernel registers
@@ -302,6 +341,15 @@ def memunmap_pages(machine, pgmap: DevPagemap, *, owner=None) -> None:
     if pgmap.owner is not None and owner is not pgmap.owner:
         raise KernelError(errno.EBUSY, f"memunmap_pages: [mem {pgmap.start:#x}-{pgmap.end:#x}] is devm-managed by "
                                        f"{pgmap.dev or 'its driver'}: it is released when that device unbinds")
+    if machine.model.shrink_at_memunmap:
+        # v5.6+ (mm/memremap.c 5.6.4; 5.5.0-rc5 lacks it): remove_pfn_range_from_zone over
+        # pgmap->res with the zone of the first data page, before the removal; for ZONE_DEVICE it
+        # only poisons the range's memmap (later-eras-hotplug.md A9).  v5.4/v5.5 leave the
+        # ZONE_DEVICE span alone too (the early return of __remove_zone, hotplug.remove_zone)
+        zone = machine.page_zone(pgmap.pfn_first) if pgmap.pfn_first < pgmap.pfn_end else None
+        if zone is None:
+            zone = machine.node_data(pgmap.nid).zones[C.ZONE_DEVICE]
+        hp.remove_pfn_range_from_zone(machine, zone, C.PHYS_PFN(pgmap.start), pgmap.size >> C.PAGE_SHIFT)
     if pgmap.type == "private":
         # MEMORY_DEVICE_PRIVATE: __remove_pages with a NULL altmap (MN §6.3; sparse-hotplug §8.7)
         hp.remove_pages(machine, C.ZONE_DEVICE, C.PHYS_PFN(pgmap.mapped_start), pgmap.nr_pages, None)
@@ -311,9 +359,14 @@ def memunmap_pages(machine, pgmap: DevPagemap, *, owner=None) -> None:
     pgmap.live = False
     machine.pgmaps.remove(pgmap)
     if pgmap.altmap is not None and pgmap.altmap.alloc:
-        # a device WARN_ONCE whose text carries the releasing function's name: printed once
-        # per boot, prefixed with the device (MN §6.3)
-        printk.warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
-                     f"{machine.model.memremap_file} devm_memremap_pages_release",
-                     f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
-                     f"failed to free all reserved pages")
+        if machine.model.memremap_msgs == "5.3":
+            # a device WARN_ONCE whose text carries the releasing function's name: printed once
+            # per boot, prefixed with the device (MN §6.3)
+            printk.warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
+                             f"{machine.model.memremap_file} devm_memremap_pages_release",
+                             f"{pgmap.dev + ': ' if pgmap.dev else ''}devm_memremap_pages_release: "
+                             f"failed to free all reserved pages")
+        else:
+            # v5.4+: a plain WARN_ONCE in memunmap_pages (R5; mm/memremap.c 5.4.0 .. 6.12.0)
+            printk.warn_once(machine, ("devm_memremap_pages_release", "altmap.alloc"),
+                             f"{machine.model.memremap_file} memunmap_pages", "failed to free all reserved pages")

@@ -21,9 +21,17 @@ ZONE_LIMITS = {
 
 class Zone:
     """``struct zone``: ``zone_start_pfn``, ``spanned_pages``, ``present_pages`` of zone
-    ``idx`` (``name``) of node ``nid``; ``zone_pgdat`` is its node."""
+    ``idx`` (``name``) of node ``nid``; ``zone_pgdat`` is its node.
 
-    __slots__ = ("nid", "idx", "zone_start_pfn", "spanned_pages", "present_pages", "zone_pgdat")
+    ``present_early_pages`` (CONFIG_MEMORY_HOTPLUG, v5.15 include/linux/mmzone.h; kept in every
+    release, read only by the v5.15 ``auto-movable`` online policy): the present pages of the
+    zone on memory present since boot -- ``present_pages`` at boot (``calculate_node_totalpages``,
+    mm/page_alloc.c 5.15.16), then changed with ``present_pages`` when a range whose first
+    section is early goes online or offline (``adjust_present_page_count``, mm/memory_hotplug.c
+    5.15.16), never by hot-added memory."""
+
+    __slots__ = ("nid", "idx", "zone_start_pfn", "spanned_pages", "present_pages", "zone_pgdat",
+                 "present_early_pages")
 
     def __init__(self, pgdat, idx: int):
         self.nid = pgdat.nid
@@ -31,6 +39,7 @@ class Zone:
         self.zone_start_pfn = 0
         self.spanned_pages = 0
         self.present_pages = 0
+        self.present_early_pages = 0
         self.zone_pgdat = pgdat
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 from . import hints, inputs, iomem
 from .errors import KernelBug, KernelError, errno_name
@@ -74,6 +74,17 @@ _KMEM_SCHEMA = _obj({
     "memmap": _obj({"pmem": _INT, "ram": _INT}), "dmesg": {"type": "array", "items": _STR},
 })
 
+#: every dax device of the layout per kernel, and what it gives as System RAM (K §9): its mode
+#: after the existing configuration was adopted (``mode_before``), then ``daxctl
+#: reconfigure-device --mode=system-ram --force`` when it was not in system-ram mode
+_DAX_SCHEMA = _obj({
+    "kernel": _STR, "dev": _STR, "kind": _STR, "start": _INT, "end": _INT, "size": _INT,
+    "target_node": _INT, "mode_before": _STR, "result": _STR, "errno": {"type": ["integer", "null"]},
+    "message": _NSTR, "kmem_bytes": _INT, "lost_alignment": _INT, "lost_metadata": _INT,
+    "memmap_dram": _INT, "memmap_self": _INT, "blocks": _INT,
+    "zones": {"type": "object", "additionalProperties": _INT},
+})
+
 _RESULT_SCHEMA = _obj({
     "kernel": _STR,
     "era": _STR,
@@ -93,6 +104,24 @@ _RESULT_SCHEMA = _obj({
     "existing": {"type": "boolean"},
     "hints": {"type": "array", "items": HINT_SCHEMA},
 })
+
+_NS_STATE = {"enabled": {"type": "boolean"}, "usable": _INT, "metadata": _INT, "padding": _INT,
+             "memmap": _obj({"pmem": _INT, "ram": _INT})}
+#: ``report --upgrade`` (docs/report.md "Upgrades"): the namespaces made under the first kernel,
+#: booted under each later one and then rolled back to the first
+_UPGRADE_SCHEMA = _obj({
+    "from": _STR,
+    "to": {"type": "array", "items": _STR},
+    "namespaces": {"type": "array", "items": _obj({
+        "region": _INT, "dev": _STR, "mode": _STR, "created": _obj(_NS_STATE),
+        "booted": {"type": "array", "items": _obj({
+            "kernel": _STR, "result": _STR, "errno": {"type": ["integer", "null"]}, "message": _NSTR,
+            "mode": _NSTR, **_NS_STATE, "rollback": {"type": "boolean"}})},
+    })},
+})
+#: every key of a layout but the optional ``upgrade`` (present with ``--upgrade`` only)
+_LAYOUT_REQUIRED = ("file", "bundled", "source", "input", "regions", "totals", "capacity_difference",
+                    "observations", "check", "existing", "kmem", "dax")
 
 #: The ``--json`` contract (version 2) as a JSON-schema-like dict.
 REPORT_SCHEMA: dict = _obj({
@@ -118,7 +147,9 @@ REPORT_SCHEMA: dict = _obj({
             "dev": _STR, "region": _INT, "mode": _STR, "source": _STR, "kmem": {"type": "boolean"}})},
             "ndctl": {"type": "boolean"}, "notes": {"type": "array", "items": _STR}}),
         "kmem": {"type": "array", "items": _KMEM_SCHEMA},
-    })},
+        "dax": {"type": "array", "items": _DAX_SCHEMA},
+        "upgrade": _UPGRADE_SCHEMA,
+    }, required=_LAYOUT_REQUIRED)},
 })
 
 
@@ -366,6 +397,13 @@ def _machine():
     return Machine
 
 
+def _dax():
+    """:mod:`sparsemem.dax`, imported on first use."""
+    from . import dax  # noqa: PLC0415 -- start-up of the command line
+
+    return dax
+
+
 def _existing():
     """:mod:`sparsemem.existing`, imported on first use."""
     from . import existing  # noqa: PLC0415 -- start-up of the command line
@@ -503,25 +541,31 @@ def boot_layout(text: str, kernel: str, ndctl_json=None, *, tree=None):
     existing = _existing()
     if tree is None:
         tree = parse(text)
-    machine = _machine()(kernel, iomem=tree)
+    machine = _machine()(kernel, iomem=tree, **existing.with_implied_numa(tree, kernel, {}))
     config = existing.read_config(tree, [(r.start, r.size) for r in machine.regions], ndctl_json,
                                   block_size=machine.memory_block_size, booted=machine.iomem)
     return machine, config
 
 
 def _ram_measured(machine, ram, kernel: str) -> dict:
-    """Adopt device memory shown as System RAM (:func:`sparsemem.existing.adopt_ram`) and
+    """Adopt device memory shown as System RAM (:func:`sparsemem.existing.adopt_device_ram`) and
     measure it: what becomes System RAM, the memmap it costs, its blocks (K §9)."""
     existing = _existing()
 
     mark = len(machine.dmesg)
     before = _stats(machine)
+    dev = _dax().find(machine, ram.start, ram.start + ram.size - 1)
     err = None
     try:
-        existing.adopt_ram(machine, ram)
+        existing.adopt_device_ram(machine, ram)
     except KernelError as exc:
         err = exc
     after = _stats(machine)
+    if dev is not None:
+        # a dax device's memory: its memmap in DRAM by K §9 (a 6.3+ device bound to kmem at
+        # boot paid it then; one that was device_dax's gave back its ZONE_DEVICE memmap)
+        before = {"pmem": 0, "ram": 0}
+        after = {"pmem": 0, "ram": dev.kmem_stats()["memmap_dram"] if err is None else 0}
     lines = machine.dmesg[mark:]
     d = {"kernel": kernel, "dev": ram.dev, "parent": ram.parent,
          **_kmem_dict(machine, ram.start, ram.size if err is None else 0, ram.size)}
@@ -594,8 +638,45 @@ def _region_result(region, mine: list, rams: list) -> dict:
     }
 
 
+def dax_measured(machine, kernel: str) -> list[dict]:
+    """Every dax device of ``machine`` (:attr:`Machine.dax_devices`) and what it gives as
+    System RAM under ``kernel`` (K §9): a device not in system-ram mode is reconfigured as
+    ``daxctl reconfigure-device --mode=system-ram --force`` would (the machine is changed);
+    ``result`` ``"ok"`` or the errno name with daxctl's last error line."""
+    out = []
+    for dev in machine.dax_devices:
+        mode = dev.mode
+        err = None
+        if mode != "system-ram":
+            try:
+                dev.reconfigure("system-ram", force=True)
+            except KernelError as exc:
+                err = exc
+        st = dev.kmem_stats()
+        if err is not None:
+            st = {**st, "kmem_bytes": 0, "lost_alignment": dev.size, "memmap_dram": 0, "memmap_self": 0,
+                  "zones": {}}
+        zones: dict = {}
+        for z in st["zones"].values():
+            zones[z] = zones.get(z, 0) + 1
+        start = dev.ranges[0][0] if dev.ranges else 0
+        msg = None
+        if err is not None:
+            lines = [ln for ln in dev.stderr if ln and not ln.startswith(("error reconfiguring", "reconfigured"))]
+            msg = lines[-1] if lines else str(err.strerror)
+        out.append({"kernel": kernel, "dev": dev.name, "kind": dev.kind, "start": start,
+                    "end": start + dev.size - 1, "size": dev.size, "target_node": dev.target_node,
+                    "mode_before": mode, "result": "ok" if err is None else errno_name(err.errno),
+                    "errno": None if err is None else err.errno, "message": msg,
+                    "kmem_bytes": st["kmem_bytes"], "lost_alignment": st["lost_alignment"],
+                    "lost_metadata": st["lost_metadata"], "memmap_dram": st["memmap_dram"],
+                    "memmap_self": st["memmap_self"], "blocks": len(st["zones"]), "zones": zones})
+    return out
+
+
 def _run_kernel(layout: Layout, kernel: str, *, text: Optional[str] = None,
-                requests: Optional[dict] = None, tree=None, blocks: bool = False) -> tuple:
+                requests: Optional[dict] = None, tree=None, blocks: bool = False,
+                dax_out: Optional[list] = None) -> tuple:
     """Boot ``layout`` (or ``text``; ``tree``: its parsed tree, when known) under ``kernel``;
     adopt its existing configuration and create the default namespace on every other region
     (:func:`populate`).
@@ -623,6 +704,9 @@ def _run_kernel(layout: Layout, kernel: str, *, text: Optional[str] = None,
         res["shared_sections"] = shared_sections(intervals, st["start"], st["end"] + 1)
     listed = [(b.start, b.size, str(b.state)) for b in machine.memory_blocks] if blocks else None
     outside = [r for r, c in zip(rams, config.ram) if c.region is None]
+    if dax_out is not None:
+        # last: it changes the machine (K §9, ``dax_measured``)
+        dax_out.extend(dax_measured(machine, kernel))
     return results, states, ram, listed, outside, config
 
 
@@ -659,18 +743,22 @@ def _add_hints(layout: Layout, kernels: Sequence[str], per_kernel: dict, states:
                            format_size, lost_capacity, releases, lambda r: kernel_model(r).label_for(r))
 
 
-def report_layout(layout: Layout, kernels: Sequence[str] = DEFAULT_KERNELS, *, keep_state: bool = False) -> dict:
+def report_layout(layout: Layout, kernels: Sequence[str] = DEFAULT_KERNELS, *, keep_state: bool = False,
+                  upgrade: bool = False) -> dict:
     """The report of one layout (see docs/report.md).
 
     With ``keep_state``, the returned dict also has ``"_state"``: per kernel, the region
-    states, RAM ranges and memory blocks the plot needs (not part of the JSON).
+    states, RAM ranges and memory blocks the plot needs (not part of the JSON).  With
+    ``upgrade``, it also has ``"upgrade"`` (:func:`upgrade_layout`).
     """
     per_kernel = {}
     state = {}
     kmem: list = []
+    daxes: list = []
     tree = parse(layout.text)  # once: every run boots a copy of it
     for k in kernels:
-        results, states, ram, blocks, outside, config = _run_kernel(layout, k, tree=tree, blocks=keep_state)
+        results, states, ram, blocks, outside, config = _run_kernel(layout, k, tree=tree, blocks=keep_state,
+                                                                    dax_out=daxes)
         kmem.extend(outside)
         per_kernel[k] = results
         state[k] = {"regions": states, "ram": ram, "blocks": blocks}
@@ -709,25 +797,83 @@ def report_layout(layout: Layout, kernels: Sequence[str] = DEFAULT_KERNELS, *, k
                                      "kmem": n.kmem} for n in config.namespaces],
                      "ndctl": layout.ndctl is not None, "notes": list(config.notes)},
         "kmem": kmem,
+        "dax": daxes,
     }
     out["observations"] = compare_observations(out, layout.observations, list(kernels))
     out["check"] = check_findings(out, format_size)
+    if upgrade:
+        out["upgrade"] = upgrade_layout(layout, kernels, tree=tree)
     if keep_state:
         out["_state"] = state
     return out
 
 
 def build_report(layouts: Sequence[Layout], kernels: Sequence[str] = DEFAULT_KERNELS, *,
-                 keep_state: bool = False) -> dict:
-    """The whole ``--json`` object for ``layouts`` under ``kernels``."""
+                 keep_state: bool = False, upgrade: bool = False) -> dict:
+    """The whole ``--json`` object for ``layouts`` under ``kernels`` (``upgrade``: see
+    :func:`upgrade_layout`)."""
     kernels = list(dict.fromkeys(kernels))  # keep order, drop repeats
     for k in kernels:
         kernel_model(k)  # ValueError for a malformed version, before any work
     return {
         "version": REPORT_VERSION,
         "kernels": [{"version": k, "era": kernel_model(k).era} for k in kernels],
-        "layouts": [report_layout(lay, kernels, keep_state=keep_state) for lay in layouts],
+        "layouts": [report_layout(lay, kernels, keep_state=keep_state, upgrade=upgrade) for lay in layouts],
     }
+
+
+def _ns_state(ns) -> dict:
+    """What a namespace gives on the booted machine: usable bytes (0 unless enabled), metadata
+    (dataoff) and padding (start_pad + end_trunc) of the block in use, and the memmap its pgmap
+    took from pmem (altmap pages) and from RAM (:attr:`sparsemem.memremap.DevPagemap.memmap_ram`)."""
+    pg = ns.pgmap
+    pmem = (pg.altmap.alloc << 12) if pg is not None and pg.altmap is not None else 0
+    return {"enabled": bool(ns.enabled), "usable": ns.size if ns.enabled else 0, "metadata": ns.dataoff,
+            "padding": ns.start_pad + ns.end_trunc,
+            "memmap": {"pmem": pmem, "ram": pg.memmap_ram if pg is not None else 0}}
+
+
+def upgrade_layout(layout: Layout, kernels: Sequence[str], *, tree=None) -> dict:
+    """``report --upgrade`` for one layout (docs/report.md "Upgrades"; issue 11 item 5): boot
+    it under ``kernels[0]`` and make what ``report`` makes there (:func:`populate`: the existing
+    configuration and the default namespace of every other region), then reboot that machine
+    under each later kernel with the same media (``Machine.reboot(kernel=...)``) and, from
+    there, back under the first.  Per namespace made: its state under the first kernel and,
+    per later kernel, whether it comes up, its usable bytes, metadata, padding, memmap in pmem
+    and RAM, the error (errno name and the dmesg line) when it does not, and whether the
+    rollback gives the state it was created in."""
+    first, later = kernels[0], list(kernels[1:])
+    if tree is None:
+        tree = parse(layout.text)
+    machine, config = boot_layout(layout.text, first, layout.ndctl, tree=tree)
+    attempts, _ = populate(machine, config, first)
+    made = [(a.region, a.namespace) for a in attempts if a.namespace is not None and a.result["result"] == "ok"]
+    rows: list[dict[str, Any]] = [{"region": ri, "dev": ns.dev, "mode": ns.mode, "created": _ns_state(ns),
+                                   "booted": []} for ri, ns in made]
+    for k in later:
+        up = machine.reboot(kernel=k)
+        back = up.reboot(kernel=first)
+        now = {ns.dev: ns for ns in (up.nvdimm.namespaces if up.nvdimm is not None else [])}
+        again = {ns.dev: ns for ns in (back.nvdimm.namespaces if back.nvdimm is not None else [])}
+        for row in rows:
+            ns = now.get(row["dev"])
+            err = ns.error if ns is not None else None
+            state = _ns_state(ns) if ns is not None else {
+                "enabled": False, "usable": 0, "metadata": 0, "padding": 0, "memmap": {"pmem": 0, "ram": 0}}
+            if ns is not None and ns.enabled and ns.dax_enabled is False:
+                result = "dax-unbound"      # a 0-size dax device (issue 11 item 3)
+            elif ns is not None and ns.enabled and err is None:
+                result = "ok"
+            elif ns is not None and ns.enabled:
+                result = "raw-fallback"
+            else:
+                result = errno_name(err[0]) if err else "missing"
+            old = again.get(row["dev"])
+            row["booted"].append({
+                "kernel": k, "result": result, "errno": err[0] if err else None,
+                "message": err[1] if err else None, "mode": ns.mode if ns is not None else None, **state,
+                "rollback": old is not None and _ns_state(old) == row["created"] and old.mode == row["mode"]})
+    return {"from": first, "to": later, "namespaces": rows}
 
 
 def strip_state(report: dict) -> dict:
@@ -735,4 +881,5 @@ def strip_state(report: dict) -> dict:
     return {**report, "layouts": [{k: v for k, v in lay.items() if k != "_state"} for lay in report["layouts"]]}
 
 
-__all__ += ["strip_state", "shared_sections", "create_measured", "adopt_measured", "boot_layout", "populate", "Attempt"]
+__all__ += ["strip_state", "shared_sections", "create_measured", "adopt_measured", "boot_layout", "populate", "Attempt",
+            "upgrade_layout"]

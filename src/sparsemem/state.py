@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional, Protocol
 from .bootparams import BootParams
 from .kernel import KernelModel
 from .mmzone import Pgdat, Zone
-from .printk import core_warning_lines
+from .printk import DEFAULT_LEVEL, Record, core_records
 from .resource import ResourceTree
 
 __all__ = ["MachineState", "MemorySubsys"]
@@ -53,15 +53,19 @@ class MachineState:
     ``offline``/``online``/``online_kernel``/``online_movable``; ``auto_online`` is it as a
     bool), the module parameters ``memmap_on_memory``, ``online_policy``,
     ``auto_movable_ratio``, ``auto_movable_numa_aware``, ``possible_nodes``
-    (``node_possible_map``; None: the layout's nodes), ``cmdline`` (``/proc/cmdline``) and
+    (``node_possible_map``; None: the layout's nodes), ``dyndbg`` (the debug prints of
+    mm/memory_hotplug.c and ``mminit_loglevel`` enabled), ``cmdline`` (``/proc/cmdline``) and
     ``boot_args`` (the constructor arguments that rebuild the same hardware); what a release
     makes of the options: :mod:`sparsemem.bootparams`.
 
     ``mm/sparse.c``: ``sections`` (the ``SectionTable`` of the chosen core) and
     ``altmap_cls`` (its ``VmemAltmap``).  Boot results: ``max_pfn``, ``memory_block_size``,
     ``sections_per_block``, ``boot_reserved`` (the memblock allocations of boot that stay
-    reserved: pfn ranges).  Log: ``dmesg`` and ``once`` (the keys of the once-per-boot
-    guard).  Hotplug: ``max_mem_size`` (``mem=``; U64_MAX by default, §8.1),
+    reserved: pfn ranges).  Log: ``dmesg`` (records with a printk level, :mod:`sparsemem.printk`;
+    :meth:`log`) and ``once`` (the keys of the once-per-boot guard).  Hotplug:
+    ``max_mem_size`` (``mem=``; U64_MAX by default, §8.1), ``mem_hotplug_lock_unbalanced``
+    (5.6-5.8: a failed ``remove_memory`` released ``mem_hotplug_lock`` without holding it,
+    :func:`sparsemem.hotplug.remove_memory`),
     ``memory_notifier_error_inject``, ``nodes`` (nid -> :class:`~sparsemem.mmzone.Pgdat`),
     ``blocks`` (block id -> :class:`~sparsemem.memory_block.MemoryBlock`), ``iomem``
     (the :class:`~sparsemem.resource.ResourceTree`, sharing ``dmesg``).  Device memory:
@@ -84,6 +88,7 @@ class MachineState:
     auto_movable_numa_aware: bool
     possible_nodes: Optional[frozenset]
     cmdline: str
+    dyndbg: bool
     boot_args: dict[str, Any]
     # mm/sparse.c
     sections: Any
@@ -101,6 +106,7 @@ class MachineState:
     boot_reserved: list[tuple[int, int]]
     # memory hotplug
     max_mem_size: int
+    mem_hotplug_lock_unbalanced: bool
     memory_notifier_error_inject: dict[str, int]
     # PG_hwpoison: the pfns soft/hard offlined through sysfs (sparsemem.memory_failure)
     hwpoison: set[int]
@@ -113,6 +119,9 @@ class MachineState:
     # nvdimm
     nvdimm: Optional[Any]
     nvdimm_regions: Optional[list]
+    # device-dax (sparsemem.dax): the firmware's memory affinity (numa=) and the dax bus
+    numa: tuple
+    dax: Optional[Any]
 
     #: drivers/base/memory.c as hotplug calls it (set by the class that wires the layers)
     memory_subsys: ClassVar[MemorySubsys]
@@ -131,6 +140,7 @@ class MachineState:
         self.auto_movable_numa_aware = params.auto_movable_numa_aware
         self.possible_nodes = params.possible_nodes
         self.cmdline = params.cmdline
+        self.dyndbg = params.dyndbg
         self.boot_args = {}
         self.sections = sections
         self.altmap_cls = altmap_cls
@@ -144,6 +154,7 @@ class MachineState:
         self.max_mem_size = max_mem_size
         self.memory_notifier_error_inject = {}
         self.hwpoison = set()
+        self.mem_hotplug_lock_unbalanced = False
         self.nodes = {}
         self.blocks = {}
         iomem.dmesg = self.dmesg
@@ -152,6 +163,8 @@ class MachineState:
         self.pgmap_index = None
         self.nvdimm = None
         self.nvdimm_regions = None
+        self.numa = params.numa
+        self.dax = None
 
     @property
     def auto_online(self) -> bool:
@@ -171,13 +184,25 @@ class MachineState:
             for line in core[self._core_seen:]:
                 # the core logs one "WARNING: at <file> <symbol>: <text>" record per WARN;
                 # dmesg shows the x86 shape (banner, message, WARNING line, §5.1)
-                self.dmesg.extend(core_warning_lines(line))
+                for text, level, dynamic in core_records(line):
+                    self._printk(text, level, dynamic)
         self._core_seen = len(core)
 
-    def log(self, line: str) -> None:
-        """Append one kernel log line to :attr:`dmesg` (after any pending core lines)."""
+    def log(self, line: str, level: str = DEFAULT_LEVEL, *, dynamic: bool = False) -> None:
+        """Log one kernel record at printk ``level`` (:data:`sparsemem.printk.LEVELS`) after any
+        pending core lines.  ``dynamic``: the call site prints only when the boot enabled it
+        (``pr_debug``/``dev_dbg`` under CONFIG_DYNAMIC_DEBUG, ``mminit_dprintk``)."""
         self.sync_core_dmesg()
-        self.dmesg.append(line)
+        self._printk(line, level, dynamic)
+
+    def _printk(self, line: str, level: str, dynamic: bool) -> None:
+        """The one place that decides whether a record reaches :attr:`dmesg`: every level is
+        kept (the log buffer stores all of them; ``dmesg`` shows all), but a ``dynamic``
+        call site prints only when the machine booted with ``dyndbg`` (a distribution kernel
+        prints none of them by default: later-eras-hotplug-evidence.md §0.2, §2 item 25)."""
+        if dynamic and not self.dyndbg:
+            return
+        self.dmesg.append(line if level == DEFAULT_LEVEL else Record(line, level))
 
     # ------------------------------------------------------------------ nodes and zones
     @property
